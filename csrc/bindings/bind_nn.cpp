@@ -1,0 +1,88 @@
+// Layers: the Linear forward, activations, packed-weight caches and whole Sequential stacks.
+// Every compute call releases the GIL.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/bindings.h"
+#include "nn/activation.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
+
+namespace py = pybind11;
+
+namespace lincore::bindings {
+namespace {
+
+Epilogue make_epilogue(int act, double negative_slope) {
+  if (act < 0 || act > static_cast<int>(Activation::gelu_tanh)) {
+    throw std::invalid_argument("unknown activation code " + std::to_string(act));
+  }
+  return Epilogue{static_cast<Activation>(act), static_cast<float>(negative_slope)};
+}
+
+// One step from its Python description: ("linear", name, weight, bias | None, cache),
+// ("activation", name, code, negative_slope), ("flatten", name, start, end), ("identity", name).
+Step make_step(const py::tuple& t) {
+  Step s;
+  const std::string kind = t[0].cast<std::string>();
+  s.name = t[1].cast<std::string>();
+  if (kind == "linear") {
+    s.kind = Step::Kind::linear;
+    s.weight = t[2].cast<Tensor>();
+    if (!t[3].is_none()) s.bias = t[3].cast<Tensor>();
+    s.cache = t[4].cast<std::shared_ptr<PackCache>>();
+  } else if (kind == "activation") {
+    s.kind = Step::Kind::activation;
+    s.ep = make_epilogue(t[2].cast<int>(), t[3].cast<double>());
+  } else if (kind == "flatten") {
+    s.kind = Step::Kind::flatten;
+    s.start_dim = t[2].cast<std::int64_t>();
+    s.end_dim = t[3].cast<std::int64_t>();
+  } else if (kind == "identity") {
+    s.kind = Step::Kind::identity;
+  } else {
+    throw std::invalid_argument("unknown Sequential step kind '" + kind + "'");
+  }
+  return s;
+}
+
+}  // namespace
+
+void register_nn(py::module_& m) {
+  py::class_<PackCache, std::shared_ptr<PackCache>>(m, "PackCache")
+      .def(py::init<>())
+      .def_property_readonly("packed_bytes", &PackCache::packed_bytes);
+
+  m.def(
+      "linear",
+      [](const Tensor& x, const Tensor& w, std::optional<Tensor> b, int act, double slope,
+         PackCache* cache) {
+        Epilogue ep = make_epilogue(act, slope);
+        py::gil_scoped_release nogil;
+        return linear(x, w, b, ep, cache);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("act") = 0,
+      py::arg("negative_slope") = 0.01, py::arg("cache") = nullptr,
+      "linear(x, weight, bias=None, act=0, negative_slope=0.01, cache=None)\n"
+      "(*, in_features) -> (*, out_features): act(x @ weight.T + bias)");
+
+  m.def(
+      "activation",
+      [](const Tensor& x, int act, double slope) {
+        Epilogue ep = make_epilogue(act, slope);
+        py::gil_scoped_release nogil;
+        return activation(x, ep);
+      },
+      py::arg("x"), py::arg("act"), py::arg("negative_slope") = 0.01);
+
+  py::class_<Sequential>(m, "SequentialPlan")
+      .def(py::init([](const py::list& steps) {
+        std::vector<Step> out;
+        for (const auto& s : steps) out.push_back(make_step(s.cast<py::tuple>()));
+        return Sequential(std::move(out));
+      }))
+      .def("forward", &Sequential::forward, py::arg("x"),
+           py::call_guard<py::gil_scoped_release>());
+}
+
+}  // namespace lincore::bindings

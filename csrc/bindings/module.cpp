@@ -1,0 +1,23 @@
+// The lincore._core extension module: one register_<thing> call per binding file.
+#include <pybind11/pybind11.h>
+
+#include "bindings/bindings.h"
+#include "tensor/errors.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "lincore's compiled core (private: import lincore instead)";
+  // std::invalid_argument -> ValueError, out_of_range -> IndexError, bad_alloc -> MemoryError and
+  // runtime_error -> RuntimeError come from pybind11; TypeError needs our own translator.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const lincore::type_error& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+  lincore::bindings::register_tensor(m);
+  lincore::bindings::register_nn(m);
+  lincore::bindings::register_runtime(m);
+}

@@ -1,0 +1,117 @@
+// CPU feature detection (CPUID + XGETBV) and the table of kernel families.
+#include "kernels/dispatch.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#define LINCORE_X86 1
+#endif
+
+namespace lincore {
+namespace {
+
+struct Entry {
+  const detail::KernelFamily& (*get)();
+  bool (*supported)();
+};
+
+#ifdef LINCORE_X86
+std::uint64_t xgetbv0() {
+  std::uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<std::uint64_t>(edx) << 32) | eax;
+}
+
+struct X86Features {
+  bool avx2_fma = false, avx512 = false;
+  X86Features() {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+    if (!osxsave || !avx) return;
+    // The OS must save the wide registers: XCR0 bits 1-2 (xmm, ymm); 5-7 (opmask, zmm).
+    const std::uint64_t xcr0 = xgetbv0();
+    const bool ymm_state = (xcr0 & 0x6) == 0x6, zmm_state = (xcr0 & 0xE6) == 0xE6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    const bool avx2 = b & (1u << 5);
+    const bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
+    avx2_fma = ymm_state && avx2 && fma;
+    avx512 = avx2_fma && zmm_state && f && dq && bw && vl;
+  }
+};
+
+const X86Features& x86() {
+  static const X86Features features;
+  return features;
+}
+#endif
+
+bool always() { return true; }
+
+// Best first. The index of an entry is what PackedWeight::family records.
+const Entry kEntries[] = {
+#ifdef LINCORE_X86
+    {&detail::isa_avx512::family, [] { return x86().avx512; }},
+    {&detail::isa_avx2::family, [] { return x86().avx2_fma; }},
+    {&detail::isa_sse2::family, &always},
+#endif
+    {&detail::isa_scalar::family, &always},
+};
+constexpr int kCount = sizeof(kEntries) / sizeof(kEntries[0]);
+
+int index_of(const std::string& isa) {
+  for (int i = 0; i < kCount; ++i) {
+    if (isa == kEntries[i].get().name) {
+      if (!kEntries[i].supported()) {
+        throw std::invalid_argument("cpu capability '" + isa +
+                                    "' is not supported by this CPU; supported: " +
+                                    [] {
+                                      std::string s;
+                                      for (const auto& n : supported_capabilities())
+                                        s += (s.empty() ? "" : ", ") + n;
+                                      return s;
+                                    }());
+      }
+      return i;
+    }
+  }
+  throw std::invalid_argument("unknown cpu capability '" + isa +
+                              "'; expected one of avx512, avx2, sse2, scalar");
+}
+
+int initial_index() {
+  if (const char* env = std::getenv("LINCORE_ISA"); env && *env) return index_of(env);
+  for (int i = 0; i < kCount; ++i)
+    if (kEntries[i].supported()) return i;
+  return kCount - 1;
+}
+
+std::atomic<int>& active() {
+  static std::atomic<int> index{initial_index()};
+  return index;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_capabilities() {
+  std::vector<std::string> out;
+  for (const auto& e : kEntries)
+    if (e.supported()) out.emplace_back(e.get().name);
+  return out;
+}
+
+std::string cpu_capability() { return detail::active_family().name; }
+
+void set_cpu_capability(const std::string& isa) { active().store(index_of(isa)); }
+
+namespace detail {
+int active_family_index() { return active().load(std::memory_order_relaxed); }
+const KernelFamily& active_family() { return kEntries[active_family_index()].get(); }
+const KernelFamily& family_at(int index) { return kEntries[index].get(); }
+}  // namespace detail
+
+}  // namespace lincore

@@ -1,0 +1,68 @@
+// THE kernel contract of lincore. One operation, one operand order, stated once:
+//
+//   y[i, j] = act( b[j] + sum_{p<k} x[i, p] * w[j, p] )     for i < m, j < n
+//
+//   x: m x k, row-major, row stride ldx >= k (contiguous along k)
+//   w: n x k, row-major, row stride ldw >= k (nn.Linear's [out_features, in_features])
+//   b: n values, or nullptr for no bias
+//   y: m x n, row-major, row stride ldy >= n; write-only: never read before it is written, so it
+//      may hold NaN or garbage on entry. y must not alias x, w or b.
+//   m, n or k may be 0 (k == 0 gives act(b) exactly).
+//
+// Numerics: accumulators are of the element type (fp32 for float, fp64 for double) and start from
+// the bias; each output is one fused-multiply-add chain over p = 0..k-1 in increasing order (a
+// mul-then-add chain on ISAs without FMA). The chain for an output does not depend on m, on its
+// row's position in the batch or on the thread count, so results are bitwise deterministic for
+// a given ISA. They are not bitwise equal to numpy (different summation order, FMA rounding) nor
+// across ISAs; tests compare against a float64 reference with the error bound in TESTING.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace lincore {
+
+enum class Activation : std::uint8_t { none, relu, leaky_relu, sigmoid, tanh, gelu, gelu_tanh };
+
+struct Epilogue {
+  Activation act = Activation::none;
+  float negative_slope = 0.01f;  // leaky_relu only
+};
+
+const char* activation_name(Activation a);
+
+// The permanent oracle: a triple loop accumulating in double, then rounded once. Slow, obviously
+// right; tests and the C++ benchmark check every fast path against it.
+template <class T>
+void gemm_ref(std::int64_t m, std::int64_t n, std::int64_t k, const T* x, std::int64_t ldx,
+              const T* w, std::int64_t ldw, const T* b, T* y, std::int64_t ldy, Epilogue ep);
+
+// Applies one activation to one value; the scalar definition every kernel must agree with.
+template <class T>
+T activate(T v, Epilogue ep);
+
+// Weights (and bias) rearranged once for the kernel family in use: K-slices of KC, each holding
+// ceil(n / NR) panels of KC x NR values, k-major, zero-padded to NR columns; the bias padded to
+// a multiple of NR. Built by gemm_pack, read-only afterwards (safe to share between threads).
+template <class T>
+struct PackedWeight {
+  std::int64_t n = 0, k = 0;
+  int nr = 1, kc = 1;  // the family's panel width and K-slice length
+  int family = -1;     // which kernel family packed it (an index into the dispatch table)
+  std::shared_ptr<T> data;  // 64-byte aligned
+  std::shared_ptr<T> bias;  // npad values, or null when there is no bias
+  std::int64_t npad() const { return (n + nr - 1) / nr * nr; }
+};
+
+// Packs w (n x k, row stride ldw) and b (n values or nullptr) for the kernel family in use.
+template <class T>
+PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
+                          const T* b);
+
+// y = act(x . w^T + b) with w given packed. Same contract as gemm_ref. Splits the work over the
+// thread pool when it is large enough to gain; call from any thread.
+template <class T>
+void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
+              std::int64_t ldy, Epilogue ep);
+
+}  // namespace lincore

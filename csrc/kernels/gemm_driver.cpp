@@ -1,0 +1,90 @@
+// gemm_pack and gemm_run: the entry points of the packed-weight GEMM. Packing is ISA-neutral
+// (it only needs the family's NR and KC); the loop nest and micro-kernels run in the family's TU.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <type_traits>
+
+#include "kernels/dispatch.h"
+#include "kernels/gemm.h"
+
+namespace lincore {
+namespace {
+
+template <class T>
+std::shared_ptr<T> aligned_array(std::int64_t count) {
+  std::size_t bytes = static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(T);
+  bytes = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { std::free(q); });
+}
+
+template <class T>
+const detail::Blocking<T>& blocking_of(const detail::KernelFamily& f) {
+  if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
+}
+
+template <class T>
+detail::RunFn<T> run_of(const detail::KernelFamily& f) {
+  if constexpr (std::is_same_v<T, float>) return f.run_f32; else return f.run_f64;
+}
+
+}  // namespace
+
+template <class T>
+PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
+                          const T* b) {
+  PackedWeight<T> pw;
+  pw.family = detail::active_family_index();
+  const auto& blk = blocking_of<T>(detail::family_at(pw.family));
+  pw.n = n;
+  pw.k = k;
+  pw.nr = blk.nr;
+  pw.kc = blk.kc;
+  const std::int64_t npad = pw.npad(), nr = pw.nr;
+  pw.data = aligned_array<T>(npad * k);
+  T* dst = pw.data.get();
+  // Slice pc starts at pc * npad; inside it panel jr starts at jr * kc * NR, k-major.
+  for (std::int64_t pc = 0; pc < k; pc += pw.kc) {
+    const std::int64_t kc = k - pc < pw.kc ? k - pc : pw.kc;
+    for (std::int64_t jr = 0; jr < npad / nr; ++jr) {
+      T* panel = dst + pc * npad + jr * kc * nr;
+      for (std::int64_t c = 0; c < nr; ++c) {
+        const std::int64_t j = jr * nr + c;
+        if (j < n) {
+          const T* src = w + j * ldw + pc;
+          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = src[p];
+        } else {
+          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = T(0);
+        }
+      }
+    }
+  }
+  if (b) {
+    pw.bias = aligned_array<T>(npad);
+    std::memcpy(pw.bias.get(), b, sizeof(T) * n);
+    std::memset(pw.bias.get() + n, 0, sizeof(T) * (npad - n));
+  }
+  return pw;
+}
+
+template <class T>
+void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
+              std::int64_t ldy, Epilogue ep) {
+  if (m == 0 || pw.n == 0) return;
+  const auto& family = detail::family_at(pw.family);
+  run_of<T>(family)(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, 0,
+                    pw.npad() / pw.nr);
+}
+
+template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,
+                                              std::int64_t, const float*);
+template PackedWeight<double> gemm_pack<double>(std::int64_t, std::int64_t, const double*,
+                                                std::int64_t, const double*);
+template void gemm_run<float>(std::int64_t, const float*, std::int64_t, const PackedWeight<float>&,
+                              float*, std::int64_t, Epilogue);
+template void gemm_run<double>(std::int64_t, const double*, std::int64_t,
+                               const PackedWeight<double>&, double*, std::int64_t, Epilogue);
+
+}  // namespace lincore

@@ -1,0 +1,20 @@
+// Scalar family: plain C++ (no vector types), the portable path on any CPU; 4x4 tiles.
+#define LINCORE_ISA_NS isa_scalar
+#include "kernels/gemm_impl.h"
+
+namespace lincore::detail::isa_scalar {
+
+namespace {
+constexpr int MR = 4, NV = 4, W32 = 1, W64 = 1, MC = 64, KC = 256;
+}
+
+const KernelFamily& family() {
+  static const KernelFamily f{"scalar",
+                              {MR, W32 * NV, MC, KC},
+                              {MR, W64 * NV, MC, KC},
+                              &run<float, W32, NV, MR, MC, KC>,
+                              &run<double, W64, NV, MR, MC, KC>};
+  return f;
+}
+
+}  // namespace lincore::detail::isa_scalar

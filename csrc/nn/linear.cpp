@@ -1,0 +1,158 @@
+#include "nn/linear.h"
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "kernels/dispatch.h"
+#include "tensor/errors.h"
+
+namespace lincore {
+
+bool PackCache::Key::operator==(const Key& o) const {
+  return w_data == o.w_data && b_data == o.b_data && w_shape == o.w_shape &&
+         w_strides == o.w_strides && w_version == o.w_version && b_version == o.b_version &&
+         family == o.family && dtype == o.dtype;
+}
+
+template <class T>
+std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Tensor* b) {
+  Key key;
+  key.w_data = w.raw_data();
+  key.b_data = b ? b->raw_data() : nullptr;
+  key.w_shape = w.shape();
+  key.w_strides = w.strides();
+  key.w_version = w.storage()->version();
+  key.b_version = b ? b->storage()->version() : 0;
+  key.family = detail::active_family_index();
+  key.dtype = dtype_of<T>();
+  const bool trusted = w.storage()->exports() == 0 && (!b || b->storage()->exports() == 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (trusted && packed_ && key == key_) {
+      return std::static_pointer_cast<const PackedWeight<T>>(packed_);
+    }
+  }
+  Tensor wc = w.contiguous();
+  Tensor bc = b ? b->contiguous() : Tensor();
+  auto packed = std::make_shared<PackedWeight<T>>(gemm_pack<T>(
+      w.size(0), w.size(1), wc.data<T>(), w.size(1), b ? bc.data<T>() : nullptr));
+  std::lock_guard<std::mutex> lock(mutex_);
+  key_ = key;
+  packed_ = packed;
+  bytes_ = static_cast<std::size_t>(packed->npad() * (packed->k + (b ? 1 : 0))) * sizeof(T);
+  return packed;
+}
+
+std::size_t PackCache::packed_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return bytes_;
+}
+
+namespace {
+
+std::string dims_str(std::int64_t a, std::int64_t b) {
+  return std::to_string(a) + "x" + std::to_string(b);
+}
+
+// Integer Linear: exact, wrapping on overflow like numpy and PyTorch (unsigned arithmetic).
+void linear_int64(std::int64_t m, std::int64_t n, std::int64_t k, const std::int64_t* x,
+                  std::int64_t ldx, const Tensor& w, const std::int64_t* b, std::int64_t* y) {
+  Tensor wc = w.contiguous();
+  const std::int64_t* wp = wc.data<std::int64_t>();
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      std::uint64_t acc = b ? static_cast<std::uint64_t>(b[j]) : 0;
+      for (std::int64_t p = 0; p < k; ++p) {
+        acc += static_cast<std::uint64_t>(x[i * ldx + p]) * static_cast<std::uint64_t>(wp[j * k + p]);
+      }
+      y[i * n + j] = static_cast<std::int64_t>(acc);
+    }
+  }
+}
+
+template <class T>
+void linear_float(std::int64_t m, const T* x, std::int64_t ldx, const Tensor& w,
+                  const std::optional<Tensor>& b, T* y, Epilogue ep, PackCache* cache) {
+  std::shared_ptr<const PackedWeight<T>> packed;
+  if (cache) {
+    packed = cache->get<T>(w, b ? &*b : nullptr);
+  } else {
+    PackCache local;
+    packed = local.get<T>(w, b ? &*b : nullptr);
+  }
+  gemm_run<T>(m, x, ldx, *packed, y, packed->n, ep);
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, Epilogue ep,
+              PackCache* cache) {
+  if (x.dim() == 0 || w.dim() != 2) {
+    throw std::runtime_error("both arguments to linear need to be at least 1D, but they are " +
+                             std::to_string(x.dim()) + "D and " + std::to_string(w.dim()) + "D");
+  }
+  const std::int64_t n = w.size(0), k = w.size(1);
+  const std::int64_t kx = x.size(-1);
+  std::int64_t m = 1;  // rows: the product of the leading dims (1 for a 1-D x)
+  for (std::int64_t d = 0; d + 1 < x.dim(); ++d) m *= x.shape()[d];
+  if (kx != k) {
+    throw std::runtime_error("mat1 and mat2 shapes cannot be multiplied (" + dims_str(m, kx) +
+                             " and " + dims_str(k, n) + ")");
+  }
+  if (x.dtype() != w.dtype()) {
+    throw std::runtime_error(std::string("mat1 and mat2 must have the same dtype, but got ") +
+                             dtype_short_name(x.dtype()) + " and " + dtype_short_name(w.dtype()));
+  }
+  if (b) {
+    if (b->dtype() != w.dtype()) {
+      throw std::runtime_error(std::string("linear: expected the bias to have dtype ") +
+                               dtype_name(w.dtype()) + ", but got " + dtype_name(b->dtype()));
+    }
+    if (b->dim() != 1 || b->size(0) != n) {
+      throw std::runtime_error("linear: expected a bias of shape [" + std::to_string(n) +
+                               "], but got " + shape_str(b->shape()));
+    }
+  }
+  if (x.dtype() == DType::bool_) {
+    throw type_error("\"addmm\" not implemented for 'Bool'");
+  }
+  if (x.dtype() == DType::int64 && ep.act != Activation::none) {
+    throw type_error(std::string("\"") + activation_name(ep.act) + "\" not implemented for 'Long'");
+  }
+
+  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
+  out_shape.push_back(n);
+  Tensor y = Tensor::empty(out_shape, x.dtype());
+  if (y.numel() == 0) return y;
+
+  // The kernel needs rows contiguous along k with one row stride: a view of x when its layout
+  // allows (any row stride, even 0 or negative), else a contiguous copy.
+  Tensor x2 = x.reshape({m, k});
+  if (k > 1 && x2.strides()[1] != 1) x2 = x2.contiguous();
+  const std::int64_t ldx = x2.strides()[0];
+
+  switch (x.dtype()) {
+    case DType::float32:
+      linear_float<float>(m, x2.data<float>(), ldx, w, b, y.data<float>(), ep, cache);
+      break;
+    case DType::float64:
+      linear_float<double>(m, x2.data<double>(), ldx, w, b, y.data<double>(), ep, cache);
+      break;
+    case DType::int64: {
+      Tensor bc = b ? b->contiguous() : Tensor();
+      linear_int64(m, n, k, x2.data<std::int64_t>(), ldx, w,
+                   b ? bc.data<std::int64_t>() : nullptr, y.data<std::int64_t>());
+      break;
+    }
+    case DType::bool_: break;
+  }
+  return y;
+}
+
+template std::shared_ptr<const PackedWeight<float>> PackCache::get<float>(const Tensor&,
+                                                                          const Tensor*);
+template std::shared_ptr<const PackedWeight<double>> PackCache::get<double>(const Tensor&,
+                                                                            const Tensor*);
+
+}  // namespace lincore

@@ -1,0 +1,45 @@
+// The Linear layer's forward, y = act(x . W^T + b), over tensors: shape and dtype checks with
+// PyTorch's messages, layout conversion at the boundary, and the cached packed weight.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "kernels/gemm.h"
+#include "tensor/tensor.h"
+
+namespace lincore {
+
+// The packed form of one (weight, bias) pair. It is rebuilt when the tensors are replaced, when
+// their contents change (storage versions) or when the kernel family changes; a storage that is
+// exported to Python as a writable buffer right now cannot be trusted and is repacked each call.
+class PackCache {
+ public:
+  template <class T>
+  std::shared_ptr<const PackedWeight<T>> get(const Tensor& w, const Tensor* b);
+  std::size_t packed_bytes() const;
+
+ private:
+  struct Key {
+    const void* w_data = nullptr;
+    const void* b_data = nullptr;
+    Shape w_shape, w_strides;
+    std::uint64_t w_version = 0, b_version = 0;
+    int family = -1;
+    DType dtype = DType::float32;
+    bool operator==(const Key& o) const;
+  };
+  mutable std::mutex mutex_;
+  Key key_;
+  std::shared_ptr<const void> packed_;
+  std::size_t bytes_ = 0;
+};
+
+// (*, in_features) -> (*, out_features). x, w, b of one dtype (float32, float64 or int64); w of
+// shape [out, in]; b of shape [out] or absent. `out`, if given, must be a contiguous tensor of
+// the result's shape and dtype, not overlapping x.
+Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, Epilogue ep = {},
+              PackCache* cache = nullptr);
+
+}  // namespace lincore

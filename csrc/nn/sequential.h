@@ -1,0 +1,35 @@
+// A stack of layers run as one C++ call: Linear, activations, Flatten, Identity. A Linear
+// followed by an activation is fused into one kernel call (the activation at the final store).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nn/linear.h"
+
+namespace lincore {
+
+struct Step {
+  enum class Kind { linear, activation, flatten, identity };
+  Kind kind = Kind::identity;
+  std::string name;  // how errors name the layer, e.g. "2 (Linear(in_features=18, ...))"
+  Tensor weight;
+  std::optional<Tensor> bias;
+  std::shared_ptr<PackCache> cache;
+  Epilogue ep;
+  std::int64_t start_dim = 1, end_dim = -1;  // flatten
+};
+
+class Sequential {
+ public:
+  explicit Sequential(std::vector<Step> steps) : steps_(std::move(steps)) {}
+  Tensor forward(const Tensor& x) const;
+  const std::vector<Step>& steps() const { return steps_; }
+
+ private:
+  std::vector<Step> steps_;
+};
+
+}  // namespace lincore

@@ -1,0 +1,23 @@
+// lincore's own persistent thread pool (not OpenMP, which is not fork-safe and clashes with the
+// runtimes numpy/torch bring). The caller thread takes part, so n threads means n - 1 workers.
+// Workers spin briefly after a job (a hand-off then costs well under a microsecond) and then
+// sleep on a condition variable, so an idle process uses no CPU. After fork() the child starts a
+// fresh pool on first use.
+#pragma once
+
+#include <functional>
+
+namespace lincore {
+
+// The default: LINCORE_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs this process may run on
+// (affinity mask, capped by a cgroup CPU quota).
+int default_num_threads();
+int get_num_threads();
+void set_num_threads(int n);  // std::invalid_argument when n < 1
+
+// Runs fn(t) for t = 0..nt-1 and returns when all are done; t = 0 runs on the caller. nt is
+// capped by get_num_threads(). When the pool is busy with another caller's job, or the caller is
+// itself a pool worker, everything runs on the caller: never more threads than asked for.
+void parallel_run(int nt, const std::function<void(int)>& fn);
+
+}  // namespace lincore

@@ -1,0 +1,54 @@
+// A shared, reference-counted block of bytes. Our own allocations are 64-byte aligned so that
+// kernels can use aligned vector loads on them; foreign memory (a numpy array) is borrowed with
+// an owner handle that keeps it alive.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace lincore {
+
+class Storage {
+ public:
+  static constexpr std::size_t alignment = 64;
+
+  // Allocates nbytes (at least one cache line, so data() is never null). Throws std::bad_alloc.
+  static std::shared_ptr<Storage> allocate(std::size_t nbytes);
+  // Borrows memory owned elsewhere; `owner` is released when the last tensor view goes away.
+  static std::shared_ptr<Storage> borrow(void* data, std::size_t nbytes, std::shared_ptr<void> owner,
+                                         bool writable);
+
+  void* data() const { return data_; }
+  std::size_t nbytes() const { return nbytes_; }
+  bool writable() const { return writable_; }
+
+  // Bumped by every write made through lincore, so caches derived from the contents (packed
+  // weights) can tell that they are stale.
+  std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_acq_rel); }
+
+  // Writable views handed out to foreign code (a numpy array over a lincore tensor). Writes
+  // through them are invisible to version(), so caches must not trust it while any is alive;
+  // releasing one bumps the version.
+  int exports() const { return exports_.load(std::memory_order_acquire); }
+  void add_export() { exports_.fetch_add(1, std::memory_order_acq_rel); }
+  void remove_export() {
+    bump_version();
+    exports_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+
+  Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable)
+      : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable) {}
+
+ private:
+  void* data_;
+  std::size_t nbytes_;
+  std::shared_ptr<void> owner_;
+  bool writable_;
+  std::atomic<std::uint64_t> version_{0};
+  std::atomic<int> exports_{0};
+};
+
+}  // namespace lincore
