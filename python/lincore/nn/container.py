@@ -1,0 +1,120 @@
+"""nn.Sequential. Its forward hands runs of built-in layers (Linear, activations, Flatten,
+Identity) to the C++ core as one call each; any other module (a user's Python Module) is called
+in between. The compiled plan is cached and rebuilt when any member changes."""
+
+from __future__ import annotations
+
+import numbers
+from collections import OrderedDict
+from typing import Any, Iterator
+
+from .. import _core
+from .._creation import as_tensor
+from .module import Module, _plan_tokens
+
+
+class Sequential(Module):
+    """Sequential(*modules) or Sequential(OrderedDict(name=module)): applies them in order."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for key, module in args[0].items():
+                self.add_module(key, module)
+        else:
+            for idx, module in enumerate(args):
+                self.add_module(str(idx), module)
+
+    # -- container protocol ------------------------------------------------------------------
+    def _index(self, idx: Any) -> int:
+        if isinstance(idx, bool) or not isinstance(idx, numbers.Integral):
+            raise TypeError(f"Sequential indices must be integers or slices, not {type(idx).__name__}")
+        n = len(self)
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} is out of range")
+        return int(idx) % n
+
+    def __getitem__(self, idx: Any) -> Any:
+        if isinstance(idx, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return list(self._modules.values())[self._index(idx)]
+
+    def __setitem__(self, idx: Any, module: Module) -> None:
+        key = list(self._modules.keys())[self._index(idx)]
+        self.add_module(key, module)
+
+    def __delitem__(self, idx: Any) -> None:
+        keys = list(self._modules.keys())
+        for key in (keys[idx] if isinstance(idx, slice) else [keys[self._index(idx)]]):
+            del self._modules[key]
+        # PyTorch renumbers the remaining modules so that indices stay 0..n-1.
+        items = list(self._modules.values())
+        self._modules.clear()
+        for i, m in enumerate(items):
+            self._modules[str(i)] = m
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Any) -> Sequential:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        if not isinstance(module, Module):
+            raise AssertionError(f"module should be of type: {Module}")
+        n = len(self)
+        if not -n <= index <= n:
+            raise IndexError(f"Index out of range: {index}")
+        index = index % (n + 1) if index < 0 else index
+        items = list(self._modules.values())
+        items.insert(index, module)
+        self._modules.clear()
+        for i, m in enumerate(items):
+            self._modules[str(i)] = m
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+        return self
+
+    # -- forward -----------------------------------------------------------------------------
+    def _plan_key(self) -> tuple:
+        return (self._plan_token,) + tuple(m._plan_token for m in self._modules.values())
+
+    def _build_plan(self) -> list:
+        """Segments: a compiled C++ plan for each run of built-in layers, or a Python module."""
+        segments: list = []
+        run: list = []
+        for key, module in self._modules.items():
+            step = getattr(module, "_step", None)
+            if step is not None and type(module)._step is not Module.__dict__.get("_step"):
+                run.append(step(f"{key}: {module!r}"))
+                continue
+            if run:
+                segments.append(_core.SequentialPlan(run))
+                run = []
+            segments.append(module)
+        if run:
+            segments.append(_core.SequentialPlan(run))
+        return segments
+
+    def forward(self, input: Any) -> Any:
+        key = self._plan_key()
+        cached = self.__dict__.get("_plan")
+        if cached is None or cached[0] != key:
+            cached = (key, self._build_plan())
+            object.__setattr__(self, "_plan", cached)
+        x = input
+        for segment in cached[1]:
+            if isinstance(segment, _core.SequentialPlan):
+                x = segment.forward(x if isinstance(x, _core.Tensor) else as_tensor(x))
+            else:
+                x = segment(x)
+        return x

@@ -1,0 +1,81 @@
+"""nn.Linear (y = x W^T + b on lincore's packed-weight kernel) and nn.Identity."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from .. import _core
+from .._creation import as_tensor, empty
+from .._dtype import dtype as _dtype
+from .._dtype import float32
+from .module import Module
+from .parameter import Parameter
+
+
+def _check_features(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Linear: {name} must be an int, but got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"Linear: {name} must be a non-negative integer, but got {value}")
+    return int(value)
+
+
+class Linear(Module):
+    """Applies y = x W^T + b: input (*, in_features) -> output (*, out_features).
+
+    weight has shape (out_features, in_features) and bias (out_features,); both start uniform in
+    (-1/sqrt(in_features), 1/sqrt(in_features)) like PyTorch, drawn from lincore's generator.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype: _dtype | None = None) -> None:
+        in_features = _check_features("in_features", in_features)
+        out_features = _check_features("out_features", out_features)
+        d = dtype or float32
+        if not isinstance(d, _dtype) or not d.is_floating_point:
+            raise TypeError(f"Linear: dtype must be lincore.float32 or lincore.float64, got {d}")
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = Parameter(empty((out_features, in_features), dtype=d))
+        if bias:
+            self.bias = Parameter(empty(out_features, dtype=d))
+        else:
+            self.register_parameter("bias", None)
+        # The packed weight lives here; it is rebuilt whenever weight or bias change.
+        object.__setattr__(self, "_pack", _core.PackCache())
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # PyTorch's kaiming_uniform_(a=sqrt(5)) reduces to this bound for both tensors.
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        if self.weight.numel():
+            self.weight.uniform_(-bound, bound)
+        if self.bias is not None:
+            self.bias.uniform_(-bound, bound)
+
+    def forward(self, input: Any) -> Any:
+        x = input if isinstance(input, _core.Tensor) else as_tensor(input)
+        return _core.linear(x, self.weight, self.bias, 0, 0.01, self._pack)
+
+    def _step(self, name: str) -> tuple:
+        return ("linear", name, self.weight, self.bias, self._pack)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Identity(Module):
+    """Returns its input unchanged; takes and ignores any arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, input: Any) -> Any:
+        return input
+
+    def _step(self, name: str) -> tuple:
+        return ("identity", name)

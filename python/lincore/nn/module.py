@@ -1,0 +1,312 @@
+"""nn.Module: the base class of layers and models, with PyTorch's registration of parameters
+and submodules, iteration, state_dict/load_state_dict and repr."""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
+
+import numpy as np
+
+from .. import _core
+from .._creation import as_tensor
+from .parameter import Parameter
+
+_plan_tokens = itertools.count(1)
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class for all lincore modules; subclass it and define forward()."""
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+
+    # -- attribute registration --------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = self.__dict__.get("_parameters")
+        modules = self.__dict__.get("_modules")
+        if params is None or modules is None:
+            raise AttributeError(
+                "cannot assign attributes before Module.__init__() call"
+            )
+        if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
+            modules.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
+            params.pop(name, None)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign '{type(value).__module__}.{type(value).__name__}' as "
+                    f"parameter '{name}' (lincore.nn.Parameter or None expected)"
+                )
+            params[name] = None
+        elif name in modules:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign '{type(value).__module__}.{type(value).__name__}' as child "
+                    f"module '{name}' (lincore.nn.Module or None expected)"
+                )
+            modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+        # Any change may alter a compiled Sequential plan holding this module.
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+
+    def __getattr__(self, name: str) -> Any:
+        d = self.__dict__
+        if "_parameters" in d and name in d["_parameters"]:
+            return d["_parameters"][name]
+        if "_modules" in d and name in d["_modules"]:
+            return d["_modules"][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._parameters:
+            del self._parameters[name]
+        elif name in self._modules:
+            del self._modules[name]
+        else:
+            object.__delattr__(self, name)
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules))
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"parameter name must be a non-empty string without '.', got {name!r}")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(
+                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                "(lincore.nn.Parameter or None required)"
+            )
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__module__}.{type(module).__name__} is not a Module subclass")
+        if not isinstance(name, str):
+            raise TypeError(f"module name should be a string. Got {type(name).__name__}")
+        if "." in name or name == "":
+            raise KeyError(f'module name can\'t contain ".", got: {name}' if name else
+                           'module name can\'t be empty string ""')
+        self.__dict__.pop(name, None)
+        self._modules[name] = module
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+
+    register_module = add_module
+
+    # -- calling -----------------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f'Module [{type(self).__name__}] is missing the required "forward" function'
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- traversal ---------------------------------------------------------------------------
+    def named_modules(self, memo: set[int] | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, module in self._modules.items():
+            if module is None:
+                continue
+            sub = prefix + ("." if prefix else "") + name
+            yield from module.named_modules(memo, sub, remove_duplicate)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        seen: set[int] = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        seen: set[int] = set()
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse \
+            else iter([(prefix, self)])
+        for mod_prefix, m in mods:
+            for name, p in m._parameters.items():
+                if p is None or (remove_duplicate and id(p) in seen):
+                    continue
+                seen.add(id(p))
+                yield mod_prefix + ("." if mod_prefix else "") + name, p
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    # -- modes -------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            if p.grad is not None:
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
+
+    def apply(self, fn: Callable[[Module], None]) -> Module:
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self, *, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
+        """Parameters by dotted name ("0.weight"); the tensors share memory with the model."""
+        out: OrderedDict = OrderedDict()
+        for name, p in self.named_parameters(prefix=prefix.rstrip("."), remove_duplicate=False):
+            out[name] = p if keep_vars else p.detach()
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> IncompatibleKeys:
+        """Copies values (lincore tensors or numpy arrays) into the parameters. Every problem
+        is reported in one RuntimeError, and on error no parameter is changed."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+        own = dict(self.named_parameters(remove_duplicate=False))
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors: list[str] = []
+        staged: list[tuple[Parameter, Any]] = []
+        for key, param in own.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            src = _as_source(value)
+            if src is None:
+                errors.append(
+                    f'While copying the parameter named "{key}", expected lincore.Tensor or '
+                    f"numpy array from checkpoint but received {type(value)}"
+                )
+                continue
+            if tuple(src.shape) != tuple(param.shape):
+                errors.append(
+                    f"size mismatch for {key}: copying a param with shape {src.shape} from "
+                    f"checkpoint, the shape in current model is {param.shape}."
+                )
+                continue
+            staged.append((param, src))
+        if strict:
+            if unexpected:
+                errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
+                    ", ".join(f'"{k}"' for k in unexpected)))
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: {}. ".format(
+                    ", ".join(f'"{k}"' for k in missing)))
+        if errors:
+            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
+                type(self).__name__, "\n\t".join(errors)))
+        for param, src in staged:
+            param._copy_from(src)
+        return IncompatibleKeys(missing, unexpected)
+
+    # -- dtype -------------------------------------------------------------------------------
+    def to(self, dtype: Any) -> Module:
+        """Converts every floating point parameter to dtype, in place."""
+        for m in self.modules():
+            for name, p in list(m._parameters.items()):
+                if p is not None and p.dtype is not dtype:
+                    setattr(m, name, Parameter(p.detach().to(dtype), p.requires_grad))
+        return self
+
+    def float(self) -> Module:
+        from .._dtype import float32
+        return self.to(float32)
+
+    def double(self) -> Module:
+        from .._dtype import float64
+        return self.to(float64)
+
+    # -- repr --------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def _get_name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = []
+        for key, module in self._modules.items():
+            child_lines.append("(" + key + "): " + _addindent(repr(module), 2))
+        lines = extra_lines + child_lines
+        main = self._get_name() + "("
+        if lines:
+            if len(extra_lines) == 1 and not child_lines:
+                main += extra_lines[0]
+            else:
+                main += "\n  " + "\n  ".join(lines) + "\n"
+        return main + ")"
+
+
+def _as_source(value: Any) -> Any:
+    """A state_dict value as a tensor: lincore tensors, numpy arrays and anything with
+    __array__ (a torch tensor) are accepted; None for anything else."""
+    try:
+        if isinstance(value, (_core.Tensor, np.ndarray)):
+            return as_tensor(value)
+        if hasattr(value, "__array__"):
+            if hasattr(value, "detach"):
+                value = value.detach()
+            return as_tensor(np.asarray(value))
+    except (TypeError, ValueError, RuntimeError):
+        pass
+    return None
+
+
+def _addindent(s: str, spaces: int) -> str:
+    lines = s.split("\n")
+    if len(lines) == 1:
+        return s
+    return lines[0] + "\n" + "\n".join(" " * spaces + line for line in lines[1:])
