@@ -147,7 +147,8 @@ def tensor(data: Any, dtype: dtype | None = None, requires_grad: bool = False) -
     else:
         shape, flat, kind = _parse_nested(data)
         if dtype is None:
-            dtype = (bool_, int64, float32)[kind]
+            # No elements at all (an empty list) gives the default float32, as in PyTorch.
+            dtype = (bool_, int64, float32)[kind] if flat else float32
         try:
             with np.errstate(all="ignore"):
                 arr = np.array(flat, dtype=np.float64 if kind == 2 else None)

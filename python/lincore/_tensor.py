@@ -200,12 +200,17 @@ def to(self: Tensor, dtype: dtype, copy: bool = False) -> Tensor:
     return self._to(dtype._code)
 
 
-for _name, _d in (("float", float32), ("double", float64), ("long", int64), ("bool", bool_)):
-    def _convert(self: Tensor, _d: dtype = _d) -> Tensor:
-        return self.to(_d)
+def _converter(name: str, target: dtype) -> Callable[[Tensor], Tensor]:
+    def convert(self: Tensor) -> Tensor:
+        return self.to(target)
 
-    _convert.__name__ = _name
-    _methods[_name] = _convert
+    convert.__name__ = name
+    convert.__doc__ = f"self.to(lincore.{target.name})"
+    return convert
+
+
+for _name, _d in (("float", float32), ("double", float64), ("long", int64), ("bool", bool_)):
+    _methods[_name] = _converter(_name, _d)
 
 
 @_method
@@ -487,13 +492,17 @@ _def_binary("mul", np.multiply)
 _def_binary("truediv", np.true_divide, true_divide=True)
 _def_binary("pow", np.power)
 
+def _comparison(name: str, op: Callable[[Any, Any], Any]) -> Callable[[Tensor, Any], Tensor]:
+    def compare(self: Tensor, other: Any) -> Tensor:
+        return _binary(self, other, op, name, compare=True)
+
+    compare.__name__ = name
+    return compare
+
+
 for _name, _op in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
                    ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)):
-    def _cmp(self: Tensor, other: Any, _op: Any = _op, _name: str = _name) -> Tensor:
-        return _binary(self, other, _op, _name, compare=True)
-
-    _methods[f"__{_name}__"] = _cmp
-    _methods[_name] = _cmp
+    _methods[f"__{_name}__"] = _methods[_name] = _comparison(_name, _op)
 
 _methods["add"] = _methods["__add__"]
 _methods["sub"] = _methods["__sub__"]

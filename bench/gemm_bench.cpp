@@ -1,0 +1,516 @@
+// lincore_bench: times gemm_run, y[m, n] = x[m, k] . w[n, k]^T + b[n], against this CPU's fp32/fp64
+// FMA peak, which it measures itself first. Each case packs w once (timed once, apart), checks one
+// gemm_run against gemm_ref (exit 1 on mismatch), warms up, then times gemm_run alone and prints
+// one greppable key=value line. Usage and the results tables: bench/README.md.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define LINCORE_BENCH_X86 1
+#endif
+
+#include "kernels/dispatch.h"
+#include "kernels/gemm.h"
+#include "runtime/thread_pool.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+[[noreturn]] void die(const std::string& msg) {
+  std::fprintf(stderr, "lincore_bench: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The FMA peak. Each loop runs C independent chains acc = acc * a + c; C is well above FMA latency
+// (4) x FMA ports (2) on current cores, so the loop is throughput-bound. With a < 1 the chains
+// converge to c / (1 - a) = 1: no overflow, no subnormals (which would trigger microcode assists).
+// Each function is compiled for its ISA by a target attribute and only called after a CPUID check.
+
+#ifdef LINCORE_BENCH_X86
+constexpr int kChainsAvx512 = 24;  // 24 of the 32 zmm registers; a and c take two more
+constexpr int kChainsAvx2 = 12;    // 12 of the 16 ymm registers; a and c take two more
+
+template <class T, int N>
+double sum_lanes(const T (&lanes)[N]) {
+  double s = 0;
+  for (T v : lanes) s += v;
+  return s;
+}
+
+__attribute__((target("avx512f"))) double fma_chains_avx512_f32(std::int64_t iters) {
+  const __m512 a = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+  __m512 acc[kChainsAvx512];
+  for (int i = 0; i < kChainsAvx512; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  for (std::int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 32
+    for (int i = 0; i < kChainsAvx512; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, c);
+  }
+  for (int i = 1; i < kChainsAvx512; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc[0]);
+  return sum_lanes(lanes);
+}
+
+__attribute__((target("avx512f"))) double fma_chains_avx512_f64(std::int64_t iters) {
+  const __m512d a = _mm512_set1_pd(0.999999), c = _mm512_set1_pd(1e-6);
+  __m512d acc[kChainsAvx512];
+  for (int i = 0; i < kChainsAvx512; ++i) acc[i] = _mm512_set1_pd(static_cast<double>(i));
+  for (std::int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 32
+    for (int i = 0; i < kChainsAvx512; ++i) acc[i] = _mm512_fmadd_pd(acc[i], a, c);
+  }
+  for (int i = 1; i < kChainsAvx512; ++i) acc[0] = _mm512_add_pd(acc[0], acc[i]);
+  alignas(64) double lanes[8];
+  _mm512_store_pd(lanes, acc[0]);
+  return sum_lanes(lanes);
+}
+
+__attribute__((target("avx2,fma"))) double fma_chains_avx2_f32(std::int64_t iters) {
+  const __m256 a = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
+  __m256 acc[kChainsAvx2];
+  for (int i = 0; i < kChainsAvx2; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  for (std::int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kChainsAvx2; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, c);
+  }
+  for (int i = 1; i < kChainsAvx2; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc[0]);
+  return sum_lanes(lanes);
+}
+
+__attribute__((target("avx2,fma"))) double fma_chains_avx2_f64(std::int64_t iters) {
+  const __m256d a = _mm256_set1_pd(0.999999), c = _mm256_set1_pd(1e-6);
+  __m256d acc[kChainsAvx2];
+  for (int i = 0; i < kChainsAvx2; ++i) acc[i] = _mm256_set1_pd(static_cast<double>(i));
+  for (std::int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kChainsAvx2; ++i) acc[i] = _mm256_fmadd_pd(acc[i], a, c);
+  }
+  for (int i = 1; i < kChainsAvx2; ++i) acc[0] = _mm256_add_pd(acc[0], acc[i]);
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, acc[0]);
+  return sum_lanes(lanes);
+}
+#endif
+
+struct PeakLoop {
+  const char* isa = "none";  // "none": no FMA ISA on this CPU, so no peak and pct_peak=nan
+  double (*f32)(std::int64_t) = nullptr;
+  double (*f64)(std::int64_t) = nullptr;
+  double flops_per_iter_f32 = 0, flops_per_iter_f64 = 0;  // chains x lanes x 2
+};
+
+PeakLoop widest_peak_loop() {
+  PeakLoop p;
+#ifdef LINCORE_BENCH_X86
+  __builtin_cpu_init();
+  // __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0).
+  if (__builtin_cpu_supports("avx512f")) {
+    p = {"avx512", &fma_chains_avx512_f32, &fma_chains_avx512_f64, 2.0 * kChainsAvx512 * 16,
+         2.0 * kChainsAvx512 * 8};
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    p = {"avx2", &fma_chains_avx2_f32, &fma_chains_avx2_f64, 2.0 * kChainsAvx2 * 8,
+         2.0 * kChainsAvx2 * 4};
+  }
+#endif
+  return p;
+}
+
+volatile double g_sink;  // keeps the peak loops' results alive
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+struct PeakRun {
+  double gflops;     // all threads together
+  double cpu_share;  // the threads' CPU time / (threads x wall time): below 1 on a busy machine
+};
+
+// Total GFLOP/s of `fn` run on `nthreads` std::threads at once, from the wall time between the
+// start signal and the last join; best of 5 runs of `seconds` each (this VM is noisy).
+PeakRun measure_peak(double (*fn)(std::int64_t), double flops_per_iter, int nthreads,
+                     double seconds) {
+  if (!fn) return {std::numeric_limits<double>::quiet_NaN(), 1};
+  // Calibrate on one thread (this also wakes the core up to its turbo frequency).
+  std::int64_t iters = 1 << 14;
+  for (;;) {
+    const auto t0 = Clock::now();
+    g_sink = fn(iters);
+    const double t = seconds_since(t0);
+    if (t > 0.02) {
+      iters = std::max<std::int64_t>(1, static_cast<std::int64_t>(iters * seconds / t));
+      break;
+    }
+    iters *= 4;
+  }
+  PeakRun best{0, 0};
+  for (int rep = 0; rep < 5; ++rep) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    std::vector<double> sinks(nthreads), cpu(nthreads);
+    for (int t = 0; t < nthreads; ++t) {
+      threads.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        const double c0 = thread_cpu_seconds();
+        sinks[t] = fn(iters);
+        cpu[t] = thread_cpu_seconds() - c0;
+      });
+    }
+    while (ready.load() != nthreads) std::this_thread::yield();
+    const auto t0 = Clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& th : threads) th.join();
+    const double t = seconds_since(t0);
+    double cpu_total = 0;
+    for (int i = 0; i < nthreads; ++i) {
+      g_sink = g_sink + sinks[i];
+      cpu_total += cpu[i];
+    }
+    const double gflops = flops_per_iter * static_cast<double>(iters) * nthreads / t / 1e9;
+    if (gflops > best.gflops) best = {gflops, cpu_total / (nthreads * t)};
+  }
+  return best;
+}
+
+struct Peak {
+  double f32, f64;  // GFLOP/s for all threads together
+  template <class T>
+  double of() const {
+    return std::is_same_v<T, float> ? f32 : f64;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Cases. Dimensions in lincore's order (m, n, k) = (batch, out_features, in_features).
+
+struct Case {
+  std::string name;
+  bool f64;
+  std::int64_t m, n, k;
+};
+
+std::vector<Case> all_cases(bool quick) {
+  // (batch, in_features, out_features), as the project issue lists them.
+  struct IssueShape {
+    std::int64_t batch, in, out;
+  };
+  const IssueShape f32_cases[] = {{1, 3, 2},         {1, 784, 128},      {64, 784, 128},
+                                  {256, 512, 512},   {1024, 1024, 1024}, {2048, 2048, 2048},
+                                  {1, 4096, 4096},   {8, 4096, 4096},    {4096, 4096, 4096}};
+  const IssueShape f64_cases[] = {{64, 784, 128}, {256, 512, 512}, {1024, 1024, 1024}};
+  std::vector<Case> out;
+  auto add = [&](const IssueShape& c, bool f64) {
+    if (quick && c.batch == 4096 && c.in == 4096 && c.out == 4096) return;
+    const std::string name = std::string(f64 ? "f64" : "f32") + "-m" + std::to_string(c.batch) +
+                             "-n" + std::to_string(c.out) + "-k" + std::to_string(c.in);
+    out.push_back({name, f64, c.batch, c.out, c.in});
+  };
+  for (const auto& c : f32_cases) add(c, false);
+  for (const auto& c : f64_cases) add(c, true);
+  return out;
+}
+
+template <class T>
+std::vector<T> random_values(std::int64_t count, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  std::vector<T> v(static_cast<std::size_t>(count));
+  for (auto& e : v) e = static_cast<T>(dist(rng));
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification against the oracle, with TESTING.md's bound for a length-k dot product in any
+// summation order: |y - y_ref| <= c * gamma(k + 2) * G + (k + 1) * denorm_min, where
+// G[i, j] = |b[j]| + sum_p |x[i, p]| * |w[j, p]| in double and gamma(n) = n u / (1 - n u).
+// c = 2 for both dtypes: gemm_ref accumulates in double but rounds its result to T, which adds up
+// to u * |y_exact| <= u * G on top of the kernel's own error (for float64 the reference's double
+// sum also carries a gamma(k) * G error of its own), so c = 1 could flag a correct kernel.
+// Large cases check a spread of whole rows (first and last included) rather than all of them, to
+// keep the triple-loop oracle under about a second; every element is still checked as written.
+
+struct CheckResult {
+  std::int64_t rows_checked = 0;
+  double worst = 0;  // max over checked elements of |y - y_ref| / bound
+};
+
+template <class T>
+CheckResult check_against_ref(const Case& c, const std::vector<T>& x, const std::vector<T>& w,
+                              const std::vector<T>& b, const std::vector<T>& y) {
+  const std::int64_t m = c.m, n = c.n, k = c.k;
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      if (!std::isfinite(y[i * n + j])) {
+        die("case " + c.name + ": y[" + std::to_string(i) + ", " + std::to_string(j) + "] = " +
+            std::to_string(y[i * n + j]) +
+            " after gemm_run (y was pre-filled with NaN: not written, or not finite)");
+      }
+    }
+  }
+  constexpr double u = std::numeric_limits<T>::epsilon() / 2;  // unit roundoff: 2^-24, 2^-53
+  const double gamma = (k + 2) * u / (1 - (k + 2) * u);
+  const double subnormal_floor =
+      (k + 1) * static_cast<double>(std::numeric_limits<T>::denorm_min());
+  constexpr double c_factor = 2;
+  constexpr std::int64_t kOracleBudget = std::int64_t(1) << 28;  // multiply-adds
+  const std::int64_t rows = std::clamp<std::int64_t>(
+      kOracleBudget / std::max<std::int64_t>(1, n * k), std::min<std::int64_t>(m, 2), m);
+  CheckResult r;
+  r.rows_checked = rows;
+  std::vector<T> y_ref(static_cast<std::size_t>(n));
+  for (std::int64_t s = 0; s < rows; ++s) {
+    const std::int64_t i = rows == 1 ? 0 : s * (m - 1) / (rows - 1);
+    lincore::gemm_ref<T>(1, n, k, &x[i * k], k, w.data(), k, b.data(), y_ref.data(), n, {});
+    for (std::int64_t j = 0; j < n; ++j) {
+      double g = std::fabs(static_cast<double>(b[j]));
+      for (std::int64_t p = 0; p < k; ++p) {
+        g += std::fabs(static_cast<double>(x[i * k + p])) *
+             std::fabs(static_cast<double>(w[j * k + p]));
+      }
+      const double bound = c_factor * gamma * g + subnormal_floor;
+      const double err =
+          std::fabs(static_cast<double>(y[i * n + j]) - static_cast<double>(y_ref[j]));
+      if (!(err <= bound)) {
+        char msg[512];
+        std::snprintf(msg, sizeof msg,
+                      "case %s: MISMATCH at y[%lld, %lld]: gemm_run gives %.9g, gemm_ref %.9g, "
+                      "|diff| %.3g > bound %.3g (isa=%s)",
+                      c.name.c_str(), static_cast<long long>(i), static_cast<long long>(j),
+                      static_cast<double>(y[i * n + j]), static_cast<double>(y_ref[j]), err,
+                      bound, lincore::cpu_capability().c_str());
+        die(msg);
+      }
+      r.worst = std::max(r.worst, err / bound);
+    }
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing. One sample times `inner` back-to-back calls (so that calls shorter than the clock's
+// resolution are still measured) and records the time per call; min and median are over samples.
+// Repeated calls see w warm in cache, as in steady-state inference.
+
+struct Timing {
+  double min_s, median_s;
+};
+
+template <class F>
+Timing time_calls(F&& call, bool quick) {
+  const double target_s = quick ? 0.05 : 0.2;
+  const int min_samples = quick ? 3 : 5, max_samples = quick ? 50 : 200;
+  // Warm-up: at least 2 calls and ~target/4 seconds; also estimates the time per call.
+  std::int64_t calls = 0;
+  const auto t0 = Clock::now();
+  double elapsed = 0;
+  while (calls < 2 || elapsed < target_s / 4) {
+    call();
+    ++calls;
+    elapsed = seconds_since(t0);
+  }
+  const double per_call = elapsed / calls;
+  const int samples = static_cast<int>(
+      std::clamp<double>(std::ceil(target_s / per_call), min_samples, max_samples));
+  const std::int64_t inner = std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(std::ceil(target_s / (samples * per_call))));
+  std::vector<double> t(samples);
+  for (auto& ti : t) {
+    const auto s0 = Clock::now();
+    for (std::int64_t r = 0; r < inner; ++r) call();
+    ti = seconds_since(s0) / inner;
+  }
+  std::sort(t.begin(), t.end());
+  const double median = samples % 2 ? t[samples / 2] : (t[samples / 2 - 1] + t[samples / 2]) / 2;
+  return {t.front(), median};
+}
+
+template <class T>
+void run_case(const Case& c, const Peak& peak, bool quick) {
+  const std::int64_t m = c.m, n = c.n, k = c.k;
+  std::mt19937_64 rng(0x6c696e636f7265ULL ^ static_cast<std::uint64_t>(m * 1000003 + n * 1009 + k));
+  const auto x = random_values<T>(m * k, rng);
+  const auto w = random_values<T>(n * k, rng);
+  const auto b = random_values<T>(n, rng);
+
+  const auto tp = Clock::now();
+  const lincore::PackedWeight<T> pw = lincore::gemm_pack<T>(n, k, w.data(), k, b.data());
+  const double pack_s = seconds_since(tp);
+
+  std::vector<T> y(static_cast<std::size_t>(m * n), std::numeric_limits<T>::quiet_NaN());
+  lincore::gemm_run<T>(m, x.data(), k, pw, y.data(), n, {});
+  const CheckResult chk = check_against_ref<T>(c, x, w, b, y);
+
+  const Timing tm =
+      time_calls([&] { lincore::gemm_run<T>(m, x.data(), k, pw, y.data(), n, {}); }, quick);
+
+  const double flops = 2.0 * static_cast<double>(m) * n * k;
+  const double gflops = flops / tm.median_s / 1e9;
+  std::printf("case=%s dtype=%s m=%lld n=%lld k=%lld threads=%d isa=%s min_us=%.3f median_us=%.3f "
+              "gflops=%.2f pct_peak=%.1f",
+              c.name.c_str(), c.f64 ? "f64" : "f32", static_cast<long long>(m),
+              static_cast<long long>(n), static_cast<long long>(k), lincore::get_num_threads(),
+              lincore::cpu_capability().c_str(), tm.min_s * 1e6, tm.median_s * 1e6, gflops,
+              100.0 * gflops / peak.of<T>());
+  if (m <= 8) {
+    // Bandwidth-bound: every call streams the whole packed weight (panels and padded bias).
+    const double bytes = static_cast<double>(pw.npad()) * (pw.k + (pw.bias ? 1 : 0)) * sizeof(T);
+    std::printf(" gbps=%.2f", bytes / tm.median_s / 1e9);
+  }
+  std::printf(" pack_us=%.1f check_rows=%lld/%lld err_over_tol=%.3g\n", pack_s * 1e6,
+              static_cast<long long>(chk.rows_checked), static_cast<long long>(m), chk.worst);
+  std::fflush(stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Options {
+  int threads = 0;  // 0: lincore's default
+  std::string isa, filter;
+  bool quick = false, list = false;
+};
+
+void usage(std::FILE* f) {
+  std::fprintf(f,
+               "usage: lincore_bench [--threads N] [--isa avx512|avx2|sse2|scalar] "
+               "[--filter SUBSTR] [--quick] [--list]\n"
+               "  --threads N      lincore::set_num_threads(N) (default: LINCORE_NUM_THREADS or "
+               "the CPUs available)\n"
+               "  --isa NAME       lincore::set_cpu_capability(NAME) (default: the best "
+               "supported)\n"
+               "  --filter SUBSTR  run only the cases whose name contains SUBSTR\n"
+               "  --quick          fewer repeats, and skip the 4096x4096x4096 case\n"
+               "  --list           print the case names and exit\n");
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage(stderr);
+        die("missing value after " + a);
+      }
+      return argv[++i];
+    };
+    if (a == "--threads") {
+      const std::string v = value();
+      char* end = nullptr;
+      const long t = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || t < 1 || t > 4096) {
+        die("--threads expects an integer >= 1, got '" + v + "'");
+      }
+      o.threads = static_cast<int>(t);
+    } else if (a == "--isa") {
+      o.isa = value();
+    } else if (a == "--filter") {
+      o.filter = value();
+    } else if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--list") {
+      o.list = true;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else {
+      usage(stderr);
+      die("unknown argument '" + a + "'");
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse_args(argc, argv);
+
+  std::vector<Case> cases;
+  for (const auto& c : all_cases(opt.quick))
+    if (c.name.find(opt.filter) != std::string::npos) cases.push_back(c);
+  if (opt.list) {
+    for (const auto& c : cases) std::printf("%s\n", c.name.c_str());
+    return 0;
+  }
+  if (cases.empty()) die("no case matches --filter '" + opt.filter + "' (see --list)");
+
+  try {
+    if (opt.threads > 0) lincore::set_num_threads(opt.threads);
+    if (!opt.isa.empty()) lincore::set_cpu_capability(opt.isa);
+  } catch (const std::exception& e) {
+    die(e.what());
+  }
+  const int threads = lincore::get_num_threads();
+
+  std::string supported;
+  for (const auto& s : lincore::supported_capabilities()) {
+    supported += (supported.empty() ? "" : ",") + s;
+  }
+  std::printf("# lincore_bench supported=%s isa=%s threads=%d quick=%d\n", supported.c_str(),
+              lincore::cpu_capability().c_str(), threads, opt.quick ? 1 : 0);
+
+  // The peak of the CPU's widest FMA ISA, whatever --isa picks: pct_peak is against the machine.
+  const PeakLoop loop = widest_peak_loop();
+  const double peak_seconds = opt.quick ? 0.05 : 0.1;
+  Peak peak{0, 0};
+  double f32_per_core_1 = 0;
+  for (int nt : {1, threads}) {
+    const PeakRun r32 = measure_peak(loop.f32, loop.flops_per_iter_f32, nt, peak_seconds);
+    const PeakRun r64 = measure_peak(loop.f64, loop.flops_per_iter_f64, nt, peak_seconds);
+    const double f32 = r32.gflops, f64 = r64.gflops;
+    std::printf("peak isa=%s threads=%d f32_gflops=%.1f f32_gflops_per_core=%.1f f64_gflops=%.1f "
+                "f64_gflops_per_core=%.1f\n",
+                loop.isa, nt, f32, f32 / nt, f64, f64 / nt);
+    // pct_peak is only as good as the peak: say so when the machine was not ours alone.
+    const double share = std::min(r32.cpu_share, r64.cpu_share);
+    if (share < 0.9) {
+      std::printf("# warning: the %d-thread peak loop got only %.0f%% of its CPU time (a busy "
+                  "machine): pct_peak of this run is unreliable\n",
+                  nt, 100.0 * share);
+    }
+    if (nt == 1) f32_per_core_1 = f32;
+    if (nt > 1 && f32 / nt < 0.75 * f32_per_core_1) {
+      std::printf("# warning: %d threads reach only %.0f%% of the 1-thread peak per core: fewer "
+                  "free cores than threads, or a busy machine\n",
+                  nt, 100.0 * f32 / nt / f32_per_core_1);
+    }
+    peak.f32 = f32;
+    peak.f64 = f64;
+    if (threads == 1) break;
+  }
+  std::fflush(stdout);
+
+  for (const auto& c : cases) {
+    if (c.f64) {
+      run_case<double>(c, peak, opt.quick);
+    } else {
+      run_case<float>(c, peak, opt.quick);
+    }
+  }
+  return 0;
+}
