@@ -55,7 +55,7 @@ void register_nn(py::module_& m) {
 
   m.def(
       "linear",
-      [](const Tensor& x, const Tensor& w, std::optional<Tensor> b, int act, double slope,
+      [](const Tensor& x, const Tensor& w, const Tensor* b, int act, double slope,
          PackCache* cache) {
         Epilogue ep = make_epilogue(act, slope);
         py::gil_scoped_release nogil;

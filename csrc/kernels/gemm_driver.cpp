@@ -5,8 +5,11 @@
 #include <new>
 #include <type_traits>
 
+#include <algorithm>
+
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "runtime/thread_pool.h"
 
 namespace lincore {
 namespace {
@@ -69,13 +72,47 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   return pw;
 }
 
+// Below this much work a second thread costs more (waking it, sharing caches) than it saves.
+constexpr double kParallelMinFlops = 2.0e6;
+
 template <class T>
 void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
               std::int64_t ldy, Epilogue ep) {
   if (m == 0 || pw.n == 0) return;
   const auto& family = detail::family_at(pw.family);
-  run_of<T>(family)(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, 0,
-                    pw.npad() / pw.nr);
+  const auto run = run_of<T>(family);
+  const std::int64_t mr = blocking_of<T>(family).mr;
+  const std::int64_t panels = pw.npad() / pw.nr;
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(pw.n) *
+                       static_cast<double>(pw.k > 0 ? pw.k : 1);
+  int nt = flops < kParallelMinFlops ? 1 : get_num_threads();
+  // Split the columns (W's panels) when rows are few: each thread then streams only its share
+  // of W, and the split is the same on every call (thread t keeps the same columns, so they stay
+  // in its core's cache). Otherwise split the rows in MR-aligned chunks; every thread reads all
+  // of W. K is never split, so each output is one FMA chain whatever the thread count.
+  const bool split_columns = m < 4 * mr * nt || pw.n >= m;
+  if (split_columns) nt = static_cast<int>(std::min<std::int64_t>(nt, panels));
+  else nt = static_cast<int>(std::min<std::int64_t>(nt, (m + mr - 1) / mr));
+  if (nt <= 1) {
+    run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, 0, panels);
+    return;
+  }
+  if (split_columns) {
+    parallel_run(nt, [&](int t) {
+      const std::int64_t j0 = panels * t / nt, j1 = panels * (t + 1) / nt;
+      run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, j0, j1);
+    });
+  } else {
+    const std::int64_t chunks = (m + mr - 1) / mr;
+    parallel_run(nt, [&](int t) {
+      const std::int64_t i0 = chunks * t / nt * mr;
+      const std::int64_t i1 = std::min(m, chunks * (t + 1) / nt * mr);
+      if (i1 > i0) {
+        run(i1 - i0, x + i0 * ldx, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y + i0 * ldy,
+            ldy, ep, 0, panels);
+      }
+    });
+  }
 }
 
 template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,

@@ -11,12 +11,16 @@
 
 #include <array>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "kernels/family.h"
 
 #ifndef LINCORE_INLINE
 #define LINCORE_INLINE inline __attribute__((always_inline))
+// The tile loops are lambdas passed to unroll<>; each must be inlined too, or the accumulators
+// they touch live in memory instead of registers.
+#define LINCORE_INLINE_LAMBDA __attribute__((always_inline))
 #endif
 
 namespace lincore::detail::LINCORE_ISA_NS {
@@ -60,76 +64,171 @@ LINCORE_INLINE void unroll(F&& f) {
   unroll_impl(f, std::make_integer_sequence<int, N>{});
 }
 
-// ukernel: y[R x NR tile] = (first ? bias : y) + x[R x kc] . panel[kc x NR], activation on last.
-// Contract: 1 <= R <= MR; panel is kc x NR k-major, zero-padded; only the first nvalid columns of
-// y are read (when !first) or written; x rows are ldx apart; bias has NR values or is null.
-// Every output is the same FMA chain over p whatever R and nvalid are (determinism).
-template <class T, int W, int NV, int R>
-void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, T* y, std::int64_t ldy,
-             const T* bias, bool first, bool last, int nvalid, Epilogue ep) {
+// Activations at the final store. ReLU and LeakyReLU are applied to the registers before the
+// store: inline per-lane selects that the compiler turns into vector compare/blend (NaN stays
+// NaN: it does not compare below 0). Sigmoid, tanh and GELU call the scalar definition, so they
+// run on the tile just stored (still in L1) by a separate, non-inlined function: a call inside
+// the micro-kernel would make GCC keep the accumulators in memory for the whole k loop.
+LINCORE_INLINE bool in_register(Activation a) {
+  return a == Activation::relu || a == Activation::leaky_relu;
+}
+
+constexpr int kPrefetchPanels = 2;
+
+template <class T, int W>
+LINCORE_INLINE typename Simd<T, W>::V epilogue(typename Simd<T, W>::V v, const Epilogue& ep) {
+  using S = Simd<T, W>;
+  if (ep.act == Activation::relu) {
+    for (int l = 0; l < W; ++l) S::lane(v, l) = S::lane(v, l) < T(0) ? T(0) : S::lane(v, l);
+  } else if (ep.act == Activation::leaky_relu) {
+    const T slope = static_cast<T>(ep.negative_slope);
+    for (int l = 0; l < W; ++l) {
+      S::lane(v, l) = S::lane(v, l) < T(0) ? S::lane(v, l) * slope : S::lane(v, l);
+    }
+  }
+  return v;
+}
+
+template <class T>
+__attribute__((noinline)) void activate_tile(T* y, std::int64_t ldy, int rows, int cols,
+                                             Epilogue ep) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) y[r * ldy + c] = activate(y[r * ldy + c], ep);
+}
+
+// ukernel: y[R x (P*NR) tile] = (first ? bias : y) + x[R x kc] . panels[kc x P*NR], activation on
+// the last K-slice. Contract: 1 <= R <= MR; P panels of kc x NR (k-major, zero-padded) lie
+// pstride elements apart; only the first nvalid columns of the LAST panel are read (when !first)
+// or written (the others are full); bias has P*NR values or is null. x is either row-major
+// (row r at x + r*ldx, PACKED_X false) or packed (x[p*MR + r], PACKED_X true).
+// Every output is the same FMA chain over p, whatever R, P, nvalid and packing are: results do
+// not depend on which tile shape computed them (determinism across batches and threads).
+template <class T, int W, int NV, int MR, int R, int P, bool PACKED_X, bool PREFETCH>
+void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std::int64_t pstride,
+             T* y, std::int64_t ldy, const T* bias, bool first, bool last, int nvalid,
+             Epilogue ep) {
   using S = Simd<T, W>;
   using V = typename S::V;
   constexpr int NR = W * NV;
-  V acc[R][NV];
+  constexpr int C = P * NV;  // vectors per row of the tile
+  const bool full = P > 1 || nvalid == NR;  // multi-panel tiles only ever cover full panels
+  V acc[R * C];  // flat: GCC keeps it in registers more reliably than V[R][C]
   if (first) {
-    unroll<NV>([&](auto v) {
-      const V b0 = bias ? S::load(bias + v * W) : S::broadcast(T(0));
-      unroll<R>([&](auto r) { acc[r][v] = b0; });
+    unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA {
+      const V b0 = bias ? S::load(bias + c * W) : S::broadcast(T(0));
+      unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { acc[r * C + c] = b0; });
     });
-  } else if (nvalid == NR) {
-    unroll<R>([&](auto r) { unroll<NV>([&](auto v) { acc[r][v] = S::load(y + r * ldy + v * W); }); });
+  } else if (full) {
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(y + r * ldy + c * W); }); });
   } else {
-    alignas(64) T tmp[NR] = {};
-    unroll<R>([&](auto r) {
-      std::memcpy(tmp, y + r * ldy, sizeof(T) * nvalid);
-      unroll<NV>([&](auto v) { acc[r][v] = S::load(tmp + v * W); });
+    alignas(64) T tmp[P * NR] = {};
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
+      std::memcpy(tmp, y + r * ldy, sizeof(T) * ((P - 1) * NR + nvalid));
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(tmp + c * W); });
     });
   }
 
+  // When W streams from L3 or memory (it does not fit in L2), one sequential stream gets a
+  // fraction of the bandwidth, so each k step also prefetches the matching lines of the panels
+  // kPrefetchPanels tiles ahead (W's panels and slices are contiguous, in the order consumed).
+  // When W is cache-resident the prefetches would only take load slots: PREFETCH is false.
+  const T* ahead = panel + static_cast<std::int64_t>(P) * kPrefetchPanels * pstride;
   for (std::int64_t p = 0; p < kc; ++p) {
-    V wv[NV];
-    unroll<NV>([&](auto v) { wv[v] = S::load(panel + p * NR + v * W); });
-    unroll<R>([&](auto r) {
-      const T a = x[r * ldx + p];
-      unroll<NV>([&](auto v) { acc[r][v] += a * wv[v]; });
-    });
-  }
-
-  if (last && ep.act != Activation::none) {
-    unroll<R>([&](auto r) {
-      unroll<NV>([&](auto v) {
-        for (int l = 0; l < W; ++l) S::lane(acc[r][v], l) = activate(S::lane(acc[r][v], l), ep);
+    if constexpr (PREFETCH) {
+      unroll<P>([&](auto q) LINCORE_INLINE_LAMBDA {
+        unroll<(NR * sizeof(T) + 63) / 64>([&](auto line) LINCORE_INLINE_LAMBDA {
+          __builtin_prefetch(ahead + q * pstride + p * NR + line * (64 / sizeof(T)), 0, 2);
+        });
       });
+    }
+    V wv[C];
+    unroll<P>([&](auto q) LINCORE_INLINE_LAMBDA {
+      unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA { wv[q * NV + v] = S::load(panel + q * pstride + p * NR + v * W); });
+    });
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
+      const T a = PACKED_X ? x[p * MR + r] : x[r * ldx + p];
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] += a * wv[c]; });
     });
   }
-  if (nvalid == NR) {
-    unroll<R>([&](auto r) { unroll<NV>([&](auto v) { S::store(y + r * ldy + v * W, acc[r][v]); }); });
+
+  if (last && in_register(ep.act)) {
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = epilogue<T, W>(acc[r * C + c], ep); });
+    });
+  }
+  if (full) {
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { S::store(y + r * ldy + c * W, acc[r * C + c]); }); });
   } else {
-    alignas(64) T tmp[NR];
-    unroll<R>([&](auto r) {
-      unroll<NV>([&](auto v) { S::store(tmp + v * W, acc[r][v]); });
-      std::memcpy(y + r * ldy, tmp, sizeof(T) * nvalid);
+    alignas(64) T tmp[P * NR];
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { S::store(tmp + c * W, acc[r * C + c]); });
+      std::memcpy(y + r * ldy, tmp, sizeof(T) * ((P - 1) * NR + nvalid));
     });
+  }
+  if (last && ep.act != Activation::none && !in_register(ep.act)) {
+    activate_tile(y, ldy, R, (P - 1) * NR + nvalid, ep);
   }
 }
 
-template <class T, int W, int NV, int MR>
-using UkernelFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, T*, std::int64_t,
-                           const T*, bool, bool, int, Epilogue);
+template <class T>
+using UkernelFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, std::int64_t, T*,
+                           std::int64_t, const T*, bool, bool, int, Epilogue);
 
-// The table of row-count instantiations 1..MR, so an edge tile of R rows runs ukernel<R>.
-template <class T, int W, int NV, int MR, int... Rs>
-constexpr auto make_ukernel_table(std::integer_sequence<int, Rs...>) {
-  return std::array<UkernelFn<T, W, NV, MR>, MR>{&ukernel<T, W, NV, Rs + 1>...};
+// Row-count instantiations 1..MR of one tile shape, so that an edge tile of R rows runs
+// ukernel<R>.
+template <class T, int W, int NV, int MR, int P, bool PACKED_X, bool PREFETCH, int... Rs>
+constexpr std::array<UkernelFn<T>, MR> ukernel_table(std::integer_sequence<int, Rs...>) {
+  return {&ukernel<T, W, NV, MR, Rs + 1, P, PACKED_X, PREFETCH>...};
 }
+
+// Tile tables for one kernel configuration: [prefetch][row count - 1].
+template <class T, int W, int NV, int MR, int P, bool PACKED_X>
+struct Tiles {
+  static constexpr auto seq = std::make_integer_sequence<int, MR>{};
+  static constexpr std::array<std::array<UkernelFn<T>, MR>, 2> table{
+      ukernel_table<T, W, NV, MR, P, PACKED_X, false>(seq),
+      ukernel_table<T, W, NV, MR, P, PACKED_X, true>(seq)};
+};
+
+// Packs rows [0, mc) x columns [0, kc) of x into MR-row panels, k-major: panel i holds
+// x[i*MR + r][p] at [p*MR + r]. Rows past mc in the last panel are left unset (never read).
+template <class T, int MR>
+void pack_x(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ldx, T* dst) {
+  for (std::int64_t i0 = 0; i0 < mc; i0 += MR) {
+    const int rows = static_cast<int>(mc - i0 < MR ? mc - i0 : MR);
+    T* panel = dst + i0 * kc;
+    for (int r = 0; r < rows; ++r) {
+      const T* src = x + (i0 + r) * ldx;
+      for (std::int64_t p = 0; p < kc; ++p) panel[p * MR + r] = src[p];
+    }
+  }
+}
+
+// The multi-panel tile is used for row tiles of at most this many rows: with few rows, each
+// accumulator's FMA chain is latency-bound, so more columns are needed to fill the FMA units.
+constexpr int kWideRows = 3;
+constexpr int kWidePanels = 4;
 
 template <class T, int W, int NV, int MR, int MC, int KC>
 void run(std::int64_t m, const T* x, std::int64_t ldx, const T* packed, const T* bias,
          std::int64_t n, std::int64_t k, T* y, std::int64_t ldy, Epilogue ep, std::int64_t jp0,
          std::int64_t jp1) {
   constexpr int NR = W * NV;
-  static constexpr auto table = make_ukernel_table<T, W, NV, MR>(std::make_integer_sequence<int, MR>{});
   const std::int64_t npad = (n + NR - 1) / NR * NR;
+  // This call's share of W is streamed, not cache-resident, past about half an L2.
+  const int stream = (jp1 - jp0) * NR * k * static_cast<std::int64_t>(sizeof(T)) > (1 << 20);
+  const auto& direct = Tiles<T, W, NV, MR, 1, false>::table[stream];
+  const auto& direct_wide = Tiles<T, W, NV, MR, kWidePanels, false>::table[stream];
+  const auto& packed_x = Tiles<T, W, NV, MR, 1, true>::table[stream];
+
+  // Pack x only when its rows are a multiple of 4 KiB apart: then the rows read at each k step
+  // alias one L1 set and keep evicting each other. Otherwise rows are read in place (packing
+  // costs more than it saves, measured with bench/).
+  const bool aliasing = (ldx * static_cast<std::int64_t>(sizeof(T))) % 4096 == 0;
+  const bool pack = k > 0 && m > kWideRows && aliasing;
+  thread_local std::unique_ptr<T[]> xbuf;
+  if (pack && !xbuf) xbuf.reset(new T[static_cast<std::size_t>(MC) * KC]);
+
   // K == 0 still runs one (empty) slice so that y = act(bias) is written.
   for (std::int64_t pc = 0; pc < k || (pc == 0 && k == 0); pc += KC) {
     const std::int64_t kc = k - pc < KC ? k - pc : KC;
@@ -137,15 +236,32 @@ void run(std::int64_t m, const T* x, std::int64_t ldx, const T* packed, const T*
     const T* slice = packed + pc * npad;
     for (std::int64_t ic = 0; ic < m; ic += MC) {
       const std::int64_t mc = m - ic < MC ? m - ic : MC;
-      for (std::int64_t jr = jp0; jr < jp1; ++jr) {
+      const T* xblock = x + ic * ldx + pc;
+      if (pack) pack_x<T, MR>(mc, kc, xblock, ldx, xbuf.get());
+      for (std::int64_t jr = jp0; jr < jp1;) {
         const T* panel = slice + jr * kc * NR;
-        const int nvalid = static_cast<int>(n - jr * NR < NR ? n - jr * NR : NR);
         const T* b = bias ? bias + jr * NR : nullptr;
+        T* yblock = y + ic * ldy + jr * NR;
+        // Few rows and enough full panels left: one tile over several panels.
+        if (NV == 2 && W > 1 && mc <= kWideRows && jr + kWidePanels <= jp1 &&
+            (jr + kWidePanels) * NR <= n) {
+          direct_wide[mc - 1](kc, xblock, ldx, panel, kc * NR, yblock, ldy, b, first, last, NR,
+                              ep);
+          jr += kWidePanels;
+          continue;
+        }
+        const int nvalid = static_cast<int>(n - jr * NR < NR ? n - jr * NR : NR);
         for (std::int64_t ir = 0; ir < mc; ir += MR) {
           const int rows = static_cast<int>(mc - ir < MR ? mc - ir : MR);
-          table[rows - 1](kc, x + (ic + ir) * ldx + pc, ldx, panel,
-                          y + (ic + ir) * ldy + jr * NR, ldy, b, first, last, nvalid, ep);
+          if (pack) {
+            packed_x[rows - 1](kc, xbuf.get() + ir * kc, 0, panel, kc * NR, yblock + ir * ldy,
+                               ldy, b, first, last, nvalid, ep);
+          } else {
+            direct[rows - 1](kc, xblock + ir * ldx, ldx, panel, kc * NR, yblock + ir * ldy, ldy,
+                             b, first, last, nvalid, ep);
+          }
         }
+        ++jr;
       }
     }
   }

@@ -10,8 +10,8 @@
 namespace lincore {
 
 bool PackCache::Key::operator==(const Key& o) const {
-  return w_data == o.w_data && b_data == o.b_data && w_shape == o.w_shape &&
-         w_strides == o.w_strides && w_version == o.w_version && b_version == o.b_version &&
+  return w_data == o.w_data && b_data == o.b_data && n == o.n && k == o.k && ldw == o.ldw &&
+         w_inner == o.w_inner && w_version == o.w_version && b_version == o.b_version &&
          family == o.family && dtype == o.dtype;
 }
 
@@ -20,8 +20,10 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   Key key;
   key.w_data = w.raw_data();
   key.b_data = b ? b->raw_data() : nullptr;
-  key.w_shape = w.shape();
-  key.w_strides = w.strides();
+  key.n = w.shape()[0];
+  key.k = w.shape()[1];
+  key.ldw = w.strides()[0];
+  key.w_inner = w.strides()[1];
   key.w_version = w.storage()->version();
   key.b_version = b ? b->storage()->version() : 0;
   key.family = detail::active_family_index();
@@ -72,22 +74,21 @@ void linear_int64(std::int64_t m, std::int64_t n, std::int64_t k, const std::int
 }
 
 template <class T>
-void linear_float(std::int64_t m, const T* x, std::int64_t ldx, const Tensor& w,
-                  const std::optional<Tensor>& b, T* y, Epilogue ep, PackCache* cache) {
+void linear_float(std::int64_t m, const T* x, std::int64_t ldx, const Tensor& w, const Tensor* b,
+                  T* y, Epilogue ep, PackCache* cache) {
   std::shared_ptr<const PackedWeight<T>> packed;
   if (cache) {
-    packed = cache->get<T>(w, b ? &*b : nullptr);
+    packed = cache->get<T>(w, b);
   } else {
     PackCache local;
-    packed = local.get<T>(w, b ? &*b : nullptr);
+    packed = local.get<T>(w, b);
   }
   gemm_run<T>(m, x, ldx, *packed, y, packed->n, ep);
 }
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, Epilogue ep,
-              PackCache* cache) {
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep, PackCache* cache) {
   if (x.dim() == 0 || w.dim() != 2) {
     throw std::runtime_error("both arguments to linear need to be at least 1D, but they are " +
                              std::to_string(x.dim()) + "D and " + std::to_string(w.dim()) + "D");
@@ -126,11 +127,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, 
   Tensor y = Tensor::empty(out_shape, x.dtype());
   if (y.numel() == 0) return y;
 
-  // The kernel needs rows contiguous along k with one row stride: a view of x when its layout
-  // allows (any row stride, even 0 or negative), else a contiguous copy.
-  Tensor x2 = x.reshape({m, k});
-  if (k > 1 && x2.strides()[1] != 1) x2 = x2.contiguous();
-  const std::int64_t ldx = x2.strides()[0];
+  // The kernel needs rows contiguous along k with one row stride: x itself when it is 1-D or
+  // 2-D with that layout (any row stride, even 0 or negative), else a view or a copy.
+  const bool direct = (k <= 1 || x.strides().back() == 1) && x.dim() <= 2;
+  Tensor x2 = direct ? x : x.reshape({m, k});
+  if (!direct && k > 1 && x2.strides()[1] != 1) x2 = x2.contiguous();
+  const std::int64_t ldx = x2.dim() == 2 ? x2.strides()[0] : k;
 
   switch (x.dtype()) {
     case DType::float32:
@@ -140,7 +142,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, 
       linear_float<double>(m, x2.data<double>(), ldx, w, b, y.data<double>(), ep, cache);
       break;
     case DType::int64: {
-      Tensor bc = b ? b->contiguous() : Tensor();
+      Tensor bc = b ? b->contiguous() : Tensor::empty({0}, DType::int64);
       linear_int64(m, n, k, x2.data<std::int64_t>(), ldx, w,
                    b ? bc.data<std::int64_t>() : nullptr, y.data<std::int64_t>());
       break;

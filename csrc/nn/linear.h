@@ -21,10 +21,12 @@ class PackCache {
   std::size_t packed_bytes() const;
 
  private:
+  // What the packed form was built from. Compared on every call without allocating: the
+  // cache check is part of a small layer's per-call cost.
   struct Key {
     const void* w_data = nullptr;
     const void* b_data = nullptr;
-    Shape w_shape, w_strides;
+    std::int64_t n = 0, k = 0, ldw = 0, w_inner = 0;
     std::uint64_t w_version = 0, b_version = 0;
     int family = -1;
     DType dtype = DType::float32;
@@ -37,9 +39,8 @@ class PackCache {
 };
 
 // (*, in_features) -> (*, out_features). x, w, b of one dtype (float32, float64 or int64); w of
-// shape [out, in]; b of shape [out] or absent. `out`, if given, must be a contiguous tensor of
-// the result's shape and dtype, not overlapping x.
-Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, Epilogue ep = {},
+// shape [out, in]; b of shape [out], or null for no bias.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep = {},
               PackCache* cache = nullptr);
 
 }  // namespace lincore

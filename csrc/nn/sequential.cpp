@@ -20,7 +20,7 @@ Tensor Sequential::forward(const Tensor& input) const {
                           is_floating_point(x.dtype());
         if (fuse) ep = steps_[i + 1].ep;
         try {
-          x = linear(x, s.weight, s.bias, ep, s.cache.get());
+          x = linear(x, s.weight, s.bias ? &*s.bias : nullptr, ep, s.cache.get());
         } catch (const std::runtime_error& e) {
           // Name the layer: the kernel's message alone does not say which one failed.
           throw std::runtime_error(std::string(e.what()) + " (in layer " + s.name + ")");

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 from .. import _core
 from .._creation import as_tensor
-from .module import Module, _plan_tokens
+from .module import Module
 
 
 class Sequential(Module):
@@ -45,14 +45,9 @@ class Sequential(Module):
 
     def __delitem__(self, idx: Any) -> None:
         keys = list(self._modules.keys())
-        for key in (keys[idx] if isinstance(idx, slice) else [keys[self._index(idx)]]):
-            del self._modules[key]
+        doomed = keys[idx] if isinstance(idx, slice) else [keys[self._index(idx)]]
         # PyTorch renumbers the remaining modules so that indices stay 0..n-1.
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+        self._renumber([m for k, m in self._modules.items() if k not in doomed])
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -78,11 +73,14 @@ class Sequential(Module):
         index = index % (n + 1) if index < 0 else index
         items = list(self._modules.values())
         items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+        self._renumber(items)
         return self
+
+    def _renumber(self, modules: list) -> None:
+        for key in list(self._modules):
+            delattr(self, key)
+        for i, m in enumerate(modules):
+            self.add_module(str(i), m)
 
     # -- forward -----------------------------------------------------------------------------
     def _plan_key(self) -> tuple:
@@ -93,9 +91,10 @@ class Sequential(Module):
         segments: list = []
         run: list = []
         for key, module in self._modules.items():
-            step = getattr(module, "_step", None)
-            if step is not None and type(module)._step is not Module.__dict__.get("_step"):
-                run.append(step(f"{key}: {module!r}"))
+            # Only lincore's own classes run natively: a user's subclass of Linear may override
+            # forward, so it is called like any other Python module.
+            if type(module).__module__.startswith("lincore.nn."):
+                run.append(module._step(f"{key}: {module!r}"))
                 continue
             if run:
                 segments.append(_core.SequentialPlan(run))
