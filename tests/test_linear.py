@@ -73,7 +73,7 @@ def test_linear_k_zero_gives_bias_exactly(isa):
 
 ACTS = {
     "relu": (1, lambda r: np.maximum(r, 0)),
-    "leaky": (2, lambda r: np.where(r < 0, r * np.float64(np.float32(0.01)), r)),
+    "leaky": (2, lambda r: np.where(r < 0, r * 0.01, r)),
     "sigmoid": (3, lambda r: 1 / (1 + np.exp(-r))),
     "tanh": (4, np.tanh),
     "gelu": (5, None),

@@ -17,7 +17,7 @@ Epilogue make_epilogue(int act, double negative_slope) {
   if (act < 0 || act > static_cast<int>(Activation::gelu_tanh)) {
     throw std::invalid_argument("unknown activation code " + std::to_string(act));
   }
-  return Epilogue{static_cast<Activation>(act), static_cast<float>(negative_slope)};
+  return Epilogue{static_cast<Activation>(act), negative_slope};
 }
 
 // One step from its Python description: ("linear", name, weight, bias | None, cache),

@@ -26,7 +26,7 @@ enum class Activation : std::uint8_t { none, relu, leaky_relu, sigmoid, tanh, ge
 
 struct Epilogue {
   Activation act = Activation::none;
-  float negative_slope = 0.01f;  // leaky_relu only
+  double negative_slope = 0.01;  // leaky_relu only; rounded to the element type when applied
 };
 
 const char* activation_name(Activation a);

@@ -28,7 +28,7 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   key.b_version = b ? b->storage()->version() : 0;
   key.family = detail::active_family_index();
   key.dtype = dtype_of<T>();
-  const bool trusted = w.storage()->exports() == 0 && (!b || b->storage()->exports() == 0);
+  const bool trusted = w.storage()->versioned() && (!b || b->storage()->versioned());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (trusted && packed_ && key == key_) {

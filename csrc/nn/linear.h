@@ -12,8 +12,9 @@
 namespace lincore {
 
 // The packed form of one (weight, bias) pair. It is rebuilt when the tensors are replaced, when
-// their contents change (storage versions) or when the kernel family changes; a storage that is
-// exported to Python as a writable buffer right now cannot be trusted and is repacked each call.
+// their contents change (storage versions) or when the kernel family changes. Storage whose
+// writes lincore cannot see (exported to numpy as a writable view right now, or writable memory
+// borrowed from numpy) is never trusted: the weight is repacked on each call.
 class PackCache {
  public:
   template <class T>

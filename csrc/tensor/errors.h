@@ -12,4 +12,18 @@ struct type_error : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// An allocation that failed, saying how much was asked for (pybind11 turns any std::bad_alloc
+// into MemoryError with its what()).
+class out_of_memory : public std::bad_alloc {
+ public:
+  explicit out_of_memory(std::size_t bytes)
+      : message_("can't allocate memory: you tried to allocate " + std::to_string(bytes) +
+                 " bytes") {}
+  explicit out_of_memory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
 }  // namespace lincore

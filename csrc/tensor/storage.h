@@ -17,6 +17,7 @@ class Storage {
   // Allocates nbytes (at least one cache line, so data() is never null). Throws std::bad_alloc.
   static std::shared_ptr<Storage> allocate(std::size_t nbytes);
   // Borrows memory owned elsewhere; `owner` is released when the last tensor view goes away.
+  // Writable borrowed memory can be written by its owner at any time, unseen by version().
   static std::shared_ptr<Storage> borrow(void* data, std::size_t nbytes, std::shared_ptr<void> owner,
                                          bool writable);
 
@@ -33,20 +34,25 @@ class Storage {
   // through them are invisible to version(), so caches must not trust it while any is alive;
   // releasing one bumps the version.
   int exports() const { return exports_.load(std::memory_order_acquire); }
+  // Whether version() tells every change: not while foreign code holds a writable view, and
+  // never for writable memory borrowed from foreign code.
+  bool versioned() const { return exports() == 0 && (owned_ || !writable_); }
   void add_export() { exports_.fetch_add(1, std::memory_order_acq_rel); }
   void remove_export() {
     bump_version();
     exports_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
-  Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable)
-      : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable) {}
+  Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable, bool owned)
+      : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable),
+        owned_(owned) {}
 
  private:
   void* data_;
   std::size_t nbytes_;
   std::shared_ptr<void> owner_;
   bool writable_;
+  bool owned_;  // allocated by lincore, not borrowed
   std::atomic<std::uint64_t> version_{0};
   std::atomic<int> exports_{0};
 };

@@ -91,12 +91,23 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, DType dtype, Shape shape, Shape
       numel_(checked_numel(shape_)) {}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  std::int64_t n = checked_numel(shape);
-  std::size_t item = itemsize(dtype);
-  if (static_cast<std::uint64_t>(n) > std::numeric_limits<std::size_t>::max() / item) {
-    throw std::bad_alloc();
+  const std::int64_t n = checked_numel(shape);
+  const std::size_t item = itemsize(dtype);
+  // The byte count can exceed 64 bits even when the element count does not.
+  const unsigned __int128 bytes = static_cast<unsigned __int128>(n) * item;
+  std::shared_ptr<Storage> storage;
+  try {
+    if (bytes > std::numeric_limits<std::size_t>::max()) throw std::bad_alloc();
+    storage = Storage::allocate(static_cast<std::size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    std::string digits;
+    for (unsigned __int128 v = bytes; v > 0 || digits.empty(); v /= 10) {
+      digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    }
+    throw out_of_memory("can't allocate memory: you tried to allocate " + digits +
+                        " bytes for a tensor of shape " + shape_str(shape) + " and dtype " +
+                        dtype_name(dtype));
   }
-  auto storage = Storage::allocate(static_cast<std::size_t>(n) * item);
   return Tensor(std::move(storage), dtype, shape, contiguous_strides(shape), 0);
 }
 
@@ -243,7 +254,7 @@ Tensor Tensor::flatten(std::int64_t start_dim, std::int64_t end_dim) const {
   start_dim = wrap_dim(start_dim);
   end_dim = wrap_dim(end_dim);
   if (start_dim > end_dim) {
-    throw std::invalid_argument("flatten() has invalid args: start_dim cannot come after end_dim");
+    throw std::runtime_error("flatten() has invalid args: start_dim cannot come after end_dim");
   }
   Shape shape(shape_.begin(), shape_.begin() + start_dim);
   std::int64_t merged = 1;
@@ -262,6 +273,10 @@ void for_each_pair(const Shape& shape, const Shape& sa, const Shape& sb, F&& f) 
   std::int64_t n = checked_numel(shape);
   if (n == 0) return;
   std::size_t nd = shape.size();
+  if (nd == 0) {  // a 0-d tensor: one element, no index to walk
+    f(0, 0);
+    return;
+  }
   std::vector<std::int64_t> idx(nd, 0);
   std::int64_t oa = 0, ob = 0;
   std::int64_t inner = nd ? shape[nd - 1] : 1;

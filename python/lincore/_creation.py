@@ -149,15 +149,14 @@ def tensor(data: Any, dtype: dtype | None = None, requires_grad: bool = False) -
         if dtype is None:
             # No elements at all (an empty list) gives the default float32, as in PyTorch.
             dtype = (bool_, int64, float32)[kind] if flat else float32
+        # Values are gathered in float64 when the data or the target is floating point (a huge
+        # int is fine there, as in PyTorch), else in int64, where it overflows.
+        gather = np.float64 if kind == 2 or dtype.is_floating_point else np.int64
         try:
             with np.errstate(all="ignore"):
-                arr = np.array(flat, dtype=np.float64 if kind == 2 else None)
-                if kind == 1 and dtype is not float32 and dtype is not float64:
-                    arr = np.array(flat, dtype=np.int64)
+                arr = np.array(flat, dtype=gather)
         except OverflowError:
-            raise RuntimeError("Overflow when unpacking long") from None
-        if arr.dtype == object:
-            raise RuntimeError("Overflow when unpacking long")
+            raise ValueError("Overflow when unpacking long long") from None
         out = copy_array(arr.reshape(shape), dtype)
     if requires_grad:
         out.requires_grad_(True)

@@ -297,12 +297,17 @@ def _basic_view(t: Tensor, key: Any) -> Tensor | None:
     n_index = sum(1 for k in key if k is not None and k is not Ellipsis)
     if sum(1 for k in key if k is Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
+    if t.dim() == 0 and any(isinstance(k, numbers.Integral) for k in key):
+        raise IndexError(
+            "invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+            "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number"
+        )
     if n_index > t.dim():
         raise IndexError(f"too many indices for tensor of dimension {t.dim()}")
     if Ellipsis in key:
         at = key.index(Ellipsis)
         key = key[:at] + (slice(None),) * (t.dim() - n_index) + key[at + 1:]
-    out, d = t, 0
+    out, d, source_dim = t, 0, 0  # source_dim: the dim of t that k indexes, for messages
     for k in key:
         if k is None:
             out = out._reshape(list(out._shape[:d]) + [1] + list(out._shape[d:]))
@@ -316,8 +321,14 @@ def _basic_view(t: Tensor, key: Any) -> Tensor | None:
             out = out._slice(d, 0 if start is None else int(start),
                              big if stop is None else int(stop), step)
             d += 1
+            source_dim += 1
         else:
+            size = out._shape[d]
+            if not -size <= k < size:
+                raise IndexError(f"index {k} is out of bounds for dimension {source_dim} "
+                                 f"with size {size}")
             out = out._select(d, int(k))
+            source_dim += 1
     return out
 
 
@@ -331,7 +342,8 @@ def __getitem__(self: Tensor, key: Any) -> Tensor:
     try:
         return wrap_array(np.array(arr[_numpy_key(key)]))
     except IndexError as e:
-        raise IndexError(str(e)) from None
+        # numpy says "axis"; PyTorch says "dimension".
+        raise IndexError(str(e).replace("for axis", "for dimension")) from None
 
 
 def _numpy_key(key: Any) -> Any:

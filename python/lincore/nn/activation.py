@@ -3,6 +3,7 @@ Linear followed by one of these runs as a single kernel call inside a Sequential
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from .. import _core
@@ -15,14 +16,16 @@ _RELU, _LEAKY_RELU, _SIGMOID, _TANH, _GELU, _GELU_TANH = 1, 2, 3, 4, 5, 6
 
 class _Activation(Module):
     _code = 0
-    _slope = 0.01
+
+    def _slope(self) -> float:
+        return 0.01
 
     def forward(self, input: Any) -> Any:
         x = input if isinstance(input, _core.Tensor) else as_tensor(input)
-        return _core.activation(x, self._code, self._slope)
+        return _core.activation(x, self._code, self._slope())
 
     def _step(self, name: str) -> tuple:
-        return ("activation", name, self._code, self._slope)
+        return ("activation", name, self._code, self._slope())
 
 
 class ReLU(_Activation):
@@ -44,10 +47,17 @@ class LeakyReLU(_Activation):
     _code = _LEAKY_RELU
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+            raise TypeError(
+                f"LeakyReLU(): argument 'negative_slope' must be a number, not "
+                f"{type(negative_slope).__name__}"
+            )
         super().__init__()
         self.negative_slope = negative_slope
-        self._slope = float(negative_slope)
         self.inplace = inplace
+
+    def _slope(self) -> float:
+        return float(self.negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")

@@ -60,8 +60,14 @@ class Linear(Module):
         x = input if isinstance(input, _core.Tensor) else as_tensor(input)
         return _core.linear(x, self.weight, self.bias, 0, 0.01, self._pack)
 
-    # Called directly, skipping Module.__call__'s extra frame: Linear has no hooks to run.
+    # Called directly, skipping Module.__call__'s extra frame (Linear runs no hooks); a subclass
+    # that overrides forward gets Module.__call__ back, so its forward is the one called.
     __call__ = forward
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.forward is not Linear.forward and "__call__" not in cls.__dict__:
+            cls.__call__ = Module.__call__  # type: ignore[method-assign]
 
     def _step(self, name: str) -> tuple:
         return ("linear", name, self.weight, self.bias, self._pack)

@@ -45,9 +45,6 @@ class Module:
         if isinstance(value, Parameter):
             modules.pop(name, None)
             params[name] = value
-        elif isinstance(value, Module):
-            params.pop(name, None)
-            modules[name] = value
         elif name in params:
             if value is not None:
                 raise TypeError(
@@ -55,6 +52,9 @@ class Module:
                     f"parameter '{name}' (lincore.nn.Parameter or None expected)"
                 )
             params[name] = None
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            modules[name] = value
         elif name in modules:
             if value is not None:
                 raise TypeError(
