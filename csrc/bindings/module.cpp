@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings/bindings.h"
+#include "kernels/dispatch.h"
 #include "tensor/errors.h"
 
 namespace py = pybind11;
@@ -17,6 +18,9 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_TypeError, e.what());
     }
   });
+  // Resolve the kernel family now, so that a bad LINCORE_ISA fails the import with its message
+  // rather than the first computation.
+  lincore::cpu_capability();
   lincore::bindings::register_tensor(m);
   lincore::bindings::register_nn(m);
   lincore::bindings::register_runtime(m);

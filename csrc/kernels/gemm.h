@@ -65,4 +65,9 @@ template <class T>
 void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
               std::int64_t ldy, Epilogue ep);
 
+// The same, on the calling thread only (for callers that run their own parallel loop).
+template <class T>
+void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw,
+                     T* y, std::int64_t ldy, Epilogue ep);
+
 }  // namespace lincore

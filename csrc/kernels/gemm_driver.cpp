@@ -115,6 +115,19 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
   }
 }
 
+template <class T>
+void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw,
+                     T* y, std::int64_t ldy, Epilogue ep) {
+  if (m == 0 || pw.n == 0) return;
+  run_of<T>(detail::family_at(pw.family))(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y,
+                                          ldy, ep, 0, pw.npad() / pw.nr);
+}
+
+template void gemm_run_serial<float>(std::int64_t, const float*, std::int64_t,
+                                     const PackedWeight<float>&, float*, std::int64_t, Epilogue);
+template void gemm_run_serial<double>(std::int64_t, const double*, std::int64_t,
+                                      const PackedWeight<double>&, double*, std::int64_t,
+                                      Epilogue);
 template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,
                                               std::int64_t, const float*);
 template PackedWeight<double> gemm_pack<double>(std::int64_t, std::int64_t, const double*,

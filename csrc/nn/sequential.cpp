@@ -1,12 +1,135 @@
 #include "nn/sequential.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 
+#include "kernels/dispatch.h"
 #include "nn/activation.h"
+#include "runtime/thread_pool.h"
 
 namespace lincore {
+namespace {
+
+// One step of a whole-stack run: a Linear (with the activation that follows it fused in), or an
+// activation on its own.
+template <class T>
+struct Op {
+  std::shared_ptr<const PackedWeight<T>> pw;  // null for an activation on its own
+  Epilogue ep;
+  std::int64_t width;  // output features
+};
+
+// Two ping-pong buffers per thread for the intermediate activations of a row block, kept across
+// calls: a warm Sequential call allocates nothing but its output.
+template <class T>
+T* scratch(int which, std::size_t count) {
+  thread_local std::vector<T> buffers[2];
+  auto& b = buffers[which];
+  if (b.size() < count) b.resize(count);
+  return b.data();
+}
+
+// Runs every op on rows [0, m) of x, writing the last op's output to y. `serial`: each gemm on
+// the calling thread (the caller parallelises over row blocks); else each gemm may use the pool.
+template <class T>
+void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op<T>>& ops, T* y,
+              std::int64_t ldy, bool serial) {
+  const T* cur = x;
+  std::int64_t ldcur = ldx;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const Op<T>& op = ops[i];
+    const bool last = i + 1 == ops.size();
+    T* out = last ? y : scratch<T>(static_cast<int>(i % 2), static_cast<std::size_t>(m * op.width));
+    const std::int64_t ldout = last ? ldy : op.width;
+    if (op.pw) {
+      if (serial) gemm_run_serial<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
+      else gemm_run<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
+    } else {
+      for (std::int64_t r = 0; r < m; ++r)
+        for (std::int64_t c = 0; c < op.width; ++c)
+          out[r * ldout + c] = activate(cur[r * ldcur + c], op.ep);
+    }
+    cur = out;
+    ldcur = ldout;
+  }
+}
+
+}  // namespace
+
+// The whole-stack path: steps that are only Linear, activations and Identity, on float data,
+// widths that chain. Returns false (and does nothing) when the stack does not qualify; the
+// layer-by-layer path then runs it and reports any error.
+template <class T>
+bool Sequential::forward_fused(const Tensor& x, Tensor& out) const {
+  std::vector<Op<T>> ops;
+  std::int64_t width = x.size(-1);
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    if (s.kind == Step::Kind::identity) continue;
+    if (s.kind == Step::Kind::activation) {
+      ops.push_back({nullptr, s.ep, width});
+      continue;
+    }
+    if (s.kind != Step::Kind::linear || s.weight.dtype() != x.dtype() ||
+        s.weight.size(1) != width || (s.bias && s.bias->dtype() != x.dtype())) {
+      return false;
+    }
+    Op<T> op{s.cache->get<T>(s.weight, s.bias ? &*s.bias : nullptr), Epilogue{},
+             s.weight.size(0)};
+    if (i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation) {
+      op.ep = steps_[++i].ep;
+    }
+    ops.push_back(op);
+    width = op.width;
+  }
+  if (ops.empty()) return false;
+
+  std::int64_t m = 1;
+  for (std::int64_t d = 0; d + 1 < x.dim(); ++d) m *= x.shape()[d];
+  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
+  out_shape.push_back(width);
+  out = Tensor::empty(out_shape, x.dtype());
+  if (out.numel() == 0) return true;
+  Tensor x2 = x.reshape({m, x.size(-1)});
+  if (x2.size(1) > 1 && x2.strides()[1] != 1) x2 = x2.contiguous();
+  const T* xp = x2.data<T>();
+  const std::int64_t ldx = x2.strides()[0];
+  T* yp = out.data<T>();
+
+  // Many rows: row blocks go through all layers, each thread its own blocks (one parallel
+  // region per call, intermediates in that thread's cache). Few rows: layer by layer, each
+  // layer's gemm free to split W's columns over the threads.
+  const auto& blk = [&]() -> const detail::Blocking<T>& {
+    const auto& f = detail::active_family();
+    if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
+  }();
+  const int threads = get_num_threads();
+  if (m < 2 * blk.mr * threads) {
+    run_rows<T>(m, xp, ldx, ops, yp, width, false);
+    return true;
+  }
+  const std::int64_t block = std::min<std::int64_t>(
+      blk.mc, ((m + threads - 1) / threads + blk.mr - 1) / blk.mr * blk.mr);
+  const std::int64_t blocks = (m + block - 1) / block;
+  const int nt = static_cast<int>(std::min<std::int64_t>(threads, blocks));
+  parallel_run(nt, [&](int t) {
+    for (std::int64_t b = t; b < blocks; b += nt) {
+      const std::int64_t r0 = b * block, rows = std::min(block, m - r0);
+      run_rows<T>(rows, xp + r0 * ldx, ldx, ops, yp + r0 * width, width, true);
+    }
+  });
+  return true;
+}
 
 Tensor Sequential::forward(const Tensor& input) const {
+  Tensor fused;
+  if (input.dim() >= 1 && input.dtype() == DType::float32 && forward_fused<float>(input, fused)) {
+    return fused;
+  }
+  if (input.dim() >= 1 && input.dtype() == DType::float64 && forward_fused<double>(input, fused)) {
+    return fused;
+  }
   Tensor x = input;
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = steps_[i];

@@ -22,6 +22,9 @@ struct Step {
   std::int64_t start_dim = 1, end_dim = -1;  // flatten
 };
 
+// forward runs stacks of Linear, activation and Identity steps on float data as one whole-stack
+// call (row blocks through every layer, intermediates in per-thread scratch that persists across
+// calls); any other stack runs layer by layer.
 class Sequential {
  public:
   explicit Sequential(std::vector<Step> steps) : steps_(std::move(steps)) {}
@@ -29,6 +32,9 @@ class Sequential {
   const std::vector<Step>& steps() const { return steps_; }
 
  private:
+  template <class T>
+  bool forward_fused(const Tensor& x, Tensor& out) const;
+
   std::vector<Step> steps_;
 };
 

@@ -1,0 +1,117 @@
+"""The runtime: kernel-family dispatch and its environment override, the thread settings and
+their environment defaults, many Python threads calling layers at once, and fork()."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import lincore
+import lincore.nn as nn
+
+
+def run_python(code: str, **env: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_runtime_cpu_capability_is_the_best_supported():
+    supported = lincore.supported_cpu_capabilities()
+    assert supported[-1] == "scalar"
+    assert lincore.cpu_capability() == supported[0]
+
+
+@pytest.mark.parametrize("isa", lincore.supported_cpu_capabilities())
+def test_runtime_lincore_isa_env_forces_a_level(isa):
+    code = ("import lincore, numpy as np; l = lincore.nn.Linear(40, 30); "
+            "print(lincore.cpu_capability(), l(lincore.randn(5, 40)).shape)")
+    assert run_python(code, LINCORE_ISA=isa) == f"{isa} lincore.Size([5, 30])"
+
+
+def test_runtime_lincore_isa_env_rejects_unknown_level():
+    done = subprocess.run([sys.executable, "-c", "import lincore"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "LINCORE_ISA": "avx9000"})
+    assert done.returncode != 0
+    assert "avx9000" in done.stderr and "expected one of" in done.stderr
+
+
+def test_runtime_set_cpu_capability_rejects_bad_names():
+    with pytest.raises(ValueError, match="unknown cpu capability"):
+        lincore._core._set_cpu_capability("avx9000")
+
+
+def test_runtime_thread_count_env_defaults():
+    assert run_python("import lincore; print(lincore.get_num_threads())",
+                      LINCORE_NUM_THREADS="3") == "3"
+    assert run_python("import lincore; print(lincore.get_num_threads())",
+                      LINCORE_NUM_THREADS="", OMP_NUM_THREADS="1") == "1"
+    default = run_python("import lincore; print(lincore.get_num_threads())",
+                         LINCORE_NUM_THREADS="", OMP_NUM_THREADS="")
+    assert int(default) == len(os.sched_getaffinity(0))
+
+
+def test_runtime_set_num_threads():
+    before = lincore.get_num_threads()
+    try:
+        lincore.set_num_threads(1)
+        assert lincore.get_num_threads() == 1
+        with pytest.raises(ValueError, match="positive integer"):
+            lincore.set_num_threads(0)
+        assert lincore.get_num_threads() == 1
+    finally:
+        lincore.set_num_threads(before)
+
+
+def test_runtime_many_python_threads_bitwise_equal_to_one(rng):
+    shared = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
+    privates = [nn.Linear(64, 48) for _ in range(8)]
+    inputs = [lincore.tensor(rng.standard_normal((rows, 64)).astype(np.float32))
+              for rows in (1, 7, 64, 300, 1, 129, 2, 500)]
+    expected_shared = [np.asarray(shared(x)).copy() for x in inputs]
+    expected_private = [np.asarray(p(x)).copy() for p, x in zip(privates, inputs)]
+    errors: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for _ in range(30):
+            for j, x in enumerate(inputs):
+                if not np.array_equal(np.asarray(shared(x)), expected_shared[j]):
+                    errors.append(f"shared {i} {j}")
+            if not np.array_equal(np.asarray(privates[i](inputs[i])), expected_private[i]):
+                errors.append(f"private {i}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors[:5]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_runtime_pool_works_after_fork():
+    code = """
+import os, numpy as np, lincore, lincore.nn as nn
+lincore.set_num_threads(2)
+layer = nn.Linear(512, 512)
+x = lincore.randn(256, 512)
+expected = np.asarray(layer(x)).copy()        # the pool is running in the parent now
+pid = os.fork()
+if pid == 0:
+    ok = np.array_equal(np.asarray(layer(x)), expected) and lincore.get_num_threads() == 2
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.WEXITSTATUS(status) == 0, "child failed"
+assert np.array_equal(np.asarray(layer(x)), expected)
+print("ok")
+"""
+    assert run_python(code) == "ok"  # run_python's timeout catches a deadlock

@@ -1,0 +1,96 @@
+"""Sequential's whole-stack path (row blocks through every layer in one C++ call) against the
+same layers called one by one: bitwise equal, whatever the batch size, blocking or thread
+count; and against the float64 reference layer by layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lincore
+import lincore.nn as nn
+from conftest import assert_linear_close
+
+STACKS = {
+    "mlp-relu": lambda: [nn.Linear(33, 64), nn.ReLU(), nn.Linear(64, 17), nn.ReLU(),
+                         nn.Linear(17, 5)],
+    "act-first": lambda: [nn.Tanh(), nn.Linear(33, 40), nn.Identity(), nn.GELU(),
+                          nn.Linear(40, 8), nn.Sigmoid()],
+    "leaky-no-bias": lambda: [nn.Linear(33, 31, bias=False), nn.LeakyReLU(0.3),
+                              nn.Linear(31, 2, bias=False)],
+    "single": lambda: [nn.Linear(33, 7)],
+}
+
+
+def one_by_one(layers, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [lincore.float32, lincore.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("rows", [0, 1, 3, 13, 47, 48, 97, 200, 1000])
+@pytest.mark.parametrize("stack", STACKS)
+def test_sequential_whole_stack_bitwise_equal_to_layers(isa, stack, rows, dtype):
+    lincore.manual_seed(rows)
+    layers = STACKS[stack]()
+    model = nn.Sequential(*layers).to(dtype)
+    x = lincore.randn(rows, 33, dtype=dtype)
+    expected = np.asarray(one_by_one(list(model), x))
+    for threads in (1, 2):
+        before = lincore.get_num_threads()
+        lincore.set_num_threads(threads)
+        try:
+            got = np.asarray(model(x))
+        finally:
+            lincore.set_num_threads(before)
+        assert got.shape == expected.shape
+        assert np.array_equal(got, expected, equal_nan=True), (threads, stack, rows)
+
+
+def test_sequential_rows_independent_of_batch(rng):
+    model = nn.Sequential(nn.Linear(20, 50), nn.ReLU(), nn.Linear(50, 10))
+    x = rng.standard_normal((300, 20)).astype(np.float32)
+    whole = np.asarray(model(lincore.tensor(x)))
+    for i in (0, 47, 299):
+        assert np.array_equal(whole[i], np.asarray(model(lincore.tensor(x[i:i + 1])))[0])
+
+
+def test_sequential_each_layer_within_tolerance(rng):
+    model = nn.Sequential(nn.Linear(64, 96), nn.Linear(96, 80), nn.Linear(80, 3))
+    x = rng.standard_normal((150, 64)).astype(np.float32)
+    y = np.asarray(model(lincore.tensor(x)))
+    h = x
+    for i, layer in enumerate(model):
+        w, b = np.asarray(layer.weight), np.asarray(layer.bias)
+        out = np.asarray(layer(lincore.tensor(h)))
+        assert_linear_close(out, h, w, b)
+        h = out
+    assert np.array_equal(y, h)
+
+
+def test_sequential_batch_shapes_and_flatten():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.ReLU())
+    x = lincore.randn(5, 3, 4)
+    assert model(x).shape == (5, 4)
+    mlp = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    for shape in [(4,), (0, 4), (2, 3, 4), (2, 1, 3, 1, 4)]:
+        out = mlp(lincore.randn(*shape))
+        assert out.shape == shape[:-1] + (2,)
+
+
+def test_sequential_sees_new_weights_after_load_state_dict():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = lincore.randn(64, 3)
+    before = np.asarray(model(x)).copy()
+    state = {k: np.asarray(v) * 2 for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    after = np.asarray(model(x))
+    assert not np.array_equal(before, after)
+    assert np.array_equal(after, np.asarray(one_by_one(list(model), x)))
+
+
+def test_sequential_width_mismatch_names_layer():
+    model = nn.Sequential(nn.Linear(10, 18), nn.Linear(19, 5))
+    with pytest.raises(RuntimeError, match=r"1x18 and 19x5.*layer 1"):
+        model(lincore.randn(1, 10))
