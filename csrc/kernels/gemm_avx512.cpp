@@ -5,7 +5,7 @@
 namespace lincore::detail::isa_avx512 {
 
 namespace {
-constexpr int MR = 12, NV = 2, W32 = 16, W64 = 8, MC = 192, KC = 256;
+constexpr int MR = 12, NV = 2, W32 = 16, W64 = 8, MC = 144, KC = 320;
 }
 
 const KernelFamily& family() {

@@ -197,9 +197,13 @@ void pack_x(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ldx, T* d
   for (std::int64_t i0 = 0; i0 < mc; i0 += MR) {
     const int rows = static_cast<int>(mc - i0 < MR ? mc - i0 : MR);
     T* panel = dst + i0 * kc;
-    for (int r = 0; r < rows; ++r) {
-      const T* src = x + (i0 + r) * ldx;
-      for (std::int64_t p = 0; p < kc; ++p) panel[p * MR + r] = src[p];
+    const T* src = x + i0 * ldx;
+    if (rows == MR) {  // contiguous writes, MR read streams
+      for (std::int64_t p = 0; p < kc; ++p)
+        unroll<MR>([&](auto r) LINCORE_INLINE_LAMBDA { panel[p * MR + r] = src[r * ldx + p]; });
+    } else {
+      for (std::int64_t p = 0; p < kc; ++p)
+        for (int r = 0; r < rows; ++r) panel[p * MR + r] = src[r * ldx + p];
     }
   }
 }
@@ -217,9 +221,7 @@ void run(std::int64_t m, const T* x, std::int64_t ldx, const T* packed, const T*
   const std::int64_t npad = (n + NR - 1) / NR * NR;
   // This call's share of W is streamed, not cache-resident, past about half an L2.
   const int stream = (jp1 - jp0) * NR * k * static_cast<std::int64_t>(sizeof(T)) > (1 << 20);
-  const auto& direct = Tiles<T, W, NV, MR, 1, false>::table[stream];
   const auto& direct_wide = Tiles<T, W, NV, MR, kWidePanels, false>::table[stream];
-  const auto& packed_x = Tiles<T, W, NV, MR, 1, true>::table[stream];
 
   // Pack x only when its rows are a multiple of 4 KiB apart: then the rows read at each k step
   // alias one L1 set and keep evicting each other. Otherwise rows are read in place (packing
@@ -253,12 +255,17 @@ void run(std::int64_t m, const T* x, std::int64_t ldx, const T* packed, const T*
         const int nvalid = static_cast<int>(n - jr * NR < NR ? n - jr * NR : NR);
         for (std::int64_t ir = 0; ir < mc; ir += MR) {
           const int rows = static_cast<int>(mc - ir < MR ? mc - ir : MR);
+          // The next panels are prefetched once, by the first row tile; the others find this
+          // panel in L1.
+          const int prefetch = stream && ir == 0;
           if (pack) {
-            packed_x[rows - 1](kc, xbuf.get() + ir * kc, 0, panel, kc * NR, yblock + ir * ldy,
-                               ldy, b, first, last, nvalid, ep);
+            Tiles<T, W, NV, MR, 1, true>::table[prefetch][rows - 1](
+                kc, xbuf.get() + ir * kc, 0, panel, kc * NR, yblock + ir * ldy, ldy, b, first,
+                last, nvalid, ep);
           } else {
-            direct[rows - 1](kc, xblock + ir * ldx, ldx, panel, kc * NR, yblock + ir * ldy, ldy,
-                             b, first, last, nvalid, ep);
+            Tiles<T, W, NV, MR, 1, false>::table[prefetch][rows - 1](
+                kc, xblock + ir * ldx, ldx, panel, kc * NR, yblock + ir * ldy, ldy, b, first,
+                last, nvalid, ep);
           }
         }
         ++jr;
