@@ -135,7 +135,8 @@ def test_module_load_state_dict_round_trip(source):
 def test_module_load_state_dict_copies_not_aliases():
     src, dst = nn.Linear(3, 2), nn.Linear(3, 2)
     dst.load_state_dict(src.state_dict())
-    src.weight.copy_(lincore.zeros(2, 3))
+    with lincore.no_grad():
+        src.weight.copy_(lincore.zeros(2, 3))
     assert np.any(as_np(dst.weight) != 0)
 
 
@@ -156,18 +157,23 @@ def _write_asarray_temp(layer, new):
     np.asarray(layer.weight)[...] = new
 
 
+# In-place writes to parameters run under no_grad, as PyTorch requires.
+@lincore.no_grad()
 def _write_copy_tensor(layer, new):
     layer.weight.copy_(lincore.tensor(new))
 
 
+@lincore.no_grad()
 def _write_copy_numpy(layer, new):
     layer.weight.copy_(new)
 
 
+@lincore.no_grad()
 def _write_setitem(layer, new):
     layer.weight[...] = lincore.tensor(new)
 
 
+@lincore.no_grad()
 def _write_setitem_row(layer, new):
     for i in range(new.shape[0]):
         layer.weight[i] = lincore.tensor(new[i])
@@ -253,22 +259,23 @@ def test_linear_forward_sees_in_place_ops(op, rng):
     layer = nn.Linear(4, 3)
     x = lincore.tensor(rng.standard_normal((2, 4)).astype(np.float32))
     y_before = as_np(layer(x))
-    if op == "fill_":
-        layer.weight.fill_(0.25)
-    elif op == "zero_":
-        layer.weight.zero_()
-    elif op == "normal_":
-        layer.weight.normal_()
-    elif op == "uniform_":
-        layer.weight.uniform_(2.0, 3.0)
-    elif op == "imul":
-        w = layer.weight
-        w *= 3
-    elif op == "iadd":
-        w = layer.weight
-        w += 1
-    else:
-        np.asarray(layer.bias)[...] = [10.0, 20.0, 30.0]
+    with lincore.no_grad():  # in-place writes to parameters need it, as in PyTorch
+        if op == "fill_":
+            layer.weight.fill_(0.25)
+        elif op == "zero_":
+            layer.weight.zero_()
+        elif op == "normal_":
+            layer.weight.normal_()
+        elif op == "uniform_":
+            layer.weight.uniform_(2.0, 3.0)
+        elif op == "imul":
+            w = layer.weight
+            w *= 3
+        elif op == "iadd":
+            w = layer.weight
+            w += 1
+        else:
+            np.asarray(layer.bias)[...] = [10.0, 20.0, 30.0]
     y = as_np(layer(x))
     assert y.tobytes() != y_before.tobytes()
     check_linear(y, x, layer)

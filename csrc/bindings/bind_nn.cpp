@@ -75,14 +75,68 @@ void register_nn(py::module_& m) {
       },
       py::arg("x"), py::arg("act"), py::arg("negative_slope") = 0.01);
 
-  py::class_<Sequential>(m, "SequentialPlan")
+  m.def(
+      "linear_backward",
+      [](const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
+         bool need_db, PackCache* wt_cache) {
+        LinearGrads g;
+        {
+          py::gil_scoped_release nogil;
+          g = linear_backward(x, w, dy, need_dx, need_dw, need_db, wt_cache);
+        }
+        return py::make_tuple(g.dx, g.dw, g.db);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("grad_output"), py::arg("need_dx"),
+      py::arg("need_dw"), py::arg("need_db"), py::arg("wt_cache") = nullptr,
+      "(dx, dw, db) of y = x @ weight.T + b for dL/dy = grad_output; None where not asked for");
+
+  m.def(
+      "activation_backward",
+      [](const Tensor& dy, const Tensor& z, int act, double slope) {
+        Epilogue ep = make_epilogue(act, slope);
+        py::gil_scoped_release nogil;
+        return activation_backward(dy, z, ep);
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("act"), py::arg("negative_slope") = 0.01);
+
+  py::class_<Tape, std::shared_ptr<Tape>>(m, "Tape",
+                                          "What a recorded Sequential forward keeps for backward");
+
+  py::class_<Sequential>(m, "SequentialPlan", py::dynamic_attr())
       .def(py::init([](const py::list& steps) {
         std::vector<Step> out;
         for (const auto& s : steps) out.push_back(make_step(s.cast<py::tuple>()));
         return Sequential(std::move(out));
       }))
       .def("forward", &Sequential::forward, py::arg("x"),
-           py::call_guard<py::gil_scoped_release>());
+           py::call_guard<py::gil_scoped_release>())
+      .def(
+          "forward_train",
+          [](const Sequential& s, const Tensor& x) {
+            auto tape = std::make_shared<Tape>();
+            Tensor y;
+            {
+              py::gil_scoped_release nogil;
+              y = s.forward_train(x, *tape);
+            }
+            return py::make_tuple(y, tape);
+          },
+          py::arg("x"), "(y, tape): the forward, recording what backward needs")
+      .def(
+          "backward",
+          [](const Sequential& s, const Tape& tape, const Tensor& dy, bool need_dx,
+             const std::vector<bool>& need_params) {
+            StackGrads g;
+            {
+              py::gil_scoped_release nogil;
+              g = s.backward(tape, dy, need_dx, need_params);
+            }
+            py::list params;
+            for (std::size_t i = 0; i < g.dw.size(); ++i) params.append(py::make_tuple(g.dw[i], g.db[i]));
+            return py::make_tuple(g.dx, params);
+          },
+          py::arg("tape"), py::arg("grad_output"), py::arg("need_dx"), py::arg("need_params"),
+          "(dx, [(dw, db) per Linear]): the whole stack's backward in one call");
 }
 
 }  // namespace lincore::bindings

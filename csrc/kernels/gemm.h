@@ -54,10 +54,12 @@ struct PackedWeight {
   std::int64_t npad() const { return (n + nr - 1) / nr * nr; }
 };
 
-// Packs w (n x k, row stride ldw) and b (n values or nullptr) for the kernel family in use.
+// Packs w (n x k: element [j][p] at w[j * ldw + p * ldw_col]) and b (n values or nullptr) for the
+// kernel family in use. Any strides: a transposed view packs directly (the backward pass packs
+// W^T and x^T this way).
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b);
+                          const T* b, std::int64_t ldw_col = 1);
 
 // y = act(x . w^T + b) with w given packed. Same contract as gemm_ref. Splits the work over the
 // thread pool when it is large enough to gain; call from any thread.

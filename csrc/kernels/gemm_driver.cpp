@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include <algorithm>
+#include <atomic>
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
@@ -37,7 +38,7 @@ detail::RunFn<T> run_of(const detail::KernelFamily& f) {
 
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b) {
+                          const T* b, std::int64_t ldw_col) {
   PackedWeight<T> pw;
   pw.family = detail::active_family_index();
   const auto& blk = blocking_of<T>(detail::family_at(pw.family));
@@ -56,8 +57,12 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
       for (std::int64_t c = 0; c < nr; ++c) {
         const std::int64_t j = jr * nr + c;
         if (j < n) {
-          const T* src = w + j * ldw + pc;
-          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = src[p];
+          const T* src = w + j * ldw + pc * ldw_col;
+          if (ldw_col == 1) {
+            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = src[p];
+          } else {
+            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = src[p * ldw_col];
+          }
         } else {
           for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = T(0);
         }
@@ -97,22 +102,25 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
     run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, 0, panels);
     return;
   }
-  if (split_columns) {
-    parallel_run(nt, [&](int t) {
-      const std::int64_t j0 = panels * t / nt, j1 = panels * (t + 1) / nt;
-      run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, j0, j1);
-    });
-  } else {
-    const std::int64_t chunks = (m + mr - 1) / mr;
-    parallel_run(nt, [&](int t) {
-      const std::int64_t i0 = chunks * t / nt * mr;
-      const std::int64_t i1 = std::min(m, chunks * (t + 1) / nt * mr);
-      if (i1 > i0) {
+  // The work is cut into a few chunks per thread, taken from a shared counter: a thread that
+  // starts late (its core busy with another library's spinning pool, say) finds the work done
+  // by the others instead of holding everyone up. Thread t's first chunk is chunk t, so in a
+  // quiet process each thread keeps the same columns call after call.
+  const std::int64_t units = split_columns ? panels : (m + mr - 1) / mr;
+  const std::int64_t chunks = std::min<std::int64_t>(units, 4 * nt);
+  std::atomic<std::int64_t> next{nt};
+  parallel_run(nt, [&](int t) {
+    for (std::int64_t c = t; c < chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+      const std::int64_t u0 = units * c / chunks, u1 = units * (c + 1) / chunks;
+      if (split_columns) {
+        run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, u0, u1);
+      } else {
+        const std::int64_t i0 = u0 * mr, i1 = std::min(m, u1 * mr);
         run(i1 - i0, x + i0 * ldx, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y + i0 * ldy,
             ldy, ep, 0, panels);
       }
-    });
-  }
+    }
+  });
 }
 
 template <class T>
@@ -129,9 +137,9 @@ template void gemm_run_serial<double>(std::int64_t, const double*, std::int64_t,
                                       const PackedWeight<double>&, double*, std::int64_t,
                                       Epilogue);
 template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,
-                                              std::int64_t, const float*);
+                                              std::int64_t, const float*, std::int64_t);
 template PackedWeight<double> gemm_pack<double>(std::int64_t, std::int64_t, const double*,
-                                                std::int64_t, const double*);
+                                                std::int64_t, const double*, std::int64_t);
 template void gemm_run<float>(std::int64_t, const float*, std::int64_t, const PackedWeight<float>&,
                               float*, std::int64_t, Epilogue);
 template void gemm_run<double>(std::int64_t, const double*, std::int64_t,

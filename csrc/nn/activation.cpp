@@ -1,5 +1,6 @@
 #include "nn/activation.h"
 
+#include <cmath>
 #include <string>
 
 #include "tensor/errors.h"
@@ -14,7 +15,59 @@ void apply(const Tensor& x, Tensor& y, Epilogue ep) {
   for (std::int64_t i = 0; i < x.numel(); ++i) dst[i] = activate(src[i], ep);
 }
 
+template <class T>
+void apply_backward(const Tensor& dy, const Tensor& z, Tensor& dz, Epilogue ep) {
+  const T* d = dy.data<T>();
+  const T* zp = z.data<T>();
+  T* out = dz.data<T>();
+  for (std::int64_t i = 0; i < dz.numel(); ++i) out[i] = d[i] * activation_derivative(zp[i], ep);
+}
+
 }  // namespace
+
+template <class T>
+T activation_derivative(T z, Epilogue ep) {
+  switch (ep.act) {
+    case Activation::none: return T(1);
+    case Activation::relu: return z > T(0) ? T(1) : T(0);
+    case Activation::leaky_relu: return z > T(0) ? T(1) : static_cast<T>(ep.negative_slope);
+    case Activation::sigmoid: {
+      const T s = activate(z, ep);
+      return s * (T(1) - s);
+    }
+    case Activation::tanh: {
+      const T t = std::tanh(z);
+      return T(1) - t * t;
+    }
+    case Activation::gelu: {
+      const T cdf = T(0.5) * (T(1) + std::erf(z * T(0.70710678118654752440)));
+      const T pdf = std::exp(T(-0.5) * z * z) * T(0.39894228040143267794);  // 1/sqrt(2 pi)
+      return cdf + z * pdf;
+    }
+    case Activation::gelu_tanh: {
+      const T c = T(0.79788456080286535588), a = T(0.044715);
+      const T inner = c * (z + a * z * z * z);
+      const T t = std::tanh(inner);
+      return T(0.5) * (T(1) + t) + T(0.5) * z * (T(1) - t * t) * c * (T(1) + T(3) * a * z * z);
+    }
+  }
+  return T(1);
+}
+
+template float activation_derivative<float>(float, Epilogue);
+template double activation_derivative<double>(double, Epilogue);
+
+Tensor activation_backward(const Tensor& dy, const Tensor& z, Epilogue ep) {
+  if (dy.shape() != z.shape() || dy.dtype() != z.dtype() || !is_floating_point(z.dtype())) {
+    throw std::invalid_argument("activation_backward: gradient " + shape_str(dy.shape()) +
+                                " does not match input " + shape_str(z.shape()));
+  }
+  Tensor dc = dy.contiguous(), zc = z.contiguous();
+  Tensor dz = Tensor::empty(z.shape(), z.dtype());
+  if (z.dtype() == DType::float32) apply_backward<float>(dc, zc, dz, ep);
+  else apply_backward<double>(dc, zc, dz, ep);
+  return dz;
+}
 
 Tensor activation(const Tensor& x, Epilogue ep) {
   if (!is_floating_point(x.dtype())) {

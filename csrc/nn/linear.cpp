@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "tensor/errors.h"
@@ -12,11 +13,12 @@ namespace lincore {
 bool PackCache::Key::operator==(const Key& o) const {
   return w_data == o.w_data && b_data == o.b_data && n == o.n && k == o.k && ldw == o.ldw &&
          w_inner == o.w_inner && w_version == o.w_version && b_version == o.b_version &&
-         family == o.family && dtype == o.dtype;
+         family == o.family && dtype == o.dtype && transposed == o.transposed;
 }
 
 template <class T>
-std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Tensor* b) {
+std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Tensor* b,
+                                                      bool transposed) {
   Key key;
   key.w_data = w.raw_data();
   key.b_data = b ? b->raw_data() : nullptr;
@@ -28,6 +30,7 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   key.b_version = b ? b->storage()->version() : 0;
   key.family = detail::active_family_index();
   key.dtype = dtype_of<T>();
+  key.transposed = transposed;
   const bool trusted = w.storage()->versioned() && (!b || b->storage()->versioned());
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -35,10 +38,14 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
       return std::static_pointer_cast<const PackedWeight<T>>(packed_);
     }
   }
-  Tensor wc = w.contiguous();
   Tensor bc = b ? b->contiguous() : Tensor();
-  auto packed = std::make_shared<PackedWeight<T>>(gemm_pack<T>(
-      w.size(0), w.size(1), wc.data<T>(), w.size(1), b ? bc.data<T>() : nullptr));
+  const std::int64_t rows = transposed ? w.size(1) : w.size(0);
+  const std::int64_t cols = transposed ? w.size(0) : w.size(1);
+  const std::int64_t row_stride = transposed ? w.strides()[1] : w.strides()[0];
+  const std::int64_t col_stride = transposed ? w.strides()[0] : w.strides()[1];
+  auto packed = std::make_shared<PackedWeight<T>>(
+      gemm_pack<T>(rows, cols, w.data<T>(), row_stride,
+                   b && !transposed ? bc.data<T>() : nullptr, col_stride));
   std::lock_guard<std::mutex> lock(mutex_);
   key_ = key;
   packed_ = packed;
@@ -152,9 +159,89 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep, Pa
   return y;
 }
 
+namespace {
+
+template <class T>
+LinearGrads linear_backward_typed(const Tensor& x2, const Tensor& w, const Tensor& dy2,
+                                  bool need_dx, bool need_dw, bool need_db, PackCache* wt_cache) {
+  const std::int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
+  LinearGrads g;
+  if (need_dx) {
+    Tensor dx = Tensor::empty({m, k}, x2.dtype());
+    if (n == 0) {
+      dx.fill(0.0);
+    } else {
+      PackCache local;
+      auto wt = (wt_cache ? wt_cache : &local)->get<T>(w, nullptr, /*transposed=*/true);
+      gemm_run<T>(m, dy2.data<T>(), n, *wt, dx.data<T>(), k, Epilogue{});
+    }
+    g.dx = dx;
+  }
+  if (need_dw) {
+    Tensor dw = Tensor::empty({n, k}, x2.dtype());
+    if (m == 0) {
+      dw.fill(0.0);
+    } else {
+      // dw = dy^T . x, as the contract's y = x' . w'^T with x' = dy^T (n x m, contiguous) and
+      // w' = x^T (k x m), packed from x's strides.
+      Tensor dyt = dy2.transpose(0, 1).contiguous();
+      auto xt = gemm_pack<T>(k, m, x2.data<T>(), x2.strides()[1], nullptr, x2.strides()[0]);
+      gemm_run<T>(n, dyt.data<T>(), m, xt, dw.data<T>(), k, Epilogue{});
+    }
+    g.dw = dw;
+  }
+  if (need_db) {
+    Tensor db = Tensor::empty({n}, x2.dtype());
+    const T* d = dy2.data<T>();
+    T* out = db.data<T>();
+    std::vector<double> acc(static_cast<std::size_t>(n), 0.0);
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) acc[j] += static_cast<double>(d[i * n + j]);
+    for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<T>(acc[j]);
+    g.db = db;
+  }
+  return g;
+}
+
+}  // namespace
+
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx,
+                            bool need_dw, bool need_db, PackCache* wt_cache) {
+  if (w.dim() != 2 || x.dim() == 0 || x.size(-1) != w.size(1)) {
+    throw std::invalid_argument("linear_backward: input " + shape_str(x.shape()) +
+                                " does not match weight " + shape_str(w.shape()));
+  }
+  Shape y_shape(x.shape().begin(), x.shape().end() - 1);
+  y_shape.push_back(w.size(0));
+  if (dy.shape() != y_shape || dy.dtype() != x.dtype() || w.dtype() != x.dtype()) {
+    throw std::invalid_argument("linear_backward: expected a gradient of shape " +
+                                shape_str(y_shape) + " and dtype " + dtype_name(x.dtype()) +
+                                ", got " + shape_str(dy.shape()) + " " + dtype_name(dy.dtype()));
+  }
+  const std::int64_t k = w.size(1), n = w.size(0);
+  std::int64_t m = 1;
+  for (std::int64_t d = 0; d + 1 < x.dim(); ++d) m *= x.shape()[d];
+  Tensor x2 = x.reshape({m, k});
+  Tensor dy2 = dy.reshape({m, n}).contiguous();
+  LinearGrads g;
+  switch (x.dtype()) {
+    case DType::float32:
+      g = linear_backward_typed<float>(x2, w, dy2, need_dx, need_dw, need_db, wt_cache);
+      break;
+    case DType::float64:
+      g = linear_backward_typed<double>(x2, w, dy2, need_dx, need_dw, need_db, wt_cache);
+      break;
+    default:
+      throw type_error(std::string("linear_backward: not implemented for '") +
+                       dtype_short_name(x.dtype()) + "'");
+  }
+  if (g.dx) g.dx = g.dx->reshape(x.shape());
+  return g;
+}
+
 template std::shared_ptr<const PackedWeight<float>> PackCache::get<float>(const Tensor&,
-                                                                          const Tensor*);
+                                                                          const Tensor*, bool);
 template std::shared_ptr<const PackedWeight<double>> PackCache::get<double>(const Tensor&,
-                                                                            const Tensor*);
+                                                                            const Tensor*, bool);
 
 }  // namespace lincore

@@ -17,8 +17,11 @@ namespace lincore {
 // borrowed from numpy) is never trusted: the weight is repacked on each call.
 class PackCache {
  public:
+  // The packed form of w (and b), or with transposed = true of w^T (no bias): what the backward
+  // pass multiplies by. A cache holds one form; use one cache per form.
   template <class T>
-  std::shared_ptr<const PackedWeight<T>> get(const Tensor& w, const Tensor* b);
+  std::shared_ptr<const PackedWeight<T>> get(const Tensor& w, const Tensor* b,
+                                             bool transposed = false);
   std::size_t packed_bytes() const;
 
  private:
@@ -31,6 +34,7 @@ class PackCache {
     std::uint64_t w_version = 0, b_version = 0;
     int family = -1;
     DType dtype = DType::float32;
+    bool transposed = false;
     bool operator==(const Key& o) const;
   };
   mutable std::mutex mutex_;
@@ -43,5 +47,16 @@ class PackCache {
 // shape [out, in]; b of shape [out], or null for no bias.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep = {},
               PackCache* cache = nullptr);
+
+// The gradients of y = x . w^T + b given dy = dL/dy (of y's shape), on the same packed GEMM:
+//   dx = dy . w        (w^T packed, cached in wt_cache when given)
+//   dw = dy^T . x      (x^T packed per call; dy^T made contiguous)
+//   db = sum of dy's rows (accumulated in double)
+// Each is computed only when asked for; the others are left empty.
+struct LinearGrads {
+  std::optional<Tensor> dx, dw, db;
+};
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx,
+                            bool need_dw, bool need_db, PackCache* wt_cache = nullptr);
 
 }  // namespace lincore

@@ -1,6 +1,7 @@
 #include "nn/sequential.h"
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <type_traits>
 
@@ -109,17 +110,105 @@ bool Sequential::forward_fused(const Tensor& x, Tensor& out) const {
     run_rows<T>(m, xp, ldx, ops, yp, width, false);
     return true;
   }
+  // Blocks of at most MC rows, at least four per thread, taken from a shared counter (a thread
+  // that starts late finds them done by the others).
+  const std::int64_t per_block = (m + 4 * threads - 1) / (4 * threads);
   const std::int64_t block = std::min<std::int64_t>(
-      blk.mc, ((m + threads - 1) / threads + blk.mr - 1) / blk.mr * blk.mr);
+      blk.mc, std::max<std::int64_t>(blk.mr, (per_block + blk.mr - 1) / blk.mr * blk.mr));
   const std::int64_t blocks = (m + block - 1) / block;
   const int nt = static_cast<int>(std::min<std::int64_t>(threads, blocks));
+  std::atomic<std::int64_t> next{nt};
   parallel_run(nt, [&](int t) {
-    for (std::int64_t b = t; b < blocks; b += nt) {
+    for (std::int64_t b = t; b < blocks; b = next.fetch_add(1, std::memory_order_relaxed)) {
       const std::int64_t r0 = b * block, rows = std::min(block, m - r0);
       run_rows<T>(rows, xp + r0 * ldx, ldx, ops, yp + r0 * width, width, true);
     }
   });
   return true;
+}
+
+namespace {
+
+Tensor linear_step(const Tensor& x, const Step& s, Epilogue ep) {
+  try {
+    return linear(x, s.weight, s.bias ? &*s.bias : nullptr, ep, s.cache.get());
+  } catch (const std::runtime_error& e) {
+    // Name the layer: the kernel's message alone does not say which one failed.
+    throw std::runtime_error(std::string(e.what()) + " (in layer " + s.name + ")");
+  }
+}
+
+}  // namespace
+
+Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
+  Tensor x = input;
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    switch (s.kind) {
+      case Step::Kind::identity: break;
+      case Step::Kind::flatten:
+        tape.entries.push_back({i, x, std::nullopt, Epilogue{}});
+        x = x.flatten(s.start_dim, s.end_dim);
+        break;
+      case Step::Kind::activation:
+        tape.entries.push_back({i, x, std::nullopt, s.ep});
+        x = activation(x, s.ep);
+        break;
+      case Step::Kind::linear: {
+        Tensor z = linear_step(x, s, Epilogue{});
+        if (i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation) {
+          const Epilogue ep = steps_[i + 1].ep;
+          tape.entries.push_back({i, x, z, ep});
+          x = activation(z, ep);
+          ++i;
+        } else {
+          tape.entries.push_back({i, x, std::nullopt, Epilogue{}});
+          x = z;
+        }
+        break;
+      }
+    }
+  }
+  return x;
+}
+
+StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx,
+                                const std::vector<bool>& need_params) const {
+  StackGrads grads;
+  std::vector<std::size_t> linear_index(steps_.size(), 0);
+  std::size_t linears = 0;
+  for (std::size_t i = 0; i < steps_.size(); ++i)
+    if (steps_[i].kind == Step::Kind::linear) linear_index[i] = linears++;
+  if (need_params.size() != 2 * linears) {
+    throw std::invalid_argument("backward: expected " + std::to_string(2 * linears) +
+                                " parameter flags, got " + std::to_string(need_params.size()));
+  }
+  grads.dw.resize(linears);
+  grads.db.resize(linears);
+  Tensor g = dy;
+  for (std::size_t e = tape.entries.size(); e-- > 0;) {
+    const Tape::Entry& entry = tape.entries[e];
+    const Step& s = steps_[entry.step];
+    const bool first = e == 0;
+    switch (s.kind) {
+      case Step::Kind::identity: break;
+      case Step::Kind::flatten: g = g.reshape(entry.input.shape()); break;
+      case Step::Kind::activation: g = activation_backward(g, entry.input, s.ep); break;
+      case Step::Kind::linear: {
+        if (entry.z) g = activation_backward(g, *entry.z, entry.ep);
+        const std::size_t li = linear_index[entry.step];
+        LinearGrads lg = linear_backward(entry.input, s.weight, g, !first || need_dx,
+                                         need_params[2 * li], need_params[2 * li + 1] && s.bias,
+                                         s.cache_t.get());
+        grads.dw[li] = lg.dw;
+        grads.db[li] = lg.db;
+        if (lg.dx) g = *lg.dx;
+        break;
+      }
+    }
+  }
+  if (need_dx) grads.dx = g;
+  return grads;
 }
 
 Tensor Sequential::forward(const Tensor& input) const {
@@ -142,12 +231,7 @@ Tensor Sequential::forward(const Tensor& input) const {
         const bool fuse = i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation &&
                           is_floating_point(x.dtype());
         if (fuse) ep = steps_[i + 1].ep;
-        try {
-          x = linear(x, s.weight, s.bias ? &*s.bias : nullptr, ep, s.cache.get());
-        } catch (const std::runtime_error& e) {
-          // Name the layer: the kernel's message alone does not say which one failed.
-          throw std::runtime_error(std::string(e.what()) + " (in layer " + s.name + ")");
-        }
+        x = linear_step(x, s, ep);
         if (fuse) ++i;
         break;
       }

@@ -18,8 +18,28 @@ struct Step {
   Tensor weight;
   std::optional<Tensor> bias;
   std::shared_ptr<PackCache> cache;
+  std::shared_ptr<PackCache> cache_t = std::make_shared<PackCache>();  // W^T, for backward
   Epilogue ep;
   std::int64_t start_dim = 1, end_dim = -1;  // flatten
+};
+
+// What a recorded forward keeps for its backward: per step, the step's input and, for a Linear
+// followed by an activation, the pre-activation output.
+struct Tape {
+  struct Entry {
+    std::size_t step;            // index into the Sequential's steps
+    Tensor input;                // what the step received (its shape, for Flatten)
+    std::optional<Tensor> z;     // Linear + activation: the Linear's output before the activation
+    Epilogue ep;                 // that activation
+  };
+  std::vector<Entry> entries;
+};
+
+// Gradients of a recorded forward: dx for the input (when asked), and per Linear step (in step
+// order) dW and db (empty where not asked for, or for no bias).
+struct StackGrads {
+  std::optional<Tensor> dx;
+  std::vector<std::optional<Tensor>> dw, db;
 };
 
 // forward runs stacks of Linear, activation and Identity steps on float data as one whole-stack
@@ -29,6 +49,12 @@ class Sequential {
  public:
   explicit Sequential(std::vector<Step> steps) : steps_(std::move(steps)) {}
   Tensor forward(const Tensor& x) const;
+  // The training forward: the same result as forward (layer by layer), recording in tape what
+  // backward needs. backward runs the whole stack's backward in one call; need_params holds a
+  // (weight, bias) pair of flags per Linear step, in order.
+  Tensor forward_train(const Tensor& x, Tape& tape) const;
+  StackGrads backward(const Tape& tape, const Tensor& dy, bool need_dx,
+                      const std::vector<bool>& need_params) const;
   const std::vector<Step>& steps() const { return steps_; }
 
  private:

@@ -16,11 +16,18 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _core
+from ._autograd import as_array, needs_grad, record, run_backward, unbroadcast
 from ._creation import as_tensor, copy_array, parse_size, wrap_array
 from ._dtype import BY_CODE, Size, bool_, dtype, float32, float64, int64, result_kind
 from ._printing import format_tensor
 
 Tensor = _core.Tensor
+
+# The compiled view/copy methods, kept before the recording versions below replace them.
+_cpp_clone = Tensor.clone
+_cpp_contiguous = Tensor.contiguous
+_cpp_transpose = Tensor.transpose
+_cpp_flatten = Tensor.flatten
 
 _methods: dict[str, Any] = {}
 
@@ -63,7 +70,9 @@ def T(self: Tensor) -> Tensor:
     out = self
     n = self.dim()
     for i in range(n // 2):
-        out = out.transpose(i, n - 1 - i)
+        out = _cpp_transpose(out, i, n - 1 - i)
+    if needs_grad(self):
+        record(out, "PermuteBackward0", [self], lambda g: (g.transpose(),))
     return out
 
 
@@ -114,29 +123,66 @@ def _wrap_dim(t: Tensor, d: Any) -> int:
     return int(d) % n
 
 
-# --- autograd flags (the graph itself comes with the training work) ------------------------------
+# --- autograd --------------------------------------------------------------------------------
 
 def _get_requires_grad(self: Tensor) -> bool:
     return self.__dict__.get("_requires_grad", False)
 
 
 def _set_requires_grad(self: Tensor, value: bool) -> None:
+    if self.__dict__.get("grad_fn") is not None:
+        raise RuntimeError(
+            "you can only change requires_grad flags of leaf variables. If you want to use a "
+            "computed variable in a subgraph that doesn't require differentiation use "
+            "var_no_grad = var.detach()."
+        )
     if value and not self.dtype.is_floating_point:
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
     self.__dict__["_requires_grad"] = bool(value)
 
 
+def _get_grad(self: Tensor) -> Any:
+    return self.__dict__.get("_grad")
+
+
+def _set_grad(self: Tensor, value: Any) -> None:
+    if value is not None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                            f"type {type(value).__name__}")
+        if tuple(value._shape) != tuple(self._shape):
+            raise RuntimeError("assigned grad has data of a different size")
+        if value.dtype is not self.dtype:
+            raise RuntimeError("assigned grad has data of a different type")
+    self.__dict__["_grad"] = value
+
+
 _methods["requires_grad"] = property(_get_requires_grad, _set_requires_grad,
                                      doc="Whether gradients are recorded for this tensor.")
-_methods["grad"] = None
-_methods["grad_fn"] = None
-_methods["is_leaf"] = True
+_methods["grad"] = property(_get_grad, _set_grad,
+                            doc="The gradient accumulated by backward(), or None.")
+_methods["grad_fn"] = None  # set per instance by the op that made the tensor
+
+
+@_property
+def is_leaf(self: Tensor) -> bool:
+    """True for tensors not made by a recorded op (parameters, inputs)."""
+    return self.__dict__.get("grad_fn") is None
 
 
 @_method
 def requires_grad_(self: Tensor, requires_grad: bool = True) -> Tensor:
     self.requires_grad = requires_grad
     return self
+
+
+@_method
+def backward(self: Tensor, gradient: Any = None, retain_graph: bool | None = None,
+             create_graph: bool = False) -> None:
+    """Accumulates the gradient of this tensor with respect to every leaf into leaf.grad."""
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported")
+    run_backward(self, gradient, retain_graph)
 
 
 @_method
@@ -148,6 +194,18 @@ def detach(self: Tensor) -> Tensor:
 @_property
 def data(self: Tensor) -> Tensor:
     return Tensor(self)
+
+
+def _check_inplace(t: Tensor) -> None:
+    """In-place writes to a tensor that requires grad are refused while grad mode records (as in
+    PyTorch for leaves; lincore's autograd does not version saved tensors, so for all)."""
+    if needs_grad(t):
+        raise RuntimeError(
+            "a leaf Variable that requires grad is being used in an in-place operation."
+            if t.is_leaf else
+            "in-place operations on tensors that require grad are not supported by lincore's "
+            "autograd; use the out-of-place form (x = x + y)"
+        )
 
 
 # --- conversion -------------------------------------------------------------------------------
@@ -197,7 +255,11 @@ def to(self: Tensor, dtype: dtype, copy: bool = False) -> Tensor:
         raise TypeError(f"to(): expected a lincore.dtype, got {type(dtype).__name__}")
     if dtype is self.dtype:
         return self.clone() if copy else self
-    return self._to(dtype._code)
+    out = self._to(dtype._code)
+    if needs_grad(self):
+        source = self.dtype._np
+        record(out, "ToCopyBackward0", [self], lambda g: (g.astype(source),))
+    return out
 
 
 def _converter(name: str, target: dtype) -> Callable[[Tensor], Tensor]:
@@ -216,17 +278,60 @@ for _name, _d in (("float", float32), ("double", float64), ("long", int64), ("bo
 @_method
 def view(self: Tensor, *shape: Any) -> Tensor:
     """A view with another shape (one dim may be -1); fails when the strides do not allow it."""
-    return self._view(parse_size(shape, "view"))
+    return _reshaped(self, self._view(parse_size(shape, "view")), "ViewBackward0")
 
 
 @_method
 def reshape(self: Tensor, *shape: Any) -> Tensor:
     """A view with another shape when possible, else a copy (one dim may be -1)."""
-    return self._reshape(parse_size(shape, "reshape"))
+    out = self._reshape(parse_size(shape, "reshape"))
+    shared = out._shares_storage(self) or self.numel() == 0
+    return _reshaped(self, out, "ViewBackward0" if shared else "UnsafeViewBackward0")
+
+
+def _reshaped(source: Tensor, out: Tensor, name: str) -> Tensor:
+    if needs_grad(source):
+        shape = tuple(source._shape)
+        record(out, name, [source], lambda g: (g.reshape(shape),))
+    return out
+
+
+@_method
+def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """The dims start_dim..end_dim merged into one (a view when the strides allow it)."""
+    out = _cpp_flatten(self, start_dim, end_dim)
+    shared = out._shares_storage(self) or self.numel() == 0
+    return _reshaped(self, out, "ViewBackward0" if shared else "UnsafeViewBackward0")
+
+
+@_method
+def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:
+    """A view with dims dim0 and dim1 swapped."""
+    out = _cpp_transpose(self, dim0, dim1)
+    if needs_grad(self) and self.dim() > 0:
+        d0, d1 = _wrap_dim(self, dim0), _wrap_dim(self, dim1)
+        record(out, "TransposeBackward0", [self], lambda g: (g.swapaxes(d0, d1),))
+    return out
+
+
+@_method
+def clone(self: Tensor) -> Tensor:
+    """A copy in new memory."""
+    out = _cpp_clone(self)
+    if needs_grad(self):
+        record(out, "CloneBackward0", [self], lambda g: (g,))
+    return out
+
+
+@_method
+def contiguous(self: Tensor) -> Tensor:
+    """Itself when contiguous, else a contiguous copy."""
+    return self if self.is_contiguous() else self.clone()
 
 
 @_method
 def fill_(self: Tensor, value: Any) -> Tensor:
+    _check_inplace(self)
     with np.errstate(all="ignore"):
         np.asarray(memoryview(self))[...] = value
     return self
@@ -240,6 +345,7 @@ def zero_(self: Tensor) -> Tensor:
 @_method
 def copy_(self: Tensor, src: Any) -> Tensor:
     """Copies src (broadcast to this shape, converted to this dtype) into this tensor."""
+    _check_inplace(self)
     src_arr = np.asarray(as_tensor(src) if not isinstance(src, np.ndarray) else src)
     dst = np.asarray(memoryview(self))
     try:
@@ -256,12 +362,14 @@ def copy_(self: Tensor, src: Any) -> Tensor:
 
 @_method
 def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    _check_inplace(self)
     _core._uniform_(self, float(a), float(b))
     return self
 
 
 @_method
 def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    _check_inplace(self)
     _core._normal_(self, float(mean), float(std))
     return self
 
@@ -336,14 +444,45 @@ def _basic_view(t: Tensor, key: Any) -> Tensor | None:
 def __getitem__(self: Tensor, key: Any) -> Tensor:
     view = _basic_view(self, key)
     if view is not None:
+        if needs_grad(self):
+            record(view, _index_node_name(key), [self], _scatter_back(self, key, add=False))
         return view
     # Advanced indexing (tensors, lists, booleans): a copy, as in PyTorch and numpy.
     arr = np.asarray(memoryview(self))
+    nkey = _numpy_key(key)
     try:
-        return wrap_array(np.array(arr[_numpy_key(key)]))
+        out = wrap_array(np.array(arr[nkey]))
     except IndexError as e:
         # numpy says "axis"; PyTorch says "dimension".
         raise IndexError(str(e).replace("for axis", "for dimension")) from None
+    if needs_grad(self):
+        record(out, "IndexBackward0", [self], _scatter_back(self, nkey, add=True))
+    return out
+
+
+def _index_node_name(key: Any) -> str:
+    last = key[-1] if isinstance(key, tuple) and key else key
+    if last is None:
+        return "UnsqueezeBackward0"
+    if isinstance(last, numbers.Integral):
+        return "SelectBackward0"
+    return "SliceBackward0"
+
+
+def _scatter_back(t: Tensor, key: Any, add: bool) -> Callable[[np.ndarray], tuple]:
+    """The backward of indexing: the gradient scattered into zeros of the input's shape (added
+    up where an advanced index repeats an element)."""
+    shape, dt = tuple(t._shape), t.dtype._np
+
+    def backward(g: np.ndarray) -> tuple:
+        out = np.zeros(shape, dt)
+        if add:
+            np.add.at(out, key, g)
+        else:
+            out[key] = g
+        return (out,)
+
+    return backward
 
 
 def _numpy_key(key: Any) -> Any:
@@ -356,6 +495,7 @@ def _numpy_key(key: Any) -> Any:
 
 @_method
 def __setitem__(self: Tensor, key: Any, value: Any) -> None:
+    _check_inplace(self)
     if not self._writable:
         raise ValueError("cannot assign to a tensor that borrows a read-only buffer")
     target = np.asarray(memoryview(self))
@@ -445,6 +585,41 @@ def _promote(da: dtype | None, va: Any, db: dtype | None, vb: Any) -> dtype:
     return t
 
 
+# Gradients of the binary ops: (g, a, b, out) -> (da, db) before unbroadcasting, where a and b
+# are the operands as computed (arrays, or Python scalars), and the PyTorch node name for
+# (tensor op tensor/scalar, scalar op tensor).
+def _pow_grads(g: Any, a: Any, b: Any, out: Any) -> tuple:
+    with np.errstate(all="ignore"):
+        return (g * b * np.power(a, b - 1), g * out * np.log(a))
+
+
+_GRADS: dict[str, tuple[Callable[..., tuple], str, str]] = {
+    "add": (lambda g, a, b, out: (g, g), "AddBackward0", "AddBackward0"),
+    "sub": (lambda g, a, b, out: (g, -g), "SubBackward0", "RsubBackward1"),
+    "mul": (lambda g, a, b, out: (g * b, g * a), "MulBackward0", "MulBackward0"),
+    "truediv": (lambda g, a, b, out: (g / b, -g * out / b), "DivBackward0", "MulBackward0"),
+    "pow": (_pow_grads, "PowBackward0", "PowBackward2"),
+}
+
+
+def _record_binary(out: Tensor, a: Any, b: Any, xa: Any, xb: Any, name: str) -> None:
+    grads, node, reflected_node = _GRADS[name]
+    a_is_t, b_is_t = isinstance(a, Tensor), isinstance(b, Tensor)
+    node_name = node if a_is_t else reflected_node
+    if name == "pow" and a_is_t and b_is_t:
+        node_name = "PowBackward1"
+    out_arr = as_array(out)
+
+    def backward(g: np.ndarray) -> tuple:
+        ga, gb = grads(g, xa, xb, out_arr)
+        return (unbroadcast(np.asarray(ga), a._shape).astype(a.dtype._np, copy=False)
+                if a_is_t and a.requires_grad else None,
+                unbroadcast(np.asarray(gb), b._shape).astype(b.dtype._np, copy=False)
+                if b_is_t and b.requires_grad else None)
+
+    record(out, node_name, [a if a_is_t else None, b if b_is_t else None], backward)
+
+
 def _binary(a: Any, b: Any, op: Callable[[Any, Any], Any], name: str,
             true_divide: bool = False, compare: bool = False) -> Tensor:
     try:
@@ -470,7 +645,10 @@ def _binary(a: Any, b: Any, op: Callable[[Any, Any], Any], name: str,
     out = np.asarray(out)
     if not compare and out.dtype != npd:
         out = out.astype(npd)
-    return wrap_array(out)
+    result = wrap_array(out)
+    if not compare and rd.is_floating_point and needs_grad(a, b):
+        _record_binary(result, a, b, xa, xb, name)
+    return result
 
 
 def _def_binary(name: str, op: Callable[[Any, Any], Any], **kw: Any) -> None:
@@ -481,6 +659,7 @@ def _def_binary(name: str, op: Callable[[Any, Any], Any], **kw: Any) -> None:
         return _binary(other, self, op, name, **kw)
 
     def inplace(self: Tensor, other: Any) -> Tensor:
+        _check_inplace(self)
         result = _binary(self, other, op, name, **kw)
         if result is NotImplemented:
             return result
@@ -529,7 +708,10 @@ def __neg__(self: Tensor) -> Tensor:
             "Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
             "to invert a mask, use the `~` or `logical_not()` operator instead."
         )
-    return wrap_array(-np.asarray(memoryview(self)))
+    out = wrap_array(-np.asarray(memoryview(self)))
+    if needs_grad(self):
+        record(out, "NegBackward0", [self], lambda g: (-g,))
+    return out
 
 
 @_method
@@ -539,7 +721,11 @@ def __pos__(self: Tensor) -> Tensor:
 
 @_method
 def tensor_abs(self: Tensor) -> Tensor:
-    return wrap_array(np.abs(np.asarray(memoryview(self))))
+    arr = np.asarray(memoryview(self))
+    out = wrap_array(np.abs(arr))
+    if needs_grad(self):
+        record(out, "AbsBackward0", [self], lambda g: (g * np.sign(arr),))
+    return out
 
 
 @_method
@@ -580,16 +766,47 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
                 f"mat1 and mat2 shapes cannot be multiplied ({a2._shape[0]}x{a2._shape[1]} and "
                 f"{b2._shape[0]}x{b2._shape[1]})"
             )
-        y = _core.linear(a2, b2.transpose(0, 1))
+        y = _core.linear(a2, _cpp_transpose(b2, 0, 1))
         shape = ([a._shape[0]] if a.dim() == 2 else []) + ([b._shape[1]] if b.dim() == 2 else [])
-        return y._reshape(shape)
-    xa, xb = np.asarray(memoryview(a)), np.asarray(memoryview(b))
-    try:
-        return wrap_array(np.matmul(xa, xb))
-    except ValueError:
-        raise RuntimeError(
-            f"mat1 and mat2 shapes cannot be multiplied ({list(xa.shape)} and {list(xb.shape)})"
-        ) from None
+        out = y._reshape(shape)
+    else:
+        xa, xb = np.asarray(memoryview(a)), np.asarray(memoryview(b))
+        try:
+            out = wrap_array(np.matmul(xa, xb))
+        except ValueError:
+            raise RuntimeError(
+                f"mat1 and mat2 shapes cannot be multiplied ({list(xa.shape)} and "
+                f"{list(xb.shape)})"
+            ) from None
+    if needs_grad(a, b):
+        _record_matmul(out, a, b)
+    return out
+
+
+def _record_matmul(out: Tensor, a: Tensor, b: Tensor) -> None:
+    """The backward of a @ b for every operand rank, with PyTorch's node names."""
+    na, nb = a.dim(), b.dim()
+    name = ("DotBackward0" if na == nb == 1 else "MvBackward0" if (na, nb) == (2, 1)
+            else "SqueezeBackward4" if (na, nb) == (1, 2) else "MmBackward0" if na == nb == 2
+            else "UnsafeViewBackward0")
+    xa, xb = as_array(a), as_array(b)
+
+    def backward(g: np.ndarray) -> tuple:
+        a2 = xa if na > 1 else xa[None, :]
+        b2 = xb if nb > 1 else xb[:, None]
+        g2 = g
+        if na == 1:
+            g2 = np.expand_dims(g2, -2)
+        if nb == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = gb = None
+        if a.requires_grad:
+            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(xa.shape)
+        if b.requires_grad:
+            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(xb.shape)
+        return (ga, gb)
+
+    record(out, name, [a, b], backward)
 
 
 # --- reductions -------------------------------------------------------------------------------
@@ -610,8 +827,26 @@ def tensor_sum(self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: d
     """Sum of all elements, or over dim (an int or a tuple). ints and bools sum to int64."""
     arr = np.asarray(memoryview(self))
     out_dtype = dtype or (self.dtype if self.dtype.is_floating_point else int64)
-    out = np.sum(arr, axis=_dims(self, dim), keepdims=keepdim, dtype=out_dtype._np)
-    return wrap_array(np.asarray(out))
+    axes = _dims(self, dim)
+    out = wrap_array(np.asarray(np.sum(arr, axis=axes, keepdims=keepdim, dtype=out_dtype._np)))
+    if needs_grad(self):
+        record(out, "SumBackward0" if dim is None else "SumBackward1", [self],
+               _reduce_back(self, axes, keepdim, 1))
+    return out
+
+
+def _reduce_back(t: Tensor, axes: Any, keepdim: bool, count: int) -> Callable[..., tuple]:
+    """The backward of sum (count 1) or mean (count elements averaged): the gradient spread
+    back over the reduced dims."""
+    shape, dt = tuple(t._shape), t.dtype._np
+
+    def backward(g: np.ndarray) -> tuple:
+        if axes is not None and not keepdim:
+            g = np.expand_dims(g, axes)
+        out = np.broadcast_to(g, shape).astype(dt)
+        return (out / dt.type(count) if count != 1 else out,)
+
+    return backward
 
 
 @_method
@@ -629,7 +864,11 @@ def tensor_mean(self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: 
     count = arr.size if axes is None else int(np.prod([arr.shape[a] for a in axes]))
     with np.errstate(all="ignore"):
         out = np.sum(arr, axis=axes, keepdims=keepdim, dtype=d._np) / d._np.type(count)
-    return wrap_array(np.asarray(out, dtype=d._np))
+    result = wrap_array(np.asarray(out, dtype=d._np))
+    if needs_grad(self):
+        record(result, "MeanBackward0" if dim is None else "MeanBackward1", [self],
+               _reduce_back(self, axes, keepdim, count))
+    return result
 
 
 _MinMax = collections.namedtuple("_MinMax", ["values", "indices"])

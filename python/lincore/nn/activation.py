@@ -8,10 +8,14 @@ from typing import Any
 
 from .. import _core
 from .._creation import as_tensor
+from .functional import GELU as _GELU
+from .functional import GELU_TANH as _GELU_TANH
+from .functional import LEAKY_RELU as _LEAKY_RELU
+from .functional import RELU as _RELU
+from .functional import SIGMOID as _SIGMOID
+from .functional import TANH as _TANH
+from .functional import activation_op
 from .module import Module
-
-# csrc/kernels/gemm.h's Activation values.
-_RELU, _LEAKY_RELU, _SIGMOID, _TANH, _GELU, _GELU_TANH = 1, 2, 3, 4, 5, 6
 
 
 class _Activation(Module):
@@ -22,7 +26,7 @@ class _Activation(Module):
 
     def forward(self, input: Any) -> Any:
         x = input if isinstance(input, _core.Tensor) else as_tensor(input)
-        return _core.activation(x, self._code, self._slope())
+        return activation_op(x, self._code, self._slope())
 
     def _step(self, name: str) -> tuple:
         return ("activation", name, self._code, self._slope())

@@ -9,8 +9,23 @@ from collections import OrderedDict
 from typing import Any, Iterator
 
 from .. import _core
-from .._creation import as_tensor
+from .._autograd import needs_grad, record
+from .._creation import as_tensor, wrap_array
+from .functional import _ACTIVATION_NODES, linear_node_name
 from .module import Module
+
+
+def _compile(steps: list) -> Any:
+    """A C++ plan for a run of built-in layers, with what autograd needs to know about it: the
+    Linear parameters in order and the node name PyTorch gives the run's output."""
+    plan = _core.SequentialPlan(steps)
+    plan.__dict__["params"] = [p for s in steps if s[0] == "linear" for p in (s[2], s[3])]
+    compute = [s for s in steps if s[0] in ("linear", "activation")]
+    last = compute[-1] if compute else None
+    plan.__dict__["last_node"] = (_ACTIVATION_NODES[last[2]] if last and last[0] == "activation"
+                                  else None if last else "ViewBackward0")
+    plan.__dict__["last_bias"] = bool(last and last[0] == "linear" and last[3] is not None)
+    return plan
 
 
 class Sequential(Module):
@@ -97,11 +112,11 @@ class Sequential(Module):
                 run.append(module._step(f"{key}: {module!r}"))
                 continue
             if run:
-                segments.append(_core.SequentialPlan(run))
+                segments.append(_compile(run))
                 run = []
             segments.append(module)
         if run:
-            segments.append(_core.SequentialPlan(run))
+            segments.append(_compile(run))
         return segments
 
     def forward(self, input: Any) -> Any:
@@ -113,7 +128,31 @@ class Sequential(Module):
         x = input
         for segment in cached[1]:
             if isinstance(segment, _core.SequentialPlan):
-                x = segment.forward(x if isinstance(x, _core.Tensor) else as_tensor(x))
+                x = x if isinstance(x, _core.Tensor) else as_tensor(x)
+                params = segment_params(segment)
+                if needs_grad(x, *params):
+                    x = _forward_recorded(segment, x, params)
+                else:
+                    x = segment.forward(x)
             else:
                 x = segment(x)
         return x
+
+
+def segment_params(plan: Any) -> list:
+    """The (weight, bias) of each Linear in a compiled plan, flattened, in order."""
+    return plan.__dict__.get("params", [])
+
+
+def _forward_recorded(plan: Any, x: Any, params: list) -> Any:
+    """The training forward of a compiled run of layers, recorded as one graph node whose
+    backward is one C++ call over the whole run."""
+    y, tape = plan.forward_train(x)
+    need = [p is not None and p.requires_grad for p in params]
+    name = plan.__dict__["last_node"] or linear_node_name(y.dim(), plan.__dict__["last_bias"])
+
+    def backward(g: Any) -> tuple:
+        dx, grads = plan.backward(tape, wrap_array(g), x.requires_grad, need)
+        return (dx, *[t for pair in grads for t in pair])
+
+    return record(y, name, [x, *params], backward)

@@ -1,40 +1,84 @@
-"""lincore.nn.functional: the layers as functions."""
+"""lincore.nn.functional: the layers as functions. Under grad mode they record their backward
+(PyTorch's node names), which runs in the C++ core."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .. import _core
-from .._creation import as_tensor
-from .activation import _GELU, _GELU_TANH, _LEAKY_RELU, _RELU, _SIGMOID, _TANH
+from .._autograd import needs_grad, record
+from .._creation import as_tensor, wrap_array
+
+# csrc/kernels/gemm.h's Activation values, and PyTorch's backward node name for each.
+RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH = 1, 2, 3, 4, 5, 6
+_ACTIVATION_NODES = {RELU: "ReluBackward0", LEAKY_RELU: "LeakyReluBackward0",
+                     SIGMOID: "SigmoidBackward0", TANH: "TanhBackward0", GELU: "GeluBackward0",
+                     GELU_TANH: "GeluBackward0"}
 
 
 def _t(x: Any) -> Any:
     return x if isinstance(x, _core.Tensor) else as_tensor(x)
 
 
+def linear_node_name(ndim: int, has_bias: bool) -> str:
+    """The node PyTorch records for F.linear on an input of this many dims."""
+    if ndim == 2:
+        return "AddmmBackward0" if has_bias else "MmBackward0"
+    if ndim == 1:
+        return "ViewBackward0" if has_bias else "SqueezeBackward4"
+    return "ViewBackward0" if has_bias else "UnsafeViewBackward0"
+
+
+def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None, pack_t: Any = None) -> Any:
+    """y = x @ weight.T + bias on the packed-weight kernel; pack / pack_t cache the packed weight
+    and its transpose (for the backward) across calls."""
+    y = _core.linear(x, weight, bias, 0, 0.01, pack)
+    if needs_grad(x, weight, bias):
+        def backward(g: Any) -> tuple:
+            return _core.linear_backward(
+                x, weight, wrap_array(g), x.requires_grad, weight.requires_grad,
+                bias is not None and bias.requires_grad, pack_t)
+
+        record(y, linear_node_name(x.dim(), bias is not None), [x, weight, bias], backward)
+    return y
+
+
+def activation_op(x: Any, code: int, slope: float = 0.01) -> Any:
+    y = _core.activation(x, code, slope)
+    if needs_grad(x):
+        record(y, _ACTIVATION_NODES[code], [x],
+               lambda g: (_core.activation_backward(wrap_array(g), x, code, slope),))
+    return y
+
+
 def linear(input: Any, weight: Any, bias: Any = None) -> Any:
     """(*, in_features) -> (*, out_features): input @ weight.T + bias."""
-    return _core.linear(_t(input), _t(weight), None if bias is None else _t(bias))
+    return linear_op(_t(input), _t(weight), None if bias is None else _t(bias))
 
 
 def relu(input: Any) -> Any:
-    return _core.activation(_t(input), _RELU)
+    return activation_op(_t(input), RELU)
 
 
 def leaky_relu(input: Any, negative_slope: float = 0.01) -> Any:
-    return _core.activation(_t(input), _LEAKY_RELU, float(negative_slope))
+    return activation_op(_t(input), LEAKY_RELU, float(negative_slope))
 
 
 def sigmoid(input: Any) -> Any:
-    return _core.activation(_t(input), _SIGMOID)
+    return activation_op(_t(input), SIGMOID)
 
 
 def tanh(input: Any) -> Any:
-    return _core.activation(_t(input), _TANH)
+    return activation_op(_t(input), TANH)
 
 
 def gelu(input: Any, approximate: str = "none") -> Any:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
-    return _core.activation(_t(input), _GELU if approximate == "none" else _GELU_TANH)
+    return activation_op(_t(input), GELU if approximate == "none" else GELU_TANH)
+
+
+# The losses live in loss.py; imported last because loss.py needs nothing from here.
+from .loss import (  # noqa: E402
+    binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
+)

@@ -10,6 +10,8 @@ from .. import _core
 from .._creation import as_tensor, empty
 from .._dtype import dtype as _dtype
 from .._dtype import float32
+from .._grad_mode import no_grad
+from .functional import linear_op
 from .module import Module
 from .parameter import Parameter
 
@@ -44,10 +46,13 @@ class Linear(Module):
             self.bias = Parameter(empty(out_features, dtype=d))
         else:
             self.register_parameter("bias", None)
-        # The packed weight lives here; it is rebuilt whenever weight or bias change.
+        # The packed weight (and its transpose, for backward) live here; each is rebuilt whenever
+        # weight or bias change.
         object.__setattr__(self, "_pack", _core.PackCache())
+        object.__setattr__(self, "_pack_t", _core.PackCache())
         self.reset_parameters()
 
+    @no_grad()
     def reset_parameters(self) -> None:
         # PyTorch's kaiming_uniform_(a=sqrt(5)) reduces to this bound for both tensors.
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
@@ -58,7 +63,7 @@ class Linear(Module):
 
     def forward(self, input: Any) -> Any:
         x = input if isinstance(input, _core.Tensor) else as_tensor(input)
-        return _core.linear(x, self.weight, self.bias, 0, 0.01, self._pack)
+        return linear_op(x, self.weight, self.bias, self._pack, self._pack_t)
 
     # Called directly, skipping Module.__call__'s extra frame (Linear runs no hooks); a subclass
     # that overrides forward gets Module.__call__ back, so its forward is the one called.

@@ -1,0 +1,198 @@
+"""Reverse-mode autograd: graph nodes named like PyTorch's (AddmmBackward0, ReluBackward0, ...)
+and the engine that runs them. Nodes for heavy operations (Linear, activations, whole
+Sequential stacks) call the C++ backward kernels; the rest compute on numpy views.
+
+Gradients flow between nodes as numpy arrays; a leaf's .grad is a lincore tensor. Saved values
+are released after backward unless retain_graph=True, so a second backward through the same
+graph raises PyTorch's error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import _core
+from ._creation import wrap_array
+from ._grad_mode import is_grad_enabled
+
+Tensor = _core.Tensor
+
+_FREED = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you "
+    "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
+    "through the graph a second time or if you need to access saved tensors after calling "
+    "backward."
+)
+
+
+def as_array(t: Tensor) -> np.ndarray:
+    return np.asarray(memoryview(t))
+
+
+class Node:
+    """A step of the recorded graph. `inputs` are the tensors the op read (None for ones that
+    need no gradient); `backward_fn(grad) -> grads per input` runs with the saved values."""
+
+    __slots__ = ("_next", "_backward", "_freed", "__weakref__")
+
+    def __init__(self, inputs: Sequence[Any], backward_fn: Callable[[np.ndarray], Sequence[Any]]):
+        self._next = [edge_of(t) for t in inputs]
+        self._backward: Callable[[np.ndarray], Sequence[Any]] | None = backward_fn
+        self._freed = False
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((n, 0) for n in self._next)
+
+    def apply(self, grad: np.ndarray) -> Sequence[Any]:
+        if self._backward is None:
+            raise RuntimeError(_FREED)
+        return self._backward(grad)
+
+    def release(self) -> None:
+        self._backward = None
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class AccumulateGrad(Node):
+    """The sink of a leaf tensor that requires grad: adds incoming gradients to its .grad."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable: Tensor):
+        self.variable = variable
+        self._next = []
+        self._backward = None
+        self._freed = False
+
+    def accumulate(self, grad: np.ndarray) -> None:
+        v = self.variable
+        g = np.asarray(grad, dtype=v.dtype._np)
+        if g.shape != tuple(v._shape):
+            g = np.broadcast_to(g, v._shape)
+        if v.grad is None:
+            v.grad = wrap_array(np.array(g, copy=True))
+        else:
+            np.asarray(memoryview(v.grad))[...] += g
+
+
+_node_classes: dict[str, type] = {}
+
+
+def node_class(name: str) -> type:
+    """The Node subclass named `name` (created once), so that grad_fn prints like PyTorch's."""
+    cls = _node_classes.get(name)
+    if cls is None:
+        cls = type(name, (Node,), {"__slots__": ()})
+        _node_classes[name] = cls
+    return cls
+
+
+def edge_of(t: Any) -> Node | None:
+    """Where a gradient for t goes: its grad_fn, its AccumulateGrad, or nowhere."""
+    if not isinstance(t, Tensor) or not t.requires_grad:
+        return None
+    fn = t.grad_fn
+    if fn is not None:
+        return fn
+    acc = t.__dict__.get("_accumulate")
+    if acc is None:
+        acc = AccumulateGrad(t)
+        t.__dict__["_accumulate"] = acc
+    return acc
+
+
+def needs_grad(*tensors: Any) -> bool:
+    """Whether an op on these inputs must be recorded."""
+    return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
+def record(out: Tensor, name: str, inputs: Sequence[Any],
+           backward_fn: Callable[[np.ndarray], Sequence[Any]]) -> Tensor:
+    """Makes `out` the result of a recorded op: out.grad_fn = <name>(inputs, backward_fn)."""
+    out.__dict__["grad_fn"] = node_class(name)(inputs, backward_fn)
+    out.__dict__["_requires_grad"] = True
+    return out
+
+
+def unbroadcast(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Sums grad over the dimensions that broadcasting added or stretched to reach grad.shape."""
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None = None) -> None:
+    """root.backward(gradient): accumulates d(root)/d(leaf) into every leaf's .grad."""
+    if not root.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                           "grad_fn")
+    if gradient is None:
+        if root.numel() != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        grad = np.ones(tuple(root._shape), dtype=root.dtype._np)
+    else:
+        grad = np.asarray(as_array(gradient) if isinstance(gradient, Tensor) else gradient,
+                          dtype=root.dtype._np)
+        if grad.shape != tuple(root._shape):
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[0] has a shape of {list(grad.shape)} and "
+                f"output[0] has a shape of {list(root._shape)}."
+            )
+    start = edge_of(root)
+    assert start is not None
+    # Topological order: a node runs once all the gradients flowing into it have arrived.
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(start, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for nxt in node._next:
+            if nxt is not None and id(nxt) not in seen:
+                stack.append((nxt, False))
+    order.reverse()
+    pending: dict[int, np.ndarray] = {id(start): grad}
+    with _no_grad():
+        for node in order:
+            g = pending.pop(id(node), None)
+            if g is None:
+                continue
+            if isinstance(node, AccumulateGrad):
+                node.accumulate(g)
+                continue
+            grads = node.apply(g)
+            if not retain_graph:
+                node.release()
+            for nxt, gi in zip(node._next, grads):
+                if nxt is None or gi is None:
+                    continue
+                gi = as_array(gi) if isinstance(gi, Tensor) else gi
+                prev = pending.get(id(nxt))
+                pending[id(nxt)] = gi if prev is None else prev + gi
+
+
+def _no_grad() -> Any:
+    from ._grad_mode import no_grad
+    return no_grad()

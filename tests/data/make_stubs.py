@@ -1,0 +1,58 @@
+"""Regenerates the Python-installed part of python/lincore/_core.pyi (the Tensor methods that
+python/lincore/_tensor.py attaches to the compiled class) from their live signatures.
+
+    python3 tests/data/make_stubs.py      # then check: python3 -m pytest tests/test_stubs.py
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from lincore import _tensor
+
+STUB = Path(__file__).resolve().parents[2] / "python" / "lincore" / "_core.pyi"
+START = "    # Installed at import by python/lincore/_tensor.py (see there for each).\n"
+END = "class PackCache:"
+
+
+def stub_line(name: str, value: object) -> str:
+    if isinstance(value, property):
+        ann = inspect.signature(value.fget).return_annotation
+        ann = ann if isinstance(ann, str) else "Any"
+        ann = ann.replace("dtype", "_dtype.dtype") if ann == "dtype" else ann
+        ann = "_dtype.Size" if ann == "Size" else ann
+        text = f"    @property\n    def {name}(self) -> {ann}: ..."
+        if value.fset is not None:
+            text += f"\n    @{name}.setter\n    def {name}(self, value: Any) -> None: ..."
+        return text
+    if value is None:
+        return f"    {name}: Any"
+    if isinstance(value, bool):
+        return f"    {name}: builtins.bool"
+    if name == "__hash__":
+        return "    def __hash__(self) -> int: ..."
+    sig = str(inspect.signature(value)).replace("'", "")
+    sig = re.sub(r"\bself: Tensor\b", "self", sig)
+    sig = sig.replace("np.ndarray", "Any").replace("Callable[..., Any]", "Any")
+    sig = re.sub(r"\bbool\b", "builtins.bool", sig)
+    sig = re.sub(r"\bfloat\b", "builtins.float", sig)
+    sig = sig.replace("-> dtype", "-> _dtype.dtype").replace(": dtype", ": _dtype.dtype")
+    sig = sig.replace("-> Size", "-> _dtype.Size")
+    if sig.endswith(")"):
+        sig += " -> Any"
+    ignore = "  # type: ignore[override]" if name in ("__eq__", "__ne__") else ""
+    return f"    def {name}{sig}: ...{ignore}"
+
+
+def main() -> None:
+    text = STUB.read_text()
+    head, rest = text.split(START)
+    tail = rest[rest.index(END):]
+    body = "\n".join(stub_line(n, v) for n, v in _tensor._methods.items())
+    STUB.write_text(head + START + body + "\n\n" + tail)
+
+
+if __name__ == "__main__":
+    main()
