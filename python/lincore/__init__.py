@@ -23,6 +23,7 @@ from ._tensor import matmul
 _tensor_methods.install()
 
 from . import nn  # noqa: E402  (nn needs the Tensor methods installed)
+from . import optim  # noqa: E402
 
 # PyTorch's aliases.
 float = float32
@@ -36,8 +37,18 @@ __all__ = [
     "Size", "Tensor", "arange", "as_tensor", "bool", "cpu_capability", "double", "dtype",
     "empty", "empty_like", "enable_grad", "float", "float32", "float64", "from_numpy", "full",
     "full_like", "get_num_threads", "get_printoptions", "inference_mode", "initial_seed",
-    "int64", "is_grad_enabled", "long", "manual_seed", "matmul", "nn", "no_grad", "ones",
+    "int64", "is_grad_enabled", "long", "manual_seed", "matmul", "nn", "no_grad", "ones", "optim",
     "ones_like", "rand", "rand_like", "randn", "randn_like", "set_grad_enabled",
     "set_num_threads", "set_printoptions", "supported_cpu_capabilities", "tensor", "zeros",
     "zeros_like",
 ]
+
+# Pickling, DLPack, safetensors files and PyTorch conversion (after nn: they use its modules).
+from . import _interop, _pickle  # noqa: E402
+from ._interop import from_dlpack, from_torch  # noqa: E402
+from .serialization import load, save  # noqa: E402
+
+_pickle.install()
+_interop.install()
+
+__all__ += ["from_dlpack", "from_torch", "load", "save"]

@@ -1,5 +1,6 @@
 """Regenerates the Python-installed part of python/lincore/_core.pyi (the Tensor methods that
-python/lincore/_tensor.py attaches to the compiled class) from their live signatures.
+python/lincore/_tensor.py, _pickle.py and _interop.py attach to the compiled class) from their
+live signatures.
 
     python3 tests/data/make_stubs.py      # then check: python3 -m pytest tests/test_stubs.py
 """
@@ -10,10 +11,11 @@ import inspect
 import re
 from pathlib import Path
 
-from lincore import _tensor
+import lincore
+from lincore import _core
 
 STUB = Path(__file__).resolve().parents[2] / "python" / "lincore" / "_core.pyi"
-START = "    # Installed at import by python/lincore/_tensor.py (see there for each).\n"
+START = "    # Installed at import by python/lincore/_tensor.py, _pickle.py, _interop.py.\n"
 END = "class PackCache:"
 
 
@@ -46,11 +48,24 @@ def stub_line(name: str, value: object) -> str:
     return f"    def {name}{sig}: ...{ignore}"
 
 
+def installed_methods() -> list:
+    """(name, value) of every class attribute of lincore.Tensor that Python code installed."""
+    out = []
+    for name, value in vars(_core.Tensor).items():
+        fn = value.fget if isinstance(value, property) else value
+        module = getattr(fn, "__module__", None) or ""
+        python_defined = module.startswith("lincore.") and module != "lincore._core"
+        if python_defined or name in ("grad_fn", "__array_ufunc__", "__hash__"):
+            out.append((name, value))
+    return out
+
+
 def main() -> None:
+    assert lincore.Tensor is _core.Tensor
     text = STUB.read_text()
     head, rest = text.split(START)
     tail = rest[rest.index(END):]
-    body = "\n".join(stub_line(n, v) for n, v in _tensor._methods.items())
+    body = "\n".join(stub_line(n, v) for n, v in installed_methods())
     STUB.write_text(head + START + body + "\n\n" + tail)
 
 

@@ -106,9 +106,10 @@ class Sequential(Module):
         segments: list = []
         run: list = []
         for key, module in self._modules.items():
-            # Only lincore's own classes run natively: a user's subclass of Linear may override
-            # forward, so it is called like any other Python module.
-            if type(module).__module__.startswith("lincore.nn."):
+            # Only lincore's own layer classes run natively: a user's subclass of Linear may
+            # override forward, and a nested Sequential runs its own plan; both are called like
+            # any other Python module.
+            if type(module).__module__.startswith("lincore.nn.") and hasattr(module, "_step"):
                 run.append(module._step(f"{key}: {module!r}"))
                 continue
             if run:

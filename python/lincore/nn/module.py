@@ -263,6 +263,41 @@ class Module:
         from .._dtype import float64
         return self.to(float64)
 
+    # -- pickling and PyTorch ----------------------------------------------------------------
+    # The native (pybind11) objects a module holds are caches: a Linear's packed weights, a
+    # Sequential's compiled plan. They cannot be pickled and need not be: __getstate__ leaves
+    # them out and __setstate__ rebuilds each empty (the compiled plan is rebuilt on the next
+    # forward). Tensors pickle in the safetensors format (see lincore/_pickle.py).
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        caches: dict[str, type] = {}
+        for name, value in self.__dict__.items():
+            if name == "_plan":
+                continue
+            if type(value).__module__ == _core.__name__ and not isinstance(value, _core.Tensor):
+                caches[name] = type(value)
+            else:
+                state[name] = value
+        state["_native_caches"] = caches
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        caches = state.pop("_native_caches", {})
+        self.__dict__.update(state)
+        for name, cls in caches.items():
+            object.__setattr__(self, name, cls())
+        # Plan tokens come from a per-process counter: take a fresh one, so that a token saved
+        # in another process never matches one handed out here.
+        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+
+    def to_torch(self) -> Any:
+        """The equivalent torch.nn module, with copies of the weights (imports torch).
+        Implemented for Linear, the activations, Identity, Flatten and Sequential of these;
+        other modules raise NotImplementedError."""
+        from .._interop import to_torch
+        return to_torch(self)
+
     # -- repr --------------------------------------------------------------------------------
     def extra_repr(self) -> str:
         return ""

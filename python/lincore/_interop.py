@@ -1,0 +1,238 @@
+"""Moving to and from PyTorch and other array libraries: lincore.from_torch (torch.nn modules and
+state dicts, copied), Module.to_torch (back, copied), and DLPack (tensors, zero-copy both ways:
+Tensor.__dlpack__ / __dlpack_device__, installed on the compiled class at import, and
+lincore.from_dlpack).
+
+torch is imported inside the functions that need it, never by `import lincore`. DLPack goes
+through numpy, which implements the protocol: a numpy view of a tensor keeps the tensor's memory
+alive for as long as the consumer holds the capsule, and lincore.from_numpy keeps the producer's
+capsule alive for as long as the lincore tensor lives.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import _core
+from ._creation import copy_array
+from ._dtype import from_numpy_dtype
+from .nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .nn.container import Sequential
+from .nn.flatten import Flatten
+from .nn.linear import Identity, Linear
+from .nn.module import Module
+from .nn.parameter import Parameter
+
+Tensor = _core.Tensor
+
+_SUPPORTED = "Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten and Sequential"
+
+
+def _where(path: str) -> str:
+    return f"at '{path}'" if path else "at the top level"
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+# --- from PyTorch -------------------------------------------------------------------------------
+
+def from_torch(obj: Any) -> Any:
+    """A lincore copy of a torch.nn.Linear, a torch.nn.Sequential of supported layers (Linear,
+    ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten, nested Sequential), or a state dict
+    (a Mapping of str to torch.Tensor, giving an OrderedDict of lincore tensors).
+
+    Weights are copied and keep their dtype (float32 or float64), requires_grad and the
+    train/eval mode. An unsupported layer raises TypeError naming it and its position. Tensors
+    are not converted here: lincore.from_dlpack(t) shares a torch tensor's memory, and
+    lincore.tensor(t.numpy()) copies it.
+    """
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return _module_from_torch(torch, obj, "", {})
+    if isinstance(obj, torch.Tensor):
+        raise TypeError("from_torch converts torch.nn modules and state dicts; for a tensor use "
+                        "lincore.from_dlpack(t) (shares memory) or lincore.tensor(t.numpy()) "
+                        "(a copy)")
+    if isinstance(obj, Mapping):
+        out: OrderedDict[str, Tensor] = OrderedDict()
+        for key, value in obj.items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"from_torch: the state dict value for {key!r} must be a "
+                                f"torch.Tensor, got {type(value).__name__}")
+            out[key] = _tensor_from_torch(torch, value, f"state dict entry {key!r}")
+        return out
+    raise TypeError(f"from_torch: expected a torch.nn.Module or a state dict (a Mapping of str "
+                    f"to torch.Tensor), got {type(obj).__name__}")
+
+
+def _tensor_from_torch(torch: Any, t: Any, what: str) -> Tensor:
+    if t.dtype not in (torch.float32, torch.float64, torch.int64, torch.bool):
+        raise TypeError(f"from_torch: {what} has dtype {t.dtype}; lincore supports "
+                        "torch.float32, torch.float64, torch.int64 and torch.bool")
+    return copy_array(t.detach().cpu().numpy())
+
+
+def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -> Module:
+    # A module that appears twice (weight sharing) stays one module.
+    if id(m) in memo:
+        return memo[id(m)]
+    tnn = torch.nn
+    kind = type(m)  # exact types: a subclass may override forward
+    out: Module
+    if kind is tnn.Linear:
+        if m.weight.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"from_torch: Linear {_where(path)} has dtype {m.weight.dtype}; "
+                            "lincore's Linear supports torch.float32 and torch.float64")
+        weight = _parameter_from_torch(torch, m.weight, f"Linear {_where(path)}")
+        bias = None if m.bias is None else \
+            _parameter_from_torch(torch, m.bias, f"Linear {_where(path)}")
+        out = _linear(weight, bias)
+    elif kind is tnn.Sequential:
+        children = OrderedDict()
+        for name, child in m._modules.items():
+            if child is None:
+                raise TypeError(f"from_torch: Sequential {_where(path)} holds None as '{name}'")
+            children[name] = _module_from_torch(torch, child, _join(path, name), memo)
+        out = Sequential(children)
+    elif kind is tnn.ReLU:
+        out = ReLU(inplace=m.inplace)
+    elif kind is tnn.LeakyReLU:
+        out = LeakyReLU(m.negative_slope, inplace=m.inplace)
+    elif kind is tnn.Sigmoid:
+        out = Sigmoid()
+    elif kind is tnn.Tanh:
+        out = Tanh()
+    elif kind is tnn.GELU:
+        out = GELU(approximate=m.approximate)
+    elif kind is tnn.Identity:
+        out = Identity()
+    elif kind is tnn.Flatten:
+        out = Flatten(m.start_dim, m.end_dim)
+    else:
+        raise TypeError(f"from_torch: unsupported layer {kind.__name__} {_where(path)} "
+                        f"(supported: {_SUPPORTED})")
+    object.__setattr__(out, "training", bool(m.training))
+    memo[id(m)] = out
+    return out
+
+
+def _parameter_from_torch(torch: Any, p: Any, what: str) -> Parameter:
+    return Parameter(_tensor_from_torch(torch, p, what), requires_grad=p.requires_grad)
+
+
+def _linear(weight: Parameter, bias: Parameter | None) -> Linear:
+    """A Linear holding these parameters. It is built 0x0 and then given them, so that its
+    constructor's initialisation draws nothing from lincore's random generator."""
+    n, k = weight.shape
+    layer = Linear(0, 0, bias=bias is not None, dtype=weight.dtype)
+    layer.in_features = k
+    layer.out_features = n
+    layer.weight = weight
+    if bias is not None:
+        layer.bias = bias
+    return layer
+
+
+# --- to PyTorch ---------------------------------------------------------------------------------
+
+def to_torch(module: Module) -> Any:
+    """Module.to_torch: the torch.nn equivalent of a lincore module, with copied weights."""
+    import torch
+
+    return _module_to_torch(torch, module, "", {})
+
+
+def _module_to_torch(torch: Any, m: Module, path: str, memo: dict[int, Any]) -> Any:
+    if id(m) in memo:
+        return memo[id(m)]
+    tnn = torch.nn
+    kind = type(m)
+    if kind is Linear:
+        weight = _parameter_to_torch(torch, m.weight)
+        # skip_init: built on the meta device, so torch's random generator is not touched.
+        out = tnn.utils.skip_init(tnn.Linear, weight.shape[1], weight.shape[0],
+                                  bias=m.bias is not None, dtype=weight.dtype)
+        out.weight = weight
+        if m.bias is not None:
+            out.bias = _parameter_to_torch(torch, m.bias)
+    elif kind is Sequential:
+        children = OrderedDict()
+        for name, child in m._modules.items():
+            if child is None:
+                raise NotImplementedError(f"to_torch: Sequential {_where(path)} holds None as "
+                                          f"'{name}'")
+            children[name] = _module_to_torch(torch, child, _join(path, name), memo)
+        out = tnn.Sequential(children)
+    elif kind is ReLU:
+        out = tnn.ReLU(inplace=m.inplace)
+    elif kind is LeakyReLU:
+        out = tnn.LeakyReLU(m.negative_slope, inplace=m.inplace)
+    elif kind is Sigmoid:
+        out = tnn.Sigmoid()
+    elif kind is Tanh:
+        out = tnn.Tanh()
+    elif kind is GELU:
+        out = tnn.GELU(approximate=m.approximate)
+    elif kind is Identity:
+        out = tnn.Identity()
+    elif kind is Flatten:
+        out = tnn.Flatten(m.start_dim, m.end_dim)
+    else:
+        raise NotImplementedError(
+            f"to_torch: {kind.__name__} {_where(path)} has no PyTorch conversion (supported: "
+            f"{_SUPPORTED})"
+        )
+    out.training = m.training
+    memo[id(m)] = out
+    return out
+
+
+def _parameter_to_torch(torch: Any, p: Tensor) -> Any:
+    # A writable, C-contiguous copy that torch then owns.
+    data = torch.from_numpy(np.asarray(memoryview(p)).copy(order="C"))
+    return torch.nn.Parameter(data, requires_grad=p.requires_grad)
+
+
+# --- DLPack -------------------------------------------------------------------------------------
+
+_KDLCPU = 1  # DLPack's DLDeviceType for host memory
+
+
+def _dlpack(self: Tensor, *, stream: Any = None, max_version: Any = None,
+            dl_device: Any = None, copy: bool | None = None) -> Any:
+    """A DLPack capsule sharing this tensor's memory (the array API's __dlpack__)."""
+    if self.requires_grad:
+        raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+    return np.asarray(memoryview(self)).__dlpack__(
+        stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
+    )
+
+
+def _dlpack_device(self: Tensor) -> tuple[int, int]:
+    """(device type, device id): lincore tensors live in host memory, (kDLCPU, 0)."""
+    return (_KDLCPU, 0)
+
+
+def from_dlpack(ext_tensor: Any) -> Tensor:
+    """A lincore tensor sharing the memory of ext_tensor, any object with __dlpack__ (a torch
+    tensor, a numpy array, ...) on the CPU, with dtype float32, float64, int64 or bool."""
+    arr = np.from_dlpack(ext_tensor)
+    if from_numpy_dtype(arr.dtype) is None:
+        raise TypeError(f"from_dlpack: lincore has no dtype for {arr.dtype} (supported: "
+                        "float32, float64, int64 and bool)")
+    return _core._from_buffer(arr)
+
+
+def install() -> None:
+    """Attaches __dlpack__ and __dlpack_device__ to lincore._core.Tensor (once, at import)."""
+    Tensor.__dlpack__ = _dlpack  # type: ignore[attr-defined]
+    Tensor.__dlpack_device__ = _dlpack_device  # type: ignore[attr-defined]
+
+
+__all__ = ["from_dlpack", "from_torch", "install", "to_torch"]
