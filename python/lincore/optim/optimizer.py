@@ -39,7 +39,9 @@ required = _RequiredParameter()
 def _typename(obj: Any) -> str:
     """torch.typename's spelling: 'int', 'lincore.nn.parameter.Parameter'."""
     cls = type(obj)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def check_real(name: str, value: Any) -> None:
@@ -227,7 +229,7 @@ class Optimizer:
 
     def _check_state_tensor(self, index: int, param: Tensor, key: str) -> None:
         """The state entry key of param must be a tensor of param's shape and dtype."""
-        value = self.state[param].get(key)
+        value = self.state.get(param, {}).get(key)
         if not isinstance(value, Tensor):
             raise RuntimeError(
                 f"the optimizer state of parameter {index} has no tensor '{key}' "
@@ -353,13 +355,12 @@ def _cast(param: Tensor, value: Any, key: Any = None) -> Any:
 
 # -- the elementwise arithmetic of the updates ----------------------------------------------------
 # torch's CPU kernels compute `add(x, y, alpha)`, `lerp` and `addcmul` with a fused multiply-add in
-# their vectorized loops (one rounding for a*b + c). For float32 numpy can reproduce that exactly
-# in practice: the product of two float32 values is exact in float64, so (a*b + c) in float64
-# rounded to float32 differs from a true fused result only in rare double-rounding cases. For
-# float64 numpy has no fused multiply-add, so a*b + c is rounded twice there (<= 1 ulp apart).
+# their vectorized loops (one rounding for a*b + c); numpy has none, so lincore rounds twice.
 
 def fma(a: Any, b: Any, c: Any, dt: Any) -> Any:
-    """a*b + c in the parameter's dtype dt (np.float32 or np.float64), rounded as torch does."""
-    if dt is np.float32:
-        return (np.multiply(a, b, dtype=np.float64) + c).astype(np.float32)
-    return a * b + c
+    """a*b + c in the parameter's dtype dt. PyTorch fuses this into one FMA (one rounding);
+    here it is a multiply and an add in dt (two roundings, at most 1 ulp apart), which keeps the
+    update to two passes over memory instead of a float64 round trip."""
+    out = np.multiply(a, b, dtype=dt)
+    out += c
+    return out

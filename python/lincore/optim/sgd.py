@@ -78,7 +78,7 @@ class SGD(Optimizer):
         for group, found in work:
             if group["momentum"] != 0:
                 for index, p, _ in found:
-                    if self.state[p].get("momentum_buffer") is not None:
+                    if self.state.get(p, {}).get("momentum_buffer") is not None:
                         self._check_state_tensor(index, p, "momentum_buffer")
         # Everything is checked: from here on nothing raises (short of running out of memory).
         for group, found in work:
