@@ -7,6 +7,7 @@
 #include "nn/activation.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
+#include "nn/sgd.h"
 
 namespace py = pybind11;
 
@@ -98,6 +99,18 @@ void register_nn(py::module_& m) {
         return activation_backward(dy, z, ep);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("act"), py::arg("negative_slope") = 0.01);
+
+  m.def(
+      "sgd_step",
+      [](Tensor& p, const Tensor& grad, Tensor* buf, bool first, double lr, double weight_decay,
+         double momentum, double dampening, bool nesterov, bool maximize) {
+        SgdOptions o{lr, weight_decay, momentum, dampening, nesterov, maximize};
+        py::gil_scoped_release nogil;
+        sgd_step(p, grad, buf, first, o);
+      },
+      py::arg("param"), py::arg("grad"), py::arg("buf"), py::arg("first"), py::arg("lr"),
+      py::arg("weight_decay"), py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"),
+      py::arg("maximize"), "One torch.optim.SGD step on one parameter, in place");
 
   py::class_<Tape, std::shared_ptr<Tape>>(m, "Tape",
                                           "What a recorded Sequential forward keeps for backward");

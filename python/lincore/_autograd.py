@@ -73,9 +73,14 @@ class AccumulateGrad(Node):
         self._backward = None
         self._freed = False
 
-    def accumulate(self, grad: np.ndarray) -> None:
+    def accumulate(self, grad: Any) -> None:
         v = self.variable
-        g = np.asarray(grad, dtype=v.dtype._np)
+        if (v.grad is None and isinstance(grad, Tensor) and grad.dtype is v.dtype
+                and tuple(grad._shape) == tuple(v._shape) and grad.is_contiguous()):
+            # A fresh tensor from a C++ backward, delivered to this leaf alone: adopt it.
+            v.grad = grad
+            return
+        g = np.asarray(as_array(grad) if isinstance(grad, Tensor) else grad, dtype=v.dtype._np)
         if g.shape != tuple(v._shape):
             g = np.broadcast_to(g, v._shape)
         if v.grad is None:
@@ -182,15 +187,24 @@ def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None =
             if isinstance(node, AccumulateGrad):
                 node.accumulate(g)
                 continue
+            if isinstance(g, Tensor):
+                g = as_array(g)
             grads = node.apply(g)
             if not retain_graph:
                 node.release()
             for nxt, gi in zip(node._next, grads):
                 if nxt is None or gi is None:
                     continue
-                gi = as_array(gi) if isinstance(gi, Tensor) else gi
+                # Tensors from the C++ backward stay tensors (a leaf may adopt them as .grad);
+                # everything else flows as numpy arrays.
+                if isinstance(gi, Tensor) and not isinstance(nxt, AccumulateGrad):
+                    gi = as_array(gi)
                 prev = pending.get(id(nxt))
-                pending[id(nxt)] = gi if prev is None else prev + gi
+                if prev is None:
+                    pending[id(nxt)] = gi
+                else:
+                    pending[id(nxt)] = (as_array(prev) if isinstance(prev, Tensor) else prev) + \
+                        (as_array(gi) if isinstance(gi, Tensor) else gi)
 
 
 def _no_grad() -> Any:

@@ -154,6 +154,11 @@ class PackCache:
     @property
     def packed_bytes(self) -> int: ...
 
+def sgd_step(param: Tensor, grad: Tensor, buf: Tensor | None, first: bool, lr: float,
+             weight_decay: float, momentum: float, dampening: float, nesterov: bool,
+             maximize: bool) -> None:
+    """One torch.optim.SGD step on one parameter, in place"""
+
 class Tape:
     """What a recorded Sequential forward keeps for backward."""
 

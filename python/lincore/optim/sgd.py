@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, Mapping
 
-import numpy as np
 
-from .._creation import copy_array
-from .optimizer import Optimizer, Tensor, check_real, fma
+from .. import _core
+from .._creation import empty_like
+from .optimizer import Optimizer, Tensor, check_real
 
 
 class SGD(Optimizer):
@@ -97,24 +97,12 @@ class SGD(Optimizer):
 def _sgd_update(param: Tensor, grad: Tensor, buf: Tensor | None, *, lr: float,
                 weight_decay: float, momentum: float, dampening: float, nesterov: bool,
                 maximize: bool) -> Tensor | None:
-    """One parameter's update, in place, in its dtype; returns the momentum buffer. The numpy
-    views of param, grad and buf live only as long as this call."""
-    p = np.asarray(param)
-    dt = p.dtype.type
-    g = np.asarray(grad)
-    with np.errstate(all="ignore"):
-        if maximize:
-            g = -g
-        if weight_decay != 0:
-            g = fma(p, dt(weight_decay), g, dt)  # grad.add(param, alpha=weight_decay)
-        if momentum != 0:
-            if buf is None:
-                buf = copy_array(g)
-            else:
-                b = np.asarray(buf)
-                b *= dt(momentum)
-                b[...] = fma(g, dt(1 - dampening), b, dt)  # buf.add_(g, alpha=1 - dampening)
-            b = np.asarray(buf)
-            g = fma(b, dt(momentum), g, dt) if nesterov else b
-        p[...] = fma(g, dt(-lr), p, dt)  # param.add_(g, alpha=-lr)
-    return buf
+    """One parameter's update, in place, in its dtype, in one C++ pass (csrc/nn/sgd.h); returns
+    the momentum buffer (created on the first step)."""
+    first = momentum != 0 and buf is None
+    if first:
+        buf = empty_like(param)
+    _core.sgd_step(param, grad, buf if momentum != 0 else None, first, float(lr),
+                   float(weight_decay), float(momentum), float(dampening), bool(nesterov),
+                   bool(maximize))
+    return buf if momentum != 0 else None
