@@ -20,12 +20,19 @@ using RunFn = void (*)(std::int64_t m, const T* x, std::int64_t ldx, const T* pa
                        const T* bias, std::int64_t n, std::int64_t k, T* y, std::int64_t ldy,
                        Epilogue ep, std::int64_t jp0, std::int64_t jp1);
 
+// Packs a row-major w (n x k, row stride ldw, unit column stride) into panels (gemm.h's
+// PackedWeight layout for nr, kc); npad = n rounded up to nr. Optional per family: null means
+// the portable packing loop in gemm_driver.cpp.
+template <class T>
+using PackFn = void (*)(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw, T* dst);
+
 struct KernelFamily {
   const char* name;
   Blocking<float> f32;
   Blocking<double> f64;
   RunFn<float> run_f32;
   RunFn<double> run_f64;
+  PackFn<float> pack_f32 = nullptr;
 };
 
 // One per instruction set; each lives in its own translation unit and namespace.

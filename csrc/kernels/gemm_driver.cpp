@@ -49,26 +49,42 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   const std::int64_t npad = pw.npad(), nr = pw.nr;
   pw.data = aligned_array<T>(npad * k);
   T* dst = pw.data.get();
-  // Slice pc starts at pc * npad; inside it panel jr starts at jr * kc * NR, k-major. Panels are
-  // written in order (p outer, columns inner); when a panel's NR columns are adjacent in memory
-  // (ldw == 1: a transposed view, as the backward pass packs W^T and x^T) each k step is one
-  // contiguous copy.
-  for (std::int64_t pc = 0; pc < k; pc += pw.kc) {
+  bool packed = false;  // by the family's own packing routine
+  if constexpr (std::is_same_v<T, float>) {
+    const auto& family = detail::family_at(pw.family);
+    if (family.pack_f32 && ldw_col == 1 && ldw != 1) {
+      family.pack_f32(n, k, w, ldw, dst);
+      packed = true;
+    }
+  }
+  // Slice pc starts at pc * npad; inside it panel jr starts at jr * kc * NR, k-major. When a
+  // panel's NR columns are adjacent in memory (ldw == 1: a transposed view, as the backward pass
+  // packs W^T and x^T) each k step is one contiguous copy; otherwise each column is read along
+  // its row (contiguous when ldw_col == 1) and written down the panel (measured faster than
+  // gathering each k step across rows).
+  for (std::int64_t pc = 0; !packed && pc < k; pc += pw.kc) {
     const std::int64_t kc = k - pc < pw.kc ? k - pc : pw.kc;
     for (std::int64_t jr = 0; jr < npad / nr; ++jr) {
       T* panel = dst + pc * npad + jr * kc * nr;
       const std::int64_t j0 = jr * nr;
       const std::int64_t cols = n - j0 < nr ? n - j0 : nr;
       const T* src = w + j0 * ldw + pc * ldw_col;
-      for (std::int64_t p = 0; p < kc; ++p) {
-        T* out = panel + p * nr;
-        const T* in = src + p * ldw_col;
-        if (ldw == 1) {
-          std::memcpy(out, in, sizeof(T) * static_cast<std::size_t>(cols));
-        } else {
-          for (std::int64_t c = 0; c < cols; ++c) out[c] = in[c * ldw];
+      if (ldw == 1) {
+        for (std::int64_t p = 0; p < kc; ++p) {
+          std::memcpy(panel + p * nr, src + p * ldw_col, sizeof(T) * static_cast<std::size_t>(cols));
+          for (std::int64_t c = cols; c < nr; ++c) panel[p * nr + c] = T(0);
         }
-        for (std::int64_t c = cols; c < nr; ++c) out[c] = T(0);
+        continue;
+      }
+      for (std::int64_t c = 0; c < nr; ++c) {
+        const T* in = src + c * ldw;
+        if (c >= cols) {
+          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = T(0);
+        } else if (ldw_col == 1) {
+          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p];
+        } else {
+          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p * ldw_col];
+        }
       }
     }
   }
