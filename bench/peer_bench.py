@@ -345,6 +345,13 @@ def balanced_orders(n: int) -> list:
     return orders if n % 2 == 0 else orders + [o[::-1] for o in orders]
 
 
+# onnxruntime's intra-op threads keep spinning for ~0.1 s after a run (which helps its own
+# back-to-back calls, so it stays on); measured here, an engine timed right after it on 2 threads
+# lost its second core (lincore 256x512x512: 845 us vs 430 us after a 0.1 s pause). So after
+# timing ort, the next engine waits this long.
+ORT_SETTLE_S = 0.15
+
+
 def run_rounds(engines, reps, rounds) -> dict:
     """Each round times every engine once, in the next order of balanced_orders; gc is off
     while timing, as in timeit."""
@@ -357,6 +364,8 @@ def run_rounds(engines, reps, rounds) -> dict:
         try:
             for e in order:
                 samples[e.name].append(timed(e, reps[e.name]))
+                if e.name == "ort":
+                    time.sleep(ORT_SETTLE_S)
         finally:
             gc.enable()
     return samples
@@ -481,6 +490,8 @@ def header(args, threads_list, peaks, peak_note, peak_warnings):
         p("# WARNING: more threads than CPUs available: those numbers measure oversubscription")
     p(f"# threads={','.join(map(str, threads_list))}: lincore.set_num_threads, "
       f"torch.set_num_threads, threadpoolctl (numpy's BLAS), ort intra_op_num_threads "
+      f"(after each ort timing the next engine waits {ORT_SETTLE_S} s for ort's spinning "
+      f"threads to go idle) "
       f"(inter_op 1)")
     p("# ort: Gemm(transB=1) [+Relu] graph, weights as initializers, CPUExecutionProvider, "
       "run_with_iobinding (input bound once; output allocated by ORT each run)")

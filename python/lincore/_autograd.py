@@ -36,12 +36,21 @@ class Node:
     """A step of the recorded graph. `inputs` are the tensors the op read (None for ones that
     need no gradient); `backward_fn(grad) -> grads per input` runs with the saved values."""
 
-    __slots__ = ("_next", "_backward", "_freed", "__weakref__")
+    __slots__ = ("_inputs", "_edges", "_backward", "__weakref__")
 
     def __init__(self, inputs: Sequence[Any], backward_fn: Callable[[np.ndarray], Sequence[Any]]):
-        self._next = [edge_of(t) for t in inputs]
+        # Edges are resolved when first needed (backward, next_functions), not per recorded op:
+        # a tensor's grad_fn never changes once set, so the result is the same.
+        self._inputs: Sequence[Any] | None = inputs
+        self._edges: list | None = None
         self._backward: Callable[[np.ndarray], Sequence[Any]] | None = backward_fn
-        self._freed = False
+
+    @property
+    def _next(self) -> list:
+        if self._edges is None:
+            self._edges = [edge_of(t) for t in self._inputs or ()]
+            self._inputs = None
+        return self._edges
 
     def name(self) -> str:
         return type(self).__name__
@@ -69,9 +78,9 @@ class AccumulateGrad(Node):
 
     def __init__(self, variable: Tensor):
         self.variable = variable
-        self._next = []
+        self._inputs = None
+        self._edges = []
         self._backward = None
-        self._freed = False
 
     def accumulate(self, grad: Any) -> None:
         v = self.variable
@@ -101,23 +110,33 @@ def node_class(name: str) -> type:
     return cls
 
 
+# The hot checks below read a tensor's instance dict directly ("_requires_grad", "grad_fn"): the
+# properties cost several times more, and every recorded op runs them per input.
+
 def edge_of(t: Any) -> Node | None:
     """Where a gradient for t goes: its grad_fn, its AccumulateGrad, or nowhere."""
-    if not isinstance(t, Tensor) or not t.requires_grad:
+    if not isinstance(t, Tensor):
         return None
-    fn = t.grad_fn
+    d = t.__dict__
+    if not d.get("_requires_grad", False):
+        return None
+    fn = d.get("grad_fn")
     if fn is not None:
         return fn
-    acc = t.__dict__.get("_accumulate")
+    acc = d.get("_accumulate")
     if acc is None:
-        acc = AccumulateGrad(t)
-        t.__dict__["_accumulate"] = acc
+        acc = d["_accumulate"] = AccumulateGrad(t)
     return acc
 
 
 def needs_grad(*tensors: Any) -> bool:
     """Whether an op on these inputs must be recorded."""
-    return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+    if not is_grad_enabled():
+        return False
+    for t in tensors:
+        if isinstance(t, Tensor) and t.__dict__.get("_requires_grad", False):
+            return True
+    return False
 
 
 def record(out: Tensor, name: str, inputs: Sequence[Any],

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import _core
 from .._autograd import needs_grad, record
+from .._grad_mode import _state as grad_mode_state
 from .._creation import as_tensor, wrap_array
 
 # csrc/kernels/gemm.h's Activation values, and PyTorch's backward node name for each.
@@ -33,7 +34,7 @@ def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None, pack_t: Any = No
     """y = x @ weight.T + bias on the packed-weight kernel; pack / pack_t cache the packed weight
     and its transpose (for the backward) across calls."""
     y = _core.linear(x, weight, bias, 0, 0.01, pack)
-    if needs_grad(x, weight, bias):
+    if grad_mode_state.__dict__.get("enabled", True) and needs_grad(x, weight, bias):
         def backward(g: Any) -> tuple:
             return _core.linear_backward(
                 x, weight, wrap_array(g), x.requires_grad, weight.requires_grad,
