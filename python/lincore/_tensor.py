@@ -10,6 +10,7 @@ here run on zero-copy numpy views of the same memory and wrap their results with
 from __future__ import annotations
 
 import collections
+import math
 import numbers
 from typing import Any, Callable
 
@@ -131,6 +132,9 @@ def _get_requires_grad(self: Tensor) -> bool:
 
 def _set_requires_grad(self: Tensor, value: bool) -> None:
     if self.__dict__.get("grad_fn") is not None:
+        if value:
+            return  # already requires grad, as every recorded result does
+
         raise RuntimeError(
             "you can only change requires_grad flags of leaf variables. If you want to use a "
             "computed variable in a subgraph that doesn't require differentiation use "
@@ -253,9 +257,9 @@ def to(self: Tensor, dtype: dtype, copy: bool = False) -> Tensor:
     """The tensor converted to dtype (itself when it already has it, unless copy=True)."""
     if not isinstance(dtype, type(float32)):
         raise TypeError(f"to(): expected a lincore.dtype, got {type(dtype).__name__}")
-    if dtype is self.dtype:
-        return self.clone() if copy else self
-    out = self._to(dtype._code)
+    if dtype is self.dtype and not copy:
+        return self
+    out = _cpp_clone(self) if dtype is self.dtype else self._to(dtype._code)
     if needs_grad(self):
         source = self.dtype._np
         record(out, "ToCopyBackward0", [self], lambda g: (g.astype(source),))
@@ -445,7 +449,8 @@ def __getitem__(self: Tensor, key: Any) -> Tensor:
     view = _basic_view(self, key)
     if view is not None:
         if needs_grad(self):
-            record(view, _index_node_name(key), [self], _scatter_back(self, key, add=False))
+            record(view, _index_node_name(self, key), [self],
+                   _scatter_back(self, key, add=False))
         return view
     # Advanced indexing (tensors, lists, booleans): a copy, as in PyTorch and numpy.
     arr = np.asarray(memoryview(self))
@@ -460,13 +465,29 @@ def __getitem__(self: Tensor, key: Any) -> Tensor:
     return out
 
 
-def _index_node_name(key: Any) -> str:
-    last = key[-1] if isinstance(key, tuple) and key else key
-    if last is None:
-        return "UnsqueezeBackward0"
-    if isinstance(last, numbers.Integral):
-        return "SelectBackward0"
-    return "SliceBackward0"
+def _index_node_name(t: Tensor, key: Any) -> str:
+    """PyTorch's node for basic indexing: named by the last element that does something. In a
+    tuple, full slices (the whole dim) and Ellipsis do nothing; a tuple of only those gives
+    AliasBackward0. A lone slice is always a SliceBackward0."""
+    if not isinstance(key, tuple):
+        return ("UnsqueezeBackward0" if key is None else "AliasBackward0" if key is Ellipsis
+                else "SelectBackward0" if isinstance(key, numbers.Integral) else "SliceBackward0")
+    name, dim = "AliasBackward0", 0
+    before = sum(1 for k in key if k is not None and k is not Ellipsis)
+    for k in key:
+        if k is Ellipsis:
+            dim += t.dim() - before
+        elif k is None:
+            name = "UnsqueezeBackward0"
+        elif isinstance(k, numbers.Integral):
+            name, dim = "SelectBackward0", dim + 1
+        else:
+            full = k.step in (None, 1) and k.start in (None, 0) and (
+                k.stop is None or k.stop >= t._shape[dim])
+            if not full:
+                name = "SliceBackward0"
+            dim += 1
+    return name
 
 
 def _scatter_back(t: Tensor, key: Any, add: bool) -> Callable[[np.ndarray], tuple]:
@@ -721,6 +742,7 @@ def __pos__(self: Tensor) -> Tensor:
 
 @_method
 def tensor_abs(self: Tensor) -> Tensor:
+    """|x| elementwise (also abs(t))."""
     arr = np.asarray(memoryview(self))
     out = wrap_array(np.abs(arr))
     if needs_grad(self):
@@ -786,18 +808,32 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 def _record_matmul(out: Tensor, a: Tensor, b: Tensor) -> None:
     """The backward of a @ b for every operand rank, with PyTorch's node names."""
     na, nb = a.dim(), b.dim()
-    name = ("DotBackward0" if na == nb == 1 else "MvBackward0" if (na, nb) == (2, 1)
-            else "SqueezeBackward4" if (na, nb) == (1, 2) else "MmBackward0" if na == nb == 2
-            else "UnsafeViewBackward0")
     xa, xb = as_array(a), as_array(b)
+    if na == nb == 1:
+        name = "DotBackward0"
+    elif (na, nb) == (2, 1):
+        name = "MvBackward0"
+    elif (na, nb) == (1, 2):
+        name = "SqueezeBackward4"
+    elif na == nb == 2:
+        name = "MmBackward0"
+    else:
+        # PyTorch folds a matrix with no real batch (its batch dims all 1) against a batched
+        # operand through transposes and a final copy; every other batched product ends in an
+        # unsafe view (names checked against torch 2.13 in tests/test_autograd.py).
+        batch = np.broadcast_shapes(xa.shape[:-2], xb.shape[:-2] if nb > 1 else ())
+        name = ("CloneBackward0" if na >= 2 and math.prod(xa.shape[:-2]) == 1
+                and math.prod(batch) > 1 else "UnsafeViewBackward0")
 
     def backward(g: np.ndarray) -> tuple:
         a2 = xa if na > 1 else xa[None, :]
         b2 = xb if nb > 1 else xb[:, None]
-        g2 = g
-        if na == 1:
+        g2 = np.asarray(g)
+        if na == 1 and nb == 1:
+            g2 = g2.reshape(1, 1)
+        elif na == 1:
             g2 = np.expand_dims(g2, -2)
-        if nb == 1:
+        elif nb == 1:
             g2 = np.expand_dims(g2, -1)
         ga = gb = None
         if a.requires_grad:
@@ -931,6 +967,9 @@ def argmin(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
         idx = np.argmin(arr.reshape(-1))
         return wrap_array(np.asarray(idx, dtype=np.int64).reshape((1,) * arr.ndim if keepdim else ()))
     return _extreme(self, dim, keepdim, "argmin", np.min, np.argmin).indices
+
+
+_methods["__abs__"] = _methods["abs"]
 
 
 def install() -> None:
