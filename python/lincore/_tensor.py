@@ -942,31 +942,30 @@ def tensor_min(self: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
     return _extreme(self, dim, keepdim, "min", np.min, np.argmin)
 
 
-@_method
-def argmax(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    """Index of the largest element (in the flattened tensor when dim is None)."""
+def _arg_extreme(self: Tensor, dim: Any, keepdim: bool, name: str, pick: Any, arg: Any
+                 ) -> Tensor:
+    """argmax/argmin: over the flattened tensor when dim is None, else along dim."""
     if dim is None:
         if self.numel() == 0:
             raise RuntimeError(
-                "argmax(): Expected reduction dim to be specified for input.numel() == 0."
+                f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
             )
         arr = np.asarray(memoryview(self))
-        idx = np.argmax(arr.reshape(-1))
-        return wrap_array(np.asarray(idx, dtype=np.int64).reshape((1,) * arr.ndim if keepdim else ()))
-    return _extreme(self, dim, keepdim, "argmax", np.max, np.argmax).indices
+        idx = np.asarray(arg(arr.reshape(-1)), dtype=np.int64)
+        return wrap_array(idx.reshape((1,) * arr.ndim if keepdim else ()))
+    return _extreme(self, dim, keepdim, name, pick, arg).indices
+
+
+@_method
+def argmax(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest element (in the flattened tensor when dim is None)."""
+    return _arg_extreme(self, dim, keepdim, "argmax", np.max, np.argmax)
 
 
 @_method
 def argmin(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    if dim is None:
-        if self.numel() == 0:
-            raise RuntimeError(
-                "argmin(): Expected reduction dim to be specified for input.numel() == 0."
-            )
-        arr = np.asarray(memoryview(self))
-        idx = np.argmin(arr.reshape(-1))
-        return wrap_array(np.asarray(idx, dtype=np.int64).reshape((1,) * arr.ndim if keepdim else ()))
-    return _extreme(self, dim, keepdim, "argmin", np.min, np.argmin).indices
+    """Index of the smallest element (in the flattened tensor when dim is None)."""
+    return _arg_extreme(self, dim, keepdim, "argmin", np.min, np.argmin)
 
 
 _methods["__abs__"] = _methods["abs"]
