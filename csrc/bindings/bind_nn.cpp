@@ -59,6 +59,7 @@ void register_nn(py::module_& m) {
       [](const Tensor& x, const Tensor& w, const Tensor* b, int act, double slope,
          PackCache* cache) {
         Epilogue ep = make_epilogue(act, slope);
+        begin_computation();
         py::gil_scoped_release nogil;
         return linear(x, w, b, ep, cache);
       },
@@ -81,6 +82,7 @@ void register_nn(py::module_& m) {
       [](const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
          bool need_db, PackCache* wt_cache) {
         LinearGrads g;
+        begin_computation();
         {
           py::gil_scoped_release nogil;
           g = linear_backward(x, w, dy, need_dx, need_dw, need_db, wt_cache);
@@ -121,13 +123,20 @@ void register_nn(py::module_& m) {
         for (const auto& s : steps) out.push_back(make_step(s.cast<py::tuple>()));
         return Sequential(std::move(out));
       }))
-      .def("forward", &Sequential::forward, py::arg("x"),
-           py::call_guard<py::gil_scoped_release>())
+      .def(
+          "forward",
+          [](const Sequential& s, const Tensor& x) {
+            begin_computation();
+            py::gil_scoped_release nogil;
+            return s.forward(x);
+          },
+          py::arg("x"))
       .def(
           "forward_train",
           [](const Sequential& s, const Tensor& x) {
             auto tape = std::make_shared<Tape>();
             Tensor y;
+            begin_computation();
             {
               py::gil_scoped_release nogil;
               y = s.forward_train(x, *tape);
@@ -140,6 +149,7 @@ void register_nn(py::module_& m) {
           [](const Sequential& s, const Tape& tape, const Tensor& dy, bool need_dx,
              const std::vector<bool>& need_params) {
             StackGrads g;
+            begin_computation();
             {
               py::gil_scoped_release nogil;
               g = s.backward(tape, dy, need_dx, need_params);

@@ -7,9 +7,49 @@
 #include "runtime/random.h"
 #include "runtime/thread_pool.h"
 
+#include <csignal>
+#if defined(__unix__) || defined(__APPLE__)
+#include <signal.h>
+#endif
+
 namespace py = pybind11;
 
 namespace lincore::bindings {
+
+#if defined(__unix__) || defined(__APPLE__)
+namespace {
+
+struct sigaction g_previous;
+
+void on_sigint(int sig, siginfo_t* info, void* context) {
+  request_interrupt();
+  if (g_previous.sa_flags & SA_SIGINFO) {
+    if (g_previous.sa_sigaction) g_previous.sa_sigaction(sig, info, context);
+  } else if (g_previous.sa_handler == SIG_DFL) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  } else if (g_previous.sa_handler != SIG_IGN && g_previous.sa_handler) {
+    g_previous.sa_handler(sig);
+  }
+}
+
+}  // namespace
+
+void install_interrupt_handler() {
+  struct sigaction current;
+  if (sigaction(SIGINT, nullptr, &current) != 0) return;
+  if (current.sa_flags & SA_SIGINFO && current.sa_sigaction == &on_sigint) return;  // installed
+  if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) return;  // ignored
+  g_previous = current;
+  struct sigaction ours = {};
+  ours.sa_sigaction = &on_sigint;
+  ours.sa_flags = SA_SIGINFO | (current.sa_flags & SA_RESTART);
+  sigemptyset(&ours.sa_mask);
+  sigaction(SIGINT, &ours, nullptr);
+}
+#else
+void install_interrupt_handler() {}
+#endif
 
 void register_runtime(py::module_& m) {
   m.def("manual_seed", &manual_seed, py::arg("seed"));

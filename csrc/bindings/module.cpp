@@ -3,6 +3,7 @@
 
 #include "bindings/bindings.h"
 #include "kernels/dispatch.h"
+#include "runtime/interrupt.h"
 #include "tensor/errors.h"
 
 namespace py = pybind11;
@@ -16,8 +17,14 @@ PYBIND11_MODULE(_core, m) {
       if (p) std::rethrow_exception(p);
     } catch (const lincore::type_error& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const lincore::interrupted&) {
+      // Python's own SIGINT handler has run too (ours chains to it): this raises its
+      // KeyboardInterrupt, or whatever the user's handler raises.
+      lincore::clear_interrupt();
+      if (PyErr_CheckSignals() == 0) PyErr_SetNone(PyExc_KeyboardInterrupt);
     }
   });
+  lincore::bindings::install_interrupt_handler();
   // Resolve the kernel family now, so that a bad LINCORE_ISA fails the import with its message
   // rather than the first computation.
   lincore::cpu_capability();

@@ -10,6 +10,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "runtime/interrupt.h"
 #include "runtime/thread_pool.h"
 
 namespace lincore {
@@ -98,6 +99,9 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
 
 // Below this much work a second thread costs more (waking it, sharing caches) than it saves.
 constexpr double kParallelMinFlops = 2.0e6;
+// Above this much work a product checks for interrupts between chunks (~0.1 s of work on one
+// core); below it a call finishes before anyone could press Ctrl-C and notice.
+constexpr double kInterruptCheckFlops = 2.0e10;
 
 template <class T>
 void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
@@ -110,6 +114,9 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(pw.n) *
                        static_cast<double>(pw.k > 0 ? pw.k : 1);
   int nt = flops < kParallelMinFlops ? 1 : get_num_threads();
+  // Large products are cut into chunks even on one thread, so that an interrupt (Ctrl-C) is
+  // noticed between chunks, a fraction of a second apart.
+  const bool interruptible = flops >= kInterruptCheckFlops;
   // Split the columns (W's panels) when rows are few: each thread then streams only its share
   // of W, and the split is the same on every call (thread t keeps the same columns, so they stay
   // in its core's cache). Otherwise split the rows in MR-aligned chunks; every thread reads all
@@ -117,19 +124,24 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
   const bool split_columns = m < 4 * mr * nt || pw.n >= m;
   if (split_columns) nt = static_cast<int>(std::min<std::int64_t>(nt, panels));
   else nt = static_cast<int>(std::min<std::int64_t>(nt, (m + mr - 1) / mr));
-  if (nt <= 1) {
+  if (nt <= 1 && !interruptible) {
     run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, 0, panels);
     return;
   }
+  nt = std::max(nt, 1);
   // The work is cut into a few chunks per thread, taken from a shared counter: a thread that
   // starts late (its core busy with another library's spinning pool, say) finds the work done
   // by the others instead of holding everyone up. Thread t's first chunk is chunk t, so in a
   // quiet process each thread keeps the same columns call after call.
   const std::int64_t units = split_columns ? panels : (m + mr - 1) / mr;
-  const std::int64_t chunks = std::min<std::int64_t>(units, 4 * nt);
+  const std::int64_t target_chunks =
+      interruptible ? std::max<std::int64_t>(4 * nt, static_cast<std::int64_t>(flops / 2e10) * nt)
+                    : 4 * nt;
+  const std::int64_t chunks = std::min<std::int64_t>(units, target_chunks);
   std::atomic<std::int64_t> next{nt};
   parallel_run(nt, [&](int t) {
     for (std::int64_t c = t; c < chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+      if (interruptible && interrupt_requested()) return;  // the caller throws below
       const std::int64_t u0 = units * c / chunks, u1 = units * (c + 1) / chunks;
       if (split_columns) {
         run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, u0, u1);
@@ -140,6 +152,7 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
       }
     }
   });
+  if (interruptible) check_interrupt();
 }
 
 template <class T>

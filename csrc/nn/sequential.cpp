@@ -7,6 +7,7 @@
 
 #include "kernels/dispatch.h"
 #include "nn/activation.h"
+#include "runtime/interrupt.h"
 #include "runtime/thread_pool.h"
 
 namespace lincore {
@@ -120,10 +121,12 @@ bool Sequential::forward_fused(const Tensor& x, Tensor& out) const {
   std::atomic<std::int64_t> next{nt};
   parallel_run(nt, [&](int t) {
     for (std::int64_t b = t; b < blocks; b = next.fetch_add(1, std::memory_order_relaxed)) {
+      if (interrupt_requested()) return;  // checked again below, on the calling thread
       const std::int64_t r0 = b * block, rows = std::min(block, m - r0);
       run_rows<T>(rows, xp + r0 * ldx, ldx, ops, yp + r0 * width, width, true);
     }
   });
+  check_interrupt();
   return true;
 }
 
@@ -143,6 +146,7 @@ Tensor linear_step(const Tensor& x, const Step& s, Epilogue ep) {
 Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
   Tensor x = input;
   for (std::size_t i = 0; i < steps_.size(); ++i) {
+    check_interrupt();
     const Step& s = steps_[i];
     switch (s.kind) {
       case Step::Kind::identity: break;
@@ -187,6 +191,7 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
   grads.db.resize(linears);
   Tensor g = dy;
   for (std::size_t e = tape.entries.size(); e-- > 0;) {
+    check_interrupt();
     const Tape::Entry& entry = tape.entries[e];
     const Step& s = steps_[entry.step];
     const bool first = e == 0;
@@ -221,6 +226,7 @@ Tensor Sequential::forward(const Tensor& input) const {
   }
   Tensor x = input;
   for (std::size_t i = 0; i < steps_.size(); ++i) {
+    check_interrupt();
     const Step& s = steps_[i];
     switch (s.kind) {
       case Step::Kind::identity: break;
