@@ -115,3 +115,47 @@ assert np.array_equal(np.asarray(layer(x)), expected)
 print("ok")
 """
     assert run_python(code) == "ok"  # run_python's timeout catches a deadlock
+
+
+def _train_private(seed: int, steps: int = 5) -> list:
+    """A small model trained from a fixed seed; returns its parameters afterwards."""
+    rng = np.random.default_rng(seed)
+    model = nn.Sequential(nn.Linear(32, 48), nn.ReLU(), nn.Linear(48, 10))
+    with lincore.no_grad():
+        for p in model.parameters():
+            p.copy_(rng.standard_normal(tuple(p.shape)).astype(np.float32) * 0.1)
+    opt = lincore.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    x = lincore.tensor(rng.standard_normal((64, 32)).astype(np.float32))
+    y = lincore.tensor(rng.integers(0, 10, 64))
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    return [np.asarray(p).copy() for p in model.parameters()]
+
+
+def test_runtime_threads_training_private_models_bitwise_equal_to_one():
+    expected = [_train_private(seed) for seed in range(8)]
+    results: dict[int, list] = {}
+    errors: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work(seed: int) -> None:
+        barrier.wait()
+        try:
+            for _ in range(3):
+                results[seed] = _train_private(seed)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"{seed}: {e!r}")
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors
+    for seed in range(8):
+        for got, want in zip(results[seed], expected[seed]):
+            assert np.array_equal(got, want), seed
