@@ -159,3 +159,50 @@ def test_runtime_threads_training_private_models_bitwise_equal_to_one():
     for seed in range(8):
         for got, want in zip(results[seed], expected[seed]):
             assert np.array_equal(got, want), seed
+
+
+@pytest.mark.parametrize("kind", ["linear", "sequential"])
+def test_runtime_load_state_dict_racing_forward_sees_old_or_new(kind):
+    # One thread loads two weight sets in turn while others run forward: every output must be
+    # the model's output under one set or the other, never a mixture (torn weights, or some
+    # layers old and some new).
+    rng = np.random.default_rng(5)
+    if kind == "linear":
+        model = nn.Linear(512, 256)
+    else:
+        model = nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 128))
+    states = [{k: rng.standard_normal(tuple(v.shape)).astype(np.float32)
+               for k, v in model.state_dict().items()} for _ in range(2)]
+    x = lincore.tensor(rng.standard_normal((64, 512)).astype(np.float32))
+    expected = []
+    with lincore.no_grad():
+        for state in states:
+            model.load_state_dict(state)
+            expected.append(np.asarray(model(x)).copy())
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def loader() -> None:
+        i = 0
+        while not stop.is_set():
+            model.load_state_dict(states[i % 2])
+            i += 1
+
+    def runner() -> None:
+        with lincore.no_grad():
+            for _ in range(300):
+                y = np.asarray(model(x))
+                if not (np.array_equal(y, expected[0]) or np.array_equal(y, expected[1])):
+                    bad.append("mixture")
+                    return
+
+    threads = [threading.Thread(target=loader)] + [threading.Thread(target=runner)
+                                                   for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join(timeout=300)
+    stop.set()
+    threads[0].join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not bad, f"{len(bad)} forward results mixed old and new weights"

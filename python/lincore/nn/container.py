@@ -12,7 +12,7 @@ from .. import _core
 from .._autograd import needs_grad, record
 from .._creation import as_tensor, wrap_array
 from .functional import _ACTIVATION_NODES, linear_node_name
-from .module import Module
+from .module import Module, consistent
 
 
 def _compile(steps: list) -> Any:
@@ -121,6 +121,10 @@ class Sequential(Module):
         return segments
 
     def forward(self, input: Any) -> Any:
+        # One set of weights for the whole stack, even while load_state_dict runs (module.py).
+        return consistent(lambda: self._forward(input))
+
+    def _forward(self, input: Any) -> Any:
         key = self._plan_key()
         cached = self.__dict__.get("_plan")
         if cached is None or cached[0] != key:

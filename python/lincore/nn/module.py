@@ -4,6 +4,8 @@ and submodules, iteration, state_dict/load_state_dict and repr."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
@@ -14,6 +16,27 @@ from .._creation import as_tensor
 from .parameter import Parameter
 
 _plan_tokens = itertools.count(1)
+
+# A seqlock between load_state_dict and forward, process-wide: a load makes the epoch odd while
+# it copies weights and even again after. A forward that overlapped a load (the epoch was odd,
+# or changed while it ran: its kernels may have packed half-copied weights, or some layers old
+# and some new) runs again, so every result comes from one set of weights. A half-copied pack
+# never survives: its cache key holds the storage version from before the copy, which the copy
+# then bumps. Forwards pay two reads of an int.
+_load_lock = threading.Lock()
+_load_epoch = [0]
+
+
+def consistent(compute: Callable[[], Any]) -> Any:
+    """compute(), re-run until no load_state_dict overlapped it."""
+    while True:
+        epoch = _load_epoch[0]
+        if epoch & 1:
+            time.sleep(0)  # a load is copying: let it finish
+            continue
+        result = compute()
+        if _load_epoch[0] == epoch:
+            return result
 
 
 class IncompatibleKeys(NamedTuple):
@@ -242,8 +265,13 @@ class Module:
         if errors:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(errors)))
-        for param, src in staged:
-            param._copy_from(src)
+        with _load_lock:
+            _load_epoch[0] += 1
+            try:
+                for param, src in staged:
+                    param._copy_from(src)
+            finally:
+                _load_epoch[0] += 1
         return IncompatibleKeys(missing, unexpected)
 
     # -- dtype -------------------------------------------------------------------------------
