@@ -606,19 +606,26 @@ def _promote(da: dtype | None, va: Any, db: dtype | None, vb: Any) -> dtype:
     return t
 
 
-# Gradients of the binary ops: (g, a, b, out) -> (da, db) before unbroadcasting, where a and b
-# are the operands as computed (arrays, or Python scalars), and the PyTorch node name for
-# (tensor op tensor/scalar, scalar op tensor).
-def _pow_grads(g: Any, a: Any, b: Any, out: Any) -> tuple:
+# Gradients of the binary ops: (g, a, b) -> (da, db) before unbroadcasting, where a and b are the
+# operands as computed (arrays, or Python scalars), and the PyTorch node name for (tensor op
+# tensor/scalar, scalar op tensor). They use the operands only, never the result: a node that
+# held its own output would form a reference cycle (output -> grad_fn -> output) that only the
+# cycle collector frees.
+def _pow_grads(g: Any, a: Any, b: Any) -> tuple:
     with np.errstate(all="ignore"):
-        return (g * b * np.power(a, b - 1), g * out * np.log(a))
+        return (g * b * np.power(a, b - 1), g * np.power(a, b) * np.log(a))
+
+
+def _div_grads(g: Any, a: Any, b: Any) -> tuple:
+    with np.errstate(all="ignore"):
+        return (g / b, -g * a / (b * b))
 
 
 _GRADS: dict[str, tuple[Callable[..., tuple], str, str]] = {
-    "add": (lambda g, a, b, out: (g, g), "AddBackward0", "AddBackward0"),
-    "sub": (lambda g, a, b, out: (g, -g), "SubBackward0", "RsubBackward1"),
-    "mul": (lambda g, a, b, out: (g * b, g * a), "MulBackward0", "MulBackward0"),
-    "truediv": (lambda g, a, b, out: (g / b, -g * out / b), "DivBackward0", "MulBackward0"),
+    "add": (lambda g, a, b: (g, g), "AddBackward0", "AddBackward0"),
+    "sub": (lambda g, a, b: (g, -g), "SubBackward0", "RsubBackward1"),
+    "mul": (lambda g, a, b: (g * b, g * a), "MulBackward0", "MulBackward0"),
+    "truediv": (_div_grads, "DivBackward0", "MulBackward0"),
     "pow": (_pow_grads, "PowBackward0", "PowBackward2"),
 }
 
@@ -629,10 +636,9 @@ def _record_binary(out: Tensor, a: Any, b: Any, xa: Any, xb: Any, name: str) -> 
     node_name = node if a_is_t else reflected_node
     if name == "pow" and a_is_t and b_is_t:
         node_name = "PowBackward1"
-    out_arr = as_array(out)
 
     def backward(g: np.ndarray) -> tuple:
-        ga, gb = grads(g, xa, xb, out_arr)
+        ga, gb = grads(g, xa, xb)
         return (unbroadcast(np.asarray(ga), a._shape).astype(a.dtype._np, copy=False)
                 if a_is_t and a.requires_grad else None,
                 unbroadcast(np.asarray(gb), b._shape).astype(b.dtype._np, copy=False)
