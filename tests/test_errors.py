@@ -608,3 +608,28 @@ def test_from_numpy_rejects_unsupported_dtype(np_dtype):
 def test_from_numpy_rejects_non_array():
     with pytest.raises(TypeError, match=re.escape("expected np.ndarray (got list)")):
         lincore.from_numpy([1.0, 2.0])
+
+
+def test_tensor_rejects_self_referencing_list():
+    # Found by tests/fuzz_harness.py: the nesting walk never ended.
+    cyclic: list = []
+    cyclic.append(cyclic)
+    with pytest.raises(ValueError, match="nested more than 64 levels"):
+        lincore.tensor(cyclic)
+    grid: list = [[None, None], [None, None]]
+    for row in grid:
+        row[0] = row[1] = grid
+    with pytest.raises(ValueError, match="nested more than 64 levels"):
+        lincore.tensor(grid)
+
+
+def test_tensor_rejects_nested_array_larger_than_memory():
+    # Found by tests/fuzz_harness.py: the element-by-element walk of a huge broadcast view hung.
+    huge = np.broadcast_to(np.float32(1), (2 ** 33, 2 ** 20))
+    with pytest.raises(MemoryError, match="more than fit"):
+        lincore.tensor([huge])
+
+
+def test_as_tensor_rejects_a_non_lincore_dtype():
+    with pytest.raises(TypeError, match="dtype"):
+        lincore.as_tensor(np.zeros(2), dtype="float32")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -67,10 +68,20 @@ def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
     shape: list[int] = []
     probe = data
     while _is_sequence(probe):
+        if len(shape) == _MAX_DIMS:
+            raise ValueError(f"tensor(): data is nested more than {_MAX_DIMS} levels deep (a "
+                             "list that contains itself?); tensors have at most "
+                             f"{_MAX_DIMS} dimensions")
         shape.append(len(probe))
         if len(probe) == 0:
             break
         probe = probe[0]
+    # Check the size before walking element by element in Python: a nested array can stand for
+    # more elements than memory holds (a broadcast view), and the walk would never end.
+    count = math.prod(shape)
+    if count * 8 > _physical_memory():
+        raise MemoryError(f"tensor(): data of shape {shape} has {count} elements, more than "
+                          "fit in this machine's memory")
     flat: list[Any] = []
     kind = 0
 
@@ -115,6 +126,16 @@ def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
 
     walk(data, 0, [])
     return shape, flat, kind
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+_MAX_DIMS = 64  # PyTorch's limit too; it also stops the walk on a list that contains itself
 
 
 def _is_sequence(v: Any) -> bool:
@@ -166,6 +187,7 @@ def tensor(data: Any, dtype: dtype | None = None, requires_grad: bool = False) -
 def as_tensor(data: Any, dtype: dtype | None = None) -> Tensor:
     """Like tensor(), but returns data itself when it already is a tensor of that dtype, and
     shares memory with a numpy array when it can."""
+    dtype = _check_dtype(dtype, "as_tensor")
     if isinstance(data, Tensor):
         return data if dtype is None or data.dtype is dtype else data.to(dtype)
     if isinstance(data, np.ndarray):

@@ -133,7 +133,7 @@ def _order(metadata: Mapping[str, str], names: Mapping[str, Any]) -> list[str]:
     back to sorting rather than refusing a file whose tensors are fine."""
     try:
         order = json.loads(metadata[ORDER_KEY])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, RecursionError):  # RecursionError: deep JSON
         return sorted(names)
     if (isinstance(order, list) and all(isinstance(k, str) for k in order)
             and len(order) == len(names) and set(order) == set(names)):
