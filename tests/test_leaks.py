@@ -4,9 +4,9 @@
 #
 # Method (assert_flat): run the call N/5 times to warm up (caches, pools, arenas settle), collect
 # garbage, take the reference counts of the inputs and the resident set size (/proc/self/statm),
-# run it N more times, collect, and compare. The outputs are a few KiB each, so a call that leaks its result
-# (or any buffer of that size) grows RSS by tens of MiB over N calls; the slack below is 2 MiB,
-# i.e. less than ~1 KiB per call. A one-off step (a new malloc arena, a page of allocator
+# run it N more times, collect, and compare. The outputs are a few KiB each, so a call that leaks
+# its result (or any buffer of that size) grows RSS by tens of MiB over N calls; the slack below
+# is 2 MiB, i.e. less than ~1 KiB per call. A one-off step (a new malloc arena, a page of allocator
 # metadata) is told apart from a leak by measuring up to three rounds: a leak grows every round.
 #
 # Under AddressSanitizer (.ci/sanitize sets LINCORE_SANITIZED=1), freed memory sits in ASan's
@@ -178,8 +178,9 @@ def test_leaks_tensor_from_numpy_any_layout():
     raw = np.zeros(values.astype(np.float32).nbytes + 1, np.uint8)
     misaligned = raw[1:].view(np.float32).reshape(values.shape)
     misaligned[...] = values
-    arrays = [values, values.astype(np.float32), np.asfortranarray(values), np.zeros((64, 96))[::2, ::-2],
-              values.astype(">f8"), np.frombuffer(values.tobytes(), np.float64).reshape(32, 48),
+    arrays = [values, values.astype(np.float32), np.asfortranarray(values),
+              np.zeros((64, 96))[::2, ::-2], values.astype(">f8"),
+              np.frombuffer(values.tobytes(), np.float64).reshape(32, 48),
               np.broadcast_to(values[0], (32, 48)), misaligned,
               np.arange(96, dtype=np.int64), np.ones(10, np.bool_)]
     layer = seeded(lambda: nn.Linear(48, 8, dtype=lincore.float64))
