@@ -174,18 +174,19 @@ template <class T>
 using UkernelFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, std::int64_t, T*,
                            std::int64_t, const T*, bool, bool, int, Epilogue);
 
-// Row-count instantiations 1..MR of one tile shape, so that an edge tile of R rows runs
+// Row-count instantiations 1..ROWS of one tile shape, so that an edge tile of R rows runs
 // ukernel<R>.
 template <class T, int W, int NV, int MR, int P, bool PACKED_X, bool PREFETCH, int... Rs>
-constexpr std::array<UkernelFn<T>, MR> ukernel_table(std::integer_sequence<int, Rs...>) {
+constexpr std::array<UkernelFn<T>, sizeof...(Rs)> ukernel_table(
+    std::integer_sequence<int, Rs...>) {
   return {&ukernel<T, W, NV, MR, Rs + 1, P, PACKED_X, PREFETCH>...};
 }
 
-// Tile tables for one kernel configuration: [prefetch][row count - 1].
-template <class T, int W, int NV, int MR, int P, bool PACKED_X>
+// Tile tables for one kernel configuration: [prefetch][row count - 1], row counts 1..ROWS.
+template <class T, int W, int NV, int MR, int P, bool PACKED_X, int ROWS = MR>
 struct Tiles {
-  static constexpr auto seq = std::make_integer_sequence<int, MR>{};
-  static constexpr std::array<std::array<UkernelFn<T>, MR>, 2> table{
+  static constexpr auto seq = std::make_integer_sequence<int, ROWS>{};
+  static constexpr std::array<std::array<UkernelFn<T>, ROWS>, 2> table{
       ukernel_table<T, W, NV, MR, P, PACKED_X, false>(seq),
       ukernel_table<T, W, NV, MR, P, PACKED_X, true>(seq)};
 };
@@ -221,7 +222,7 @@ void run(std::int64_t m, const T* x, std::int64_t ldx, const T* packed, const T*
   const std::int64_t npad = (n + NR - 1) / NR * NR;
   // This call's share of W is streamed, not cache-resident, past about half an L2.
   const int stream = (jp1 - jp0) * NR * k * static_cast<std::int64_t>(sizeof(T)) > (1 << 20);
-  const auto& direct_wide = Tiles<T, W, NV, MR, kWidePanels, false>::table[stream];
+  const auto& direct_wide = Tiles<T, W, NV, MR, kWidePanels, false, kWideRows>::table[stream];
 
   // Pack x only when its rows are a multiple of 4 KiB apart: then the rows read at each k step
   // alias one L1 set and keep evicting each other. Otherwise rows are read in place (packing
