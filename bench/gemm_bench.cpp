@@ -433,18 +433,37 @@ void run_case(const Case& c, const Peak& peak, bool quick) {
 struct Options {
   int threads = 0;  // 0: lincore's default
   std::string isa, filter;
+  std::vector<Case> shapes;  // --shape: run these instead of the cases
   bool quick = false, list = false;
 };
+
+// "[f64-]MxNxK" -> a case named like the fixed ones (f32 unless prefixed).
+bool parse_shape(std::string s, Case& c) {
+  c.f64 = s.rfind("f64-", 0) == 0;
+  if (c.f64 || s.rfind("f32-", 0) == 0) s = s.substr(4);
+  long long m, n, k;
+  char tail;
+  if (std::sscanf(s.c_str(), "%lldx%lldx%lld%c", &m, &n, &k, &tail) != 3) return false;
+  if (m < 0 || n < 0 || k < 0) return false;
+  c.m = m;
+  c.n = n;
+  c.k = k;
+  c.name = std::string(c.f64 ? "f64" : "f32") + "-m" + std::to_string(m) + "-n" +
+           std::to_string(n) + "-k" + std::to_string(k);
+  return true;
+}
 
 void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: lincore_bench [--threads N] [--isa avx512|avx2|sse2|scalar] "
-               "[--filter SUBSTR] [--quick] [--list]\n"
+               "[--filter SUBSTR] [--shape [f64-]MxNxK]... [--quick] [--list]\n"
                "  --threads N      lincore::set_num_threads(N) (default: LINCORE_NUM_THREADS or "
                "the CPUs available)\n"
                "  --isa NAME       lincore::set_cpu_capability(NAME) (default: the best "
                "supported)\n"
                "  --filter SUBSTR  run only the cases whose name contains SUBSTR\n"
+               "  --shape S        time this (m, n, k) instead of the fixed cases (repeatable),\n"
+               "                   e.g. 1024x1024x1024 or f64-64x128x784\n"
                "  --quick          fewer repeats, and skip the 4096x4096x4096 case\n"
                "  --list           print the case names and exit\n");
 }
@@ -472,6 +491,11 @@ Options parse_args(int argc, char** argv) {
       o.isa = value();
     } else if (a == "--filter") {
       o.filter = value();
+    } else if (a == "--shape") {
+      const std::string v = value();
+      Case c;
+      if (!parse_shape(v, c)) die("--shape expects [f64-]MxNxK with sizes >= 0, got '" + v + "'");
+      o.shapes.push_back(c);
     } else if (a == "--quick") {
       o.quick = true;
     } else if (a == "--list") {
@@ -493,7 +517,7 @@ int main(int argc, char** argv) {
   const Options opt = parse_args(argc, argv);
 
   std::vector<Case> cases;
-  for (const auto& c : all_cases(opt.quick))
+  for (const auto& c : opt.shapes.empty() ? all_cases(opt.quick) : opt.shapes)
     if (c.name.find(opt.filter) != std::string::npos) cases.push_back(c);
   if (opt.list) {
     for (const auto& c : cases) std::printf("%s\n", c.name.c_str());
