@@ -80,17 +80,17 @@ void register_nn(py::module_& m) {
   m.def(
       "linear_backward",
       [](const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx, bool need_dw,
-         bool need_db, PackCache* wt_cache) {
+         bool need_db) {
         LinearGrads g;
         begin_computation();
         {
           py::gil_scoped_release nogil;
-          g = linear_backward(x, w, dy, need_dx, need_dw, need_db, wt_cache);
+          g = linear_backward(x, w, dy, need_dx, need_dw, need_db);
         }
         return py::make_tuple(g.dx, g.dw, g.db);
       },
       py::arg("x"), py::arg("weight"), py::arg("grad_output"), py::arg("need_dx"),
-      py::arg("need_dw"), py::arg("need_db"), py::arg("wt_cache") = nullptr,
+      py::arg("need_dw"), py::arg("need_db"),
       "(dx, dw, db) of y = x @ weight.T + b for dL/dy = grad_output; None where not asked for");
 
   m.def(

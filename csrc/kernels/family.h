@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/gemm.h"
 
@@ -13,12 +14,29 @@ struct Blocking {
   int mr, nr, mc, kc;  // register tile MR x NR; cache blocks MC (rows of x), KC (depth)
 };
 
-// Computes the y columns of packed panels [jp0, jp1) for all m rows (the gemm.h contract, on a
-// column range). `packed` is laid out by gemm_pack for this family's NR and KC.
+// One product for a family's run(): the gemm.h contract, y = act(x . w'^T + b), with
+//   x(i, p) at x[i * ldx + p] (row-major), or at x[p * ldx + i] when x_colmajor (as dy^T is);
+//   w' either packed (gemm_pack's layout for the family's NR and KC, bias padded to npad) or,
+//   when w_direct, w'(j, p) at w[p * ldw + j]: a k-major view such as W^T or x^T of a row-major
+//   matrix (bias of n values).
 template <class T>
-using RunFn = void (*)(std::int64_t m, const T* x, std::int64_t ldx, const T* packed,
-                       const T* bias, std::int64_t n, std::int64_t k, T* y, std::int64_t ldy,
-                       Epilogue ep, std::int64_t jp0, std::int64_t jp1);
+struct GemmArgs {
+  std::int64_t m = 0, n = 0, k = 0;
+  const T* x = nullptr;
+  std::int64_t ldx = 0;
+  bool x_colmajor = false;
+  const T* w = nullptr;
+  std::int64_t ldw = 0;
+  bool w_direct = false;
+  const T* bias = nullptr;
+  T* y = nullptr;
+  std::int64_t ldy = 0;
+  Epilogue ep;
+};
+
+// Computes the y columns of panels [jp0, jp1) (NR columns each) for all m rows.
+template <class T>
+using RunFn = void (*)(const GemmArgs<T>& args, std::int64_t jp0, std::int64_t jp1);
 
 // Packs a row-major w (n x k, row stride ldw, unit column stride) into panels (gemm.h's
 // PackedWeight layout for nr, kc); npad = n rounded up to nr. Optional per family: null means
@@ -34,6 +52,17 @@ struct KernelFamily {
   RunFn<double> run_f64;
   PackFn<float> pack_f32 = nullptr;
 };
+
+// The family's blocking and run() for one element type. (Only returns references: safe to be
+// instantiated in the per-ISA files too, whichever copy the linker keeps.)
+template <class T>
+const Blocking<T>& blocking_of(const KernelFamily& f) {
+  if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
+}
+template <class T>
+RunFn<T> run_of(const KernelFamily& f) {
+  if constexpr (std::is_same_v<T, float>) return f.run_f32; else return f.run_f64;
+}
 
 // One per instruction set; each lives in its own translation unit and namespace.
 namespace isa_scalar { const KernelFamily& family(); }

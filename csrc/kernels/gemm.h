@@ -72,4 +72,16 @@ template <class T>
 void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw,
                      T* y, std::int64_t ldy, Epilogue ep);
 
+// y = act(x . w^T + b) with both operands unpacked, given by element strides (row, column):
+// x(i, p) = x[i * ldx_row + p * ldx_col], w(j, p) = w[j * ldw_row + p * ldw_col]; b has n values
+// or is null; y as in gemm_ref. What the backward pass multiplies: dx = dy . W is x = dy,
+// w = W^T (ldw_row 1); dW = dy^T . x is x = dy^T (ldx_row 1), w = x^T (ldw_row 1). A row- or
+// column-major x and a w with ldw_row == 1 are read in place; other layouts are copied or
+// packed for the call. Same numerics as gemm_run (bitwise the same result as packing w first).
+template <class T>
+void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x,
+                      std::int64_t ldx_row, std::int64_t ldx_col, const T* w,
+                      std::int64_t ldw_row, std::int64_t ldw_col, const T* b, T* y,
+                      std::int64_t ldy, Epilogue ep);
+
 }  // namespace lincore

@@ -25,15 +25,9 @@ std::shared_ptr<T> aligned_array(std::int64_t count) {
   return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { std::free(q); });
 }
 
-template <class T>
-const detail::Blocking<T>& blocking_of(const detail::KernelFamily& f) {
-  if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
-}
-
-template <class T>
-detail::RunFn<T> run_of(const detail::KernelFamily& f) {
-  if constexpr (std::is_same_v<T, float>) return f.run_f32; else return f.run_f64;
-}
+using detail::blocking_of;
+using detail::GemmArgs;
+using detail::run_of;
 
 }  // namespace
 
@@ -103,29 +97,42 @@ constexpr double kParallelMinFlops = 2.0e6;
 // core); below it a call finishes before anyone could press Ctrl-C and notice.
 constexpr double kInterruptCheckFlops = 2.0e10;
 
+namespace {
+
+// Rows [i0, i1) of a product.
 template <class T>
-void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
-              std::int64_t ldy, Epilogue ep) {
-  if (m == 0 || pw.n == 0) return;
-  const auto& family = detail::family_at(pw.family);
+GemmArgs<T> row_range(const GemmArgs<T>& a, std::int64_t i0, std::int64_t i1) {
+  GemmArgs<T> r = a;
+  r.m = i1 - i0;
+  r.x = a.x + (a.x_colmajor ? i0 : i0 * a.ldx);
+  r.y = a.y + i0 * a.ldy;
+  return r;
+}
+
+// Runs one product on the family that packed (or, for a direct w', is active), split over the
+// thread pool when it is large enough to gain.
+template <class T>
+void run_product(const detail::KernelFamily& family, const GemmArgs<T>& a, bool serial) {
+  if (a.m == 0 || a.n == 0) return;
   const auto run = run_of<T>(family);
-  const std::int64_t mr = blocking_of<T>(family).mr;
-  const std::int64_t panels = pw.npad() / pw.nr;
-  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(pw.n) *
-                       static_cast<double>(pw.k > 0 ? pw.k : 1);
-  int nt = flops < kParallelMinFlops ? 1 : get_num_threads();
+  const auto& blk = blocking_of<T>(family);
+  const std::int64_t mr = blk.mr;
+  const std::int64_t panels = (a.n + blk.nr - 1) / blk.nr;
+  const double flops = 2.0 * static_cast<double>(a.m) * static_cast<double>(a.n) *
+                       static_cast<double>(a.k > 0 ? a.k : 1);
+  int nt = serial || flops < kParallelMinFlops ? 1 : get_num_threads();
   // Large products are cut into chunks even on one thread, so that an interrupt (Ctrl-C) is
   // noticed between chunks, a fraction of a second apart.
-  const bool interruptible = flops >= kInterruptCheckFlops;
+  const bool interruptible = !serial && flops >= kInterruptCheckFlops;
   // Split the columns (W's panels) when rows are few: each thread then streams only its share
   // of W, and the split is the same on every call (thread t keeps the same columns, so they stay
   // in its core's cache). Otherwise split the rows in MR-aligned chunks; every thread reads all
   // of W. K is never split, so each output is one FMA chain whatever the thread count.
-  const bool split_columns = m < 4 * mr * nt || pw.n >= m;
+  const bool split_columns = a.m < 4 * mr * nt || a.n >= a.m;
   if (split_columns) nt = static_cast<int>(std::min<std::int64_t>(nt, panels));
-  else nt = static_cast<int>(std::min<std::int64_t>(nt, (m + mr - 1) / mr));
+  else nt = static_cast<int>(std::min<std::int64_t>(nt, (a.m + mr - 1) / mr));
   if (nt <= 1 && !interruptible) {
-    run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, 0, panels);
+    run(a, 0, panels);
     return;
   }
   nt = std::max(nt, 1);
@@ -133,7 +140,7 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
   // starts late (its core busy with another library's spinning pool, say) finds the work done
   // by the others instead of holding everyone up. Thread t's first chunk is chunk t, so in a
   // quiet process each thread keeps the same columns call after call.
-  const std::int64_t units = split_columns ? panels : (m + mr - 1) / mr;
+  const std::int64_t units = split_columns ? panels : (a.m + mr - 1) / mr;
   const std::int64_t target_chunks =
       interruptible ? std::max<std::int64_t>(4 * nt, static_cast<std::int64_t>(flops / 2e10) * nt)
                     : 4 * nt;
@@ -144,11 +151,9 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
       if (interruptible && interrupt_requested()) return;  // the caller throws below
       const std::int64_t u0 = units * c / chunks, u1 = units * (c + 1) / chunks;
       if (split_columns) {
-        run(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y, ldy, ep, u0, u1);
+        run(a, u0, u1);
       } else {
-        const std::int64_t i0 = u0 * mr, i1 = std::min(m, u1 * mr);
-        run(i1 - i0, x + i0 * ldx, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y + i0 * ldy,
-            ldy, ep, 0, panels);
+        run(row_range(a, u0 * mr, std::min(a.m, u1 * mr)), 0, panels);
       }
     }
   });
@@ -156,11 +161,80 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
 }
 
 template <class T>
+GemmArgs<T> packed_args(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw,
+                        T* y, std::int64_t ldy, Epilogue ep) {
+  GemmArgs<T> a;
+  a.m = m;
+  a.n = pw.n;
+  a.k = pw.k;
+  a.x = x;
+  a.ldx = ldx;
+  a.w = pw.data.get();
+  a.bias = pw.bias.get();
+  a.y = y;
+  a.ldy = ldy;
+  a.ep = ep;
+  return a;
+}
+
+}  // namespace
+
+template <class T>
+void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
+              std::int64_t ldy, Epilogue ep) {
+  run_product(detail::family_at(pw.family), packed_args(m, x, ldx, pw, y, ldy, ep), false);
+}
+
+template <class T>
 void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw,
                      T* y, std::int64_t ldy, Epilogue ep) {
-  if (m == 0 || pw.n == 0) return;
-  run_of<T>(detail::family_at(pw.family))(m, x, ldx, pw.data.get(), pw.bias.get(), pw.n, pw.k, y,
-                                          ldy, ep, 0, pw.npad() / pw.nr);
+  run_product(detail::family_at(pw.family), packed_args(m, x, ldx, pw, y, ldy, ep), true);
+}
+
+template <class T>
+void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x,
+                      std::int64_t ldx_row, std::int64_t ldx_col, const T* w,
+                      std::int64_t ldw_row, std::int64_t ldw_col, const T* b, T* y,
+                      std::int64_t ldy, Epilogue ep) {
+  if (m == 0 || n == 0) return;
+  GemmArgs<T> a;
+  a.m = m;
+  a.n = n;
+  a.k = k;
+  a.bias = b;
+  a.y = y;
+  a.ldy = ldy;
+  a.ep = ep;
+  // x is read in place when it is row-major or column-major (any leading stride); otherwise a
+  // contiguous copy is made.
+  std::shared_ptr<T> xcopy;
+  if (ldx_col == 1 || k <= 1) {
+    a.x = x;
+    a.ldx = ldx_row;
+  } else if (ldx_row == 1 || m == 1) {
+    a.x = x;
+    a.ldx = ldx_col;
+    a.x_colmajor = true;
+  } else {
+    xcopy = aligned_array<T>(m * k);
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t p = 0; p < k; ++p) xcopy.get()[i * k + p] = x[i * ldx_row + p * ldx_col];
+    a.x = xcopy.get();
+    a.ldx = k;
+  }
+  // w is read in place when each k step's n values are adjacent (a transposed row-major matrix,
+  // as in the backward pass); otherwise it is packed for this call.
+  if (ldw_row == 1 || n == 1) {
+    a.w = w;
+    a.ldw = ldw_col;
+    a.w_direct = true;
+    run_product(detail::active_family(), a, false);
+    return;
+  }
+  const PackedWeight<T> pw = gemm_pack<T>(n, k, w, ldw_row, b, ldw_col);
+  GemmArgs<T> p = packed_args(m, a.x, a.ldx, pw, y, ldy, ep);
+  p.x_colmajor = a.x_colmajor;
+  run_product(detail::family_at(pw.family), p, false);
 }
 
 template void gemm_run_serial<float>(std::int64_t, const float*, std::int64_t,
@@ -168,6 +242,13 @@ template void gemm_run_serial<float>(std::int64_t, const float*, std::int64_t,
 template void gemm_run_serial<double>(std::int64_t, const double*, std::int64_t,
                                       const PackedWeight<double>&, double*, std::int64_t,
                                       Epilogue);
+template void gemm_run_strided<float>(std::int64_t, std::int64_t, std::int64_t, const float*,
+                                      std::int64_t, std::int64_t, const float*, std::int64_t,
+                                      std::int64_t, const float*, float*, std::int64_t, Epilogue);
+template void gemm_run_strided<double>(std::int64_t, std::int64_t, std::int64_t, const double*,
+                                       std::int64_t, std::int64_t, const double*, std::int64_t,
+                                       std::int64_t, const double*, double*, std::int64_t,
+                                       Epilogue);
 template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,
                                               std::int64_t, const float*, std::int64_t);
 template PackedWeight<double> gemm_pack<double>(std::int64_t, std::int64_t, const double*,

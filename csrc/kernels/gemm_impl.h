@@ -4,8 +4,10 @@
 // that no inline function compiled with wide-vector flags can be merged into baseline code (ODR).
 //
 // Loops (Goto/BLIS names): pc over K by KC, ic over M by MC, jr over N panels of NR columns,
-// ir over rows by MR. The packed W panel (KC x NR) stays in L1 while ir sweeps the MC rows of x,
-// which stay in L2. x is not packed: rows are broadcast straight from row-major x.
+// ir over rows by MR. The W panel (KC x NR) stays in L1 while ir sweeps the MC rows of x, which
+// stay in L2. x values are broadcast straight from x (row- or column-major), packed only when
+// rows of a row-major x alias in L1. W is packed once per weight (gemm_pack) or, for the
+// backward pass, read in place from a k-major view, a panel at a time.
 //
 // This header deliberately has no include guard: it is meant to be included once per ISA TU.
 
@@ -97,16 +99,17 @@ __attribute__((noinline)) void activate_tile(T* y, std::int64_t ldy, int rows, i
 }
 
 // ukernel: y[R x (P*NR) tile] = (first ? bias : y) + x[R x kc] . panels[kc x P*NR], activation on
-// the last K-slice. Contract: 1 <= R <= MR; P panels of kc x NR (k-major, zero-padded) lie
-// pstride elements apart; only the first nvalid columns of the LAST panel are read (when !first)
-// or written (the others are full); bias has P*NR values or is null. x is either row-major
-// (row r at x + r*ldx, PACKED_X false) or packed (x[p*MR + r], PACKED_X true).
-// Every output is the same FMA chain over p, whatever R, P, nvalid and packing are: results do
+// the last K-slice. Contract: 1 <= R <= MR; P panels of kc x NR, k-major (step p of panel q at
+// panel + q*pstride + p*ldp, NR contiguous values; zero-padded when packed), of which only the
+// first nvalid columns of the LAST panel are read from y (when !first) or written (the others
+// are full); bias has P*NR readable values or is null. x is row-major (COLX false: x(r, p) at
+// x[r*ldx + p]) or column-major (COLX true: x(r, p) at x[p*ldx + r], as packed x and dy^T are).
+// Every output is the same FMA chain over p, whatever R, P, nvalid and layouts are: results do
 // not depend on which tile shape computed them (determinism across batches and threads).
-template <class T, int W, int NV, int MR, int R, int P, bool PACKED_X, bool PREFETCH>
+template <class T, int W, int NV, int MR, int R, int P, bool COLX, bool PREFETCH>
 void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std::int64_t pstride,
-             T* y, std::int64_t ldy, const T* bias, bool first, bool last, int nvalid,
-             Epilogue ep) {
+             std::int64_t ldp, T* y, std::int64_t ldy, const T* bias, bool first, bool last,
+             int nvalid, Epilogue ep) {
   using S = Simd<T, W>;
   using V = typename S::V;
   constexpr int NR = W * NV;
@@ -133,20 +136,21 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
   // kPrefetchPanels tiles ahead (W's panels and slices are contiguous, in the order consumed).
   // When W is cache-resident the prefetches would only take load slots: PREFETCH is false.
   const T* ahead = panel + static_cast<std::int64_t>(P) * kPrefetchPanels * pstride;
+  static_assert(R <= MR, "a tile has at most MR rows");
   for (std::int64_t p = 0; p < kc; ++p) {
     if constexpr (PREFETCH) {
       unroll<P>([&](auto q) LINCORE_INLINE_LAMBDA {
         unroll<(NR * sizeof(T) + 63) / 64>([&](auto line) LINCORE_INLINE_LAMBDA {
-          __builtin_prefetch(ahead + q * pstride + p * NR + line * (64 / sizeof(T)), 0, 2);
+          __builtin_prefetch(ahead + q * pstride + p * ldp + line * (64 / sizeof(T)), 0, 2);
         });
       });
     }
     V wv[C];
     unroll<P>([&](auto q) LINCORE_INLINE_LAMBDA {
-      unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA { wv[q * NV + v] = S::load(panel + q * pstride + p * NR + v * W); });
+      unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA { wv[q * NV + v] = S::load(panel + q * pstride + p * ldp + v * W); });
     });
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
-      const T a = PACKED_X ? x[p * MR + r] : x[r * ldx + p];
+      const T a = COLX ? x[p * ldx + r] : x[r * ldx + p];
       unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] += a * wv[c]; });
     });
   }
@@ -171,30 +175,30 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
 }
 
 template <class T>
-using UkernelFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, std::int64_t, T*,
-                           std::int64_t, const T*, bool, bool, int, Epilogue);
+using UkernelFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, std::int64_t,
+                           std::int64_t, T*, std::int64_t, const T*, bool, bool, int, Epilogue);
 
 // Row-count instantiations 1..ROWS of one tile shape, so that an edge tile of R rows runs
 // ukernel<R>.
-template <class T, int W, int NV, int MR, int P, bool PACKED_X, bool PREFETCH, int... Rs>
+template <class T, int W, int NV, int MR, int P, bool COLX, bool PREFETCH, int... Rs>
 constexpr std::array<UkernelFn<T>, sizeof...(Rs)> ukernel_table(
     std::integer_sequence<int, Rs...>) {
-  return {&ukernel<T, W, NV, MR, Rs + 1, P, PACKED_X, PREFETCH>...};
+  return {&ukernel<T, W, NV, MR, Rs + 1, P, COLX, PREFETCH>...};
 }
 
 // Tile tables for one kernel configuration: [prefetch][row count - 1], row counts 1..ROWS.
-template <class T, int W, int NV, int MR, int P, bool PACKED_X, int ROWS = MR>
+template <class T, int W, int NV, int MR, int P, bool COLX, int ROWS = MR>
 struct Tiles {
   static constexpr auto seq = std::make_integer_sequence<int, ROWS>{};
   static constexpr std::array<std::array<UkernelFn<T>, ROWS>, 2> table{
-      ukernel_table<T, W, NV, MR, P, PACKED_X, false>(seq),
-      ukernel_table<T, W, NV, MR, P, PACKED_X, true>(seq)};
+      ukernel_table<T, W, NV, MR, P, COLX, false>(seq),
+      ukernel_table<T, W, NV, MR, P, COLX, true>(seq)};
 };
 
 // Packs rows [0, mc) x columns [0, kc) of x into MR-row panels, k-major: panel i holds
 // x[i*MR + r][p] at [p*MR + r]. Rows past mc in the last panel are left unset (never read).
 template <class T, int MR>
-void pack_x(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ldx, T* dst) {
+void pack_x_panels(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ldx, T* dst) {
   for (std::int64_t i0 = 0; i0 < mc; i0 += MR) {
     const int rows = static_cast<int>(mc - i0 < MR ? mc - i0 : MR);
     T* panel = dst + i0 * kc;
@@ -214,58 +218,111 @@ void pack_x(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ldx, T* d
 constexpr int kWideRows = 3;
 constexpr int kWidePanels = 4;
 
-template <class T, int W, int NV, int MR, int MC, int KC>
-void run(std::int64_t m, const T* x, std::int64_t ldx, const T* packed, const T* bias,
-         std::int64_t n, std::int64_t k, T* y, std::int64_t ldy, Epilogue ep, std::int64_t jp0,
-         std::int64_t jp1) {
-  constexpr int NR = W * NV;
-  const std::int64_t npad = (n + NR - 1) / NR * NR;
-  // This call's share of W is streamed, not cache-resident, past about half an L2.
-  const int stream = (jp1 - jp0) * NR * k * static_cast<std::int64_t>(sizeof(T)) > (1 << 20);
-  const auto& direct_wide = Tiles<T, W, NV, MR, kWidePanels, false, kWideRows>::table[stream];
+// Copies panel columns [0, cols) of a direct w' (step p at w + p*ldw) into a contiguous kc x NR
+// panel, zero-padded past cols: what the micro-kernel reads when the panel is reused from L1
+// (the rows of w' may alias one cache set) or is the ragged last panel.
+template <class T, int NR>
+void copy_panel(std::int64_t kc, const T* w, std::int64_t ldw, int cols, T* dst) {
+  for (std::int64_t p = 0; p < kc; ++p) {
+    std::memcpy(dst + p * NR, w + p * ldw, sizeof(T) * static_cast<std::size_t>(cols));
+    for (int c = cols; c < NR; ++c) dst[p * NR + c] = T(0);
+  }
+}
 
-  // Pack x only when its rows are a multiple of 4 KiB apart: then the rows read at each k step
-  // alias one L1 set and keep evicting each other. Otherwise rows are read in place (packing
-  // costs more than it saves, measured with bench/).
+// A thread's scratch buffer of at least `count` values, kept across calls.
+template <class T, int Which>
+T* scratch(std::int64_t count) {
+  thread_local std::unique_ptr<T[]> buf;
+  thread_local std::int64_t size = 0;
+  if (size < count) {
+    buf.reset(new T[static_cast<std::size_t>(count)]);
+    size = count;
+  }
+  return buf.get();
+}
+
+// The blocked loop nest for the gemm.h contract on the columns of panels [jp0, jp1) (family.h's
+// RunFn).
+template <class T, int W, int NV, int MR>
+void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
+  constexpr int NR = W * NV;
+  const Blocking<T>& blk = blocking_of<T>(family());
+  const std::int64_t MC = blk.mc, KC = blk.kc;
+  const std::int64_t m = a.m, n = a.n, k = a.k, ldx = a.ldx, ldw = a.ldw, ldy = a.ldy;
+  const Epilogue ep = a.ep;
+  const bool packed_w = !a.w_direct;
+  const std::int64_t npad = (n + NR - 1) / NR * NR;
+  // This call's share of a packed W is streamed, not cache-resident, past about half an L2:
+  // then the kernels prefetch the panels ahead.
+  const int stream =
+      packed_w && (jp1 - jp0) * NR * k * static_cast<std::int64_t>(sizeof(T)) > (1 << 20);
+  const auto& row_wide = Tiles<T, W, NV, MR, kWidePanels, false, kWideRows>::table[stream];
+
+  // A row-major x is packed only when its rows are a multiple of 4 KiB apart: then the rows read
+  // at each k step alias one L1 set and keep evicting each other. Otherwise rows are read in
+  // place (packing costs more than it saves, measured with bench/). A column-major x is read in
+  // place: each k step's MR values are adjacent.
   const bool aliasing = (ldx * static_cast<std::int64_t>(sizeof(T))) % 4096 == 0;
-  const bool pack = k > 0 && m > kWideRows && aliasing;
-  thread_local std::unique_ptr<T[]> xbuf;
-  if (pack && !xbuf) xbuf.reset(new T[static_cast<std::size_t>(MC) * KC]);
+  const bool pack_x = !a.x_colmajor && k > 0 && m > kWideRows && aliasing;
+  const bool colx = a.x_colmajor || pack_x;
+  T* xbuf = pack_x ? scratch<T, 0>(MC * KC) : nullptr;
+  T* wbuf = packed_w ? nullptr : scratch<T, 1>(KC * NR);
+  alignas(64) T edge_bias[NR];
 
   // K == 0 still runs one (empty) slice so that y = act(bias) is written.
   for (std::int64_t pc = 0; pc < k || (pc == 0 && k == 0); pc += KC) {
     const std::int64_t kc = k - pc < KC ? k - pc : KC;
     const bool first = pc == 0, last = pc + kc >= k;
-    const T* slice = packed + pc * npad;
+    // Panel jr of this K-slice, and the distances between panels and between k steps.
+    const T* slice = packed_w ? a.w + pc * npad : a.w + pc * ldw;
+    const std::int64_t pstride = packed_w ? kc * NR : NR, ldp = packed_w ? NR : ldw;
     for (std::int64_t ic = 0; ic < m; ic += MC) {
       const std::int64_t mc = m - ic < MC ? m - ic : MC;
-      const T* xblock = x + ic * ldx + pc;
-      if (pack) pack_x<T, MR>(mc, kc, xblock, ldx, xbuf.get());
+      const T* xblock = a.x_colmajor ? a.x + ic + pc * ldx : a.x + ic * ldx + pc;
+      if (pack_x) pack_x_panels<T, MR>(mc, kc, xblock, ldx, xbuf);
+      // Row tile ir of this block: where it starts, and its stride (rows or k steps).
+      const std::int64_t xld = pack_x ? MR : ldx;
+      auto xtile = [&](std::int64_t ir) {
+        return pack_x ? xbuf + ir * kc : a.x_colmajor ? xblock + ir : xblock + ir * ldx;
+      };
       for (std::int64_t jr = jp0; jr < jp1;) {
-        const T* panel = slice + jr * kc * NR;
-        const T* b = bias ? bias + jr * NR : nullptr;
-        T* yblock = y + ic * ldy + jr * NR;
-        // Few rows and enough full panels left: one tile over several panels.
-        if (NV == 2 && W > 1 && mc <= kWideRows && jr + kWidePanels <= jp1 &&
+        const T* panel = slice + jr * pstride;
+        const T* b = a.bias ? a.bias + jr * NR : nullptr;
+        T* yblock = a.y + ic * ldy + jr * NR;
+        // Few rows of a row-major x and enough full panels left: one tile over several panels
+        // (read in place: with so few rows each W value is used by this one call only).
+        if (NV == 2 && W > 1 && !colx && mc <= kWideRows && jr + kWidePanels <= jp1 &&
             (jr + kWidePanels) * NR <= n) {
-          direct_wide[mc - 1](kc, xblock, ldx, panel, kc * NR, yblock, ldy, b, first, last, NR,
-                              ep);
+          row_wide[mc - 1](kc, xblock, ldx, panel, pstride, ldp, yblock, ldy, b, first, last,
+                           NR, ep);
           jr += kWidePanels;
           continue;
         }
         const int nvalid = static_cast<int>(n - jr * NR < NR ? n - jr * NR : NR);
+        std::int64_t tile_ldp = ldp;
+        if (!packed_w && (mc > kWideRows || nvalid < NR)) {
+          // A direct panel is copied when its rows will be reused from L1 by several row tiles,
+          // or when it is the ragged last one (the kernels read whole vectors).
+          copy_panel<T, NR>(kc, panel, ldw, nvalid, wbuf);
+          panel = wbuf;
+          tile_ldp = NR;
+          if (b && nvalid < NR) {
+            for (int c = 0; c < NR; ++c) edge_bias[c] = c < nvalid ? b[c] : T(0);
+            b = edge_bias;
+          }
+        }
         for (std::int64_t ir = 0; ir < mc; ir += MR) {
           const int rows = static_cast<int>(mc - ir < MR ? mc - ir : MR);
           // The next panels are prefetched once, by the first row tile; the others find this
           // panel in L1.
           const int prefetch = stream && ir == 0;
-          if (pack) {
+          if (colx) {
             Tiles<T, W, NV, MR, 1, true>::table[prefetch][rows - 1](
-                kc, xbuf.get() + ir * kc, 0, panel, kc * NR, yblock + ir * ldy, ldy, b, first,
+                kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
                 last, nvalid, ep);
           } else {
             Tiles<T, W, NV, MR, 1, false>::table[prefetch][rows - 1](
-                kc, xblock + ir * ldx, ldx, panel, kc * NR, yblock + ir * ldy, ldy, b, first,
+                kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
                 last, nvalid, ep);
           }
         }

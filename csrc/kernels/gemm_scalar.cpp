@@ -12,8 +12,8 @@ const KernelFamily& family() {
   static const KernelFamily f{"scalar",
                               {MR, W32 * NV, MC, KC},
                               {MR, W64 * NV, MC, KC},
-                              &run<float, W32, NV, MR, MC, KC>,
-                              &run<double, W64, NV, MR, MC, KC>};
+                              &run<float, W32, NV, MR>,
+                              &run<double, W64, NV, MR>};
   return f;
 }
 

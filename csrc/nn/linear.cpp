@@ -13,12 +13,11 @@ namespace lincore {
 bool PackCache::Key::operator==(const Key& o) const {
   return w_data == o.w_data && b_data == o.b_data && n == o.n && k == o.k && ldw == o.ldw &&
          w_inner == o.w_inner && w_version == o.w_version && b_version == o.b_version &&
-         family == o.family && dtype == o.dtype && transposed == o.transposed;
+         family == o.family && dtype == o.dtype;
 }
 
 template <class T>
-std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Tensor* b,
-                                                      bool transposed) {
+std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Tensor* b) {
   Key key;
   key.w_data = w.raw_data();
   key.b_data = b ? b->raw_data() : nullptr;
@@ -30,7 +29,6 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   key.b_version = b ? b->storage()->version() : 0;
   key.family = detail::active_family_index();
   key.dtype = dtype_of<T>();
-  key.transposed = transposed;
   const bool trusted = w.storage()->versioned() && (!b || b->storage()->versioned());
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -39,13 +37,9 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
     }
   }
   Tensor bc = b ? b->contiguous() : Tensor();
-  const std::int64_t rows = transposed ? w.size(1) : w.size(0);
-  const std::int64_t cols = transposed ? w.size(0) : w.size(1);
-  const std::int64_t row_stride = transposed ? w.strides()[1] : w.strides()[0];
-  const std::int64_t col_stride = transposed ? w.strides()[0] : w.strides()[1];
   auto packed = std::make_shared<PackedWeight<T>>(
-      gemm_pack<T>(rows, cols, w.data<T>(), row_stride,
-                   b && !transposed ? bc.data<T>() : nullptr, col_stride));
+      gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.strides()[0], b ? bc.data<T>() : nullptr,
+                   w.strides()[1]));
   std::lock_guard<std::mutex> lock(mutex_);
   key_ = key;
   packed_ = packed;
@@ -163,40 +157,40 @@ namespace {
 
 template <class T>
 LinearGrads linear_backward_typed(const Tensor& x2, const Tensor& w, const Tensor& dy2,
-                                  bool need_dx, bool need_dw, bool need_db, PackCache* wt_cache) {
+                                  bool need_dx, bool need_dw, bool need_db) {
   const std::int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
+  const T* dy = dy2.data<T>();  // m x n, contiguous
   LinearGrads g;
+  // Both products read their operands in place, as strided views (gemm_run_strided): nothing is
+  // transposed or packed per call, so a training step repacks only the forward's weight.
   if (need_dx) {
+    // dx (m x k) = dy . w: x' = dy (row-major), w' = w^T (w'(c, j) = w[j][c]).
     Tensor dx = Tensor::empty({m, k}, x2.dtype());
     if (n == 0) {
       dx.fill(0.0);
     } else {
-      PackCache local;
-      auto wt = (wt_cache ? wt_cache : &local)->get<T>(w, nullptr, /*transposed=*/true);
-      gemm_run<T>(m, dy2.data<T>(), n, *wt, dx.data<T>(), k, Epilogue{});
+      gemm_run_strided<T>(m, k, n, dy, n, 1, w.data<T>(), w.strides()[1], w.strides()[0],
+                          nullptr, dx.data<T>(), k, Epilogue{});
     }
     g.dx = dx;
   }
   if (need_dw) {
+    // dw (n x k) = dy^T . x: x' = dy^T (column-major), w' = x^T (w'(c, i) = x[i][c]).
     Tensor dw = Tensor::empty({n, k}, x2.dtype());
     if (m == 0) {
       dw.fill(0.0);
     } else {
-      // dw = dy^T . x, as the contract's y = x' . w'^T with x' = dy^T (n x m, contiguous) and
-      // w' = x^T (k x m), packed from x's strides.
-      Tensor dyt = dy2.transpose(0, 1).contiguous();
-      auto xt = gemm_pack<T>(k, m, x2.data<T>(), x2.strides()[1], nullptr, x2.strides()[0]);
-      gemm_run<T>(n, dyt.data<T>(), m, xt, dw.data<T>(), k, Epilogue{});
+      gemm_run_strided<T>(n, k, m, dy, 1, n, x2.data<T>(), x2.strides()[1], x2.strides()[0],
+                          nullptr, dw.data<T>(), k, Epilogue{});
     }
     g.dw = dw;
   }
   if (need_db) {
     Tensor db = Tensor::empty({n}, x2.dtype());
-    const T* d = dy2.data<T>();
     T* out = db.data<T>();
     std::vector<double> acc(static_cast<std::size_t>(n), 0.0);
     for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n; ++j) acc[j] += static_cast<double>(d[i * n + j]);
+      for (std::int64_t j = 0; j < n; ++j) acc[j] += static_cast<double>(dy[i * n + j]);
     for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<T>(acc[j]);
     g.db = db;
   }
@@ -206,7 +200,7 @@ LinearGrads linear_backward_typed(const Tensor& x2, const Tensor& w, const Tenso
 }  // namespace
 
 LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx,
-                            bool need_dw, bool need_db, PackCache* wt_cache) {
+                            bool need_dw, bool need_db) {
   if (w.dim() != 2 || x.dim() == 0 || x.size(-1) != w.size(1)) {
     throw std::invalid_argument("linear_backward: input " + shape_str(x.shape()) +
                                 " does not match weight " + shape_str(w.shape()));
@@ -226,10 +220,10 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   LinearGrads g;
   switch (x.dtype()) {
     case DType::float32:
-      g = linear_backward_typed<float>(x2, w, dy2, need_dx, need_dw, need_db, wt_cache);
+      g = linear_backward_typed<float>(x2, w, dy2, need_dx, need_dw, need_db);
       break;
     case DType::float64:
-      g = linear_backward_typed<double>(x2, w, dy2, need_dx, need_dw, need_db, wt_cache);
+      g = linear_backward_typed<double>(x2, w, dy2, need_dx, need_dw, need_db);
       break;
     default:
       throw type_error(std::string("linear_backward: not implemented for '") +
@@ -240,8 +234,8 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
 }
 
 template std::shared_ptr<const PackedWeight<float>> PackCache::get<float>(const Tensor&,
-                                                                          const Tensor*, bool);
+                                                                          const Tensor*);
 template std::shared_ptr<const PackedWeight<double>> PackCache::get<double>(const Tensor&,
-                                                                            const Tensor*, bool);
+                                                                            const Tensor*);
 
 }  // namespace lincore

@@ -17,11 +17,9 @@ namespace lincore {
 // borrowed from numpy) is never trusted: the weight is repacked on each call.
 class PackCache {
  public:
-  // The packed form of w (and b), or with transposed = true of w^T (no bias): what the backward
-  // pass multiplies by. A cache holds one form; use one cache per form.
+  // The packed form of w (and b).
   template <class T>
-  std::shared_ptr<const PackedWeight<T>> get(const Tensor& w, const Tensor* b,
-                                             bool transposed = false);
+  std::shared_ptr<const PackedWeight<T>> get(const Tensor& w, const Tensor* b);
   std::size_t packed_bytes() const;
 
  private:
@@ -34,7 +32,6 @@ class PackCache {
     std::uint64_t w_version = 0, b_version = 0;
     int family = -1;
     DType dtype = DType::float32;
-    bool transposed = false;
     bool operator==(const Key& o) const;
   };
   mutable std::mutex mutex_;
@@ -48,15 +45,16 @@ class PackCache {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep = {},
               PackCache* cache = nullptr);
 
-// The gradients of y = x . w^T + b given dy = dL/dy (of y's shape), on the same packed GEMM:
-//   dx = dy . w        (w^T packed, cached in wt_cache when given)
-//   dw = dy^T . x      (x^T packed per call; dy^T made contiguous)
+// The gradients of y = x . w^T + b given dy = dL/dy (of y's shape), on the same GEMM kernels
+// with the operands read in place (gemm_run_strided):
+//   dx = dy . w        (w^T as a strided view)
+//   dw = dy^T . x      (dy^T and x^T as strided views)
 //   db = sum of dy's rows (accumulated in double)
 // Each is computed only when asked for; the others are left empty.
 struct LinearGrads {
   std::optional<Tensor> dx, dw, db;
 };
 LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool need_dx,
-                            bool need_dw, bool need_db, PackCache* wt_cache = nullptr);
+                            bool need_dw, bool need_db);
 
 }  // namespace lincore

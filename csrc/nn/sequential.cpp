@@ -203,8 +203,7 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
         if (entry.z) g = activation_backward(g, *entry.z, entry.ep);
         const std::size_t li = linear_index[entry.step];
         LinearGrads lg = linear_backward(entry.input, s.weight, g, !first || need_dx,
-                                         need_params[2 * li], need_params[2 * li + 1] && s.bias,
-                                         s.cache_t.get());
+                                         need_params[2 * li], need_params[2 * li + 1] && s.bias);
         grads.dw[li] = lg.dw;
         grads.db[li] = lg.db;
         if (lg.dx) g = *lg.dx;

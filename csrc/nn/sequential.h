@@ -18,7 +18,6 @@ struct Step {
   Tensor weight;
   std::optional<Tensor> bias;
   std::shared_ptr<PackCache> cache;
-  std::shared_ptr<PackCache> cache_t = std::make_shared<PackCache>();  // W^T, for backward
   Epilogue ep;
   std::int64_t start_dim = 1, end_dim = -1;  // flatten
 };

@@ -185,8 +185,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, act: int = 0,
     """(*, in_features) -> (*, out_features): act(x @ weight.T + bias)"""
 def activation(x: Tensor, act: int, negative_slope: float = 0.01) -> Tensor: ...
 def linear_backward(x: Tensor, weight: Tensor, grad_output: Tensor, need_dx: bool, need_dw: bool,
-                    need_db: bool, wt_cache: PackCache | None = None
-                    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+                    need_db: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """(dx, dw, db) of y = x @ weight.T + b for dL/dy = grad_output; None where not asked for"""
 def activation_backward(grad_output: Tensor, input: Tensor, act: int,
                         negative_slope: float = 0.01) -> Tensor: ...

@@ -30,15 +30,15 @@ def linear_node_name(ndim: int, has_bias: bool) -> str:
     return "ViewBackward0" if has_bias else "UnsafeViewBackward0"
 
 
-def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None, pack_t: Any = None) -> Any:
-    """y = x @ weight.T + bias on the packed-weight kernel; pack / pack_t cache the packed weight
-    and its transpose (for the backward) across calls."""
+def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None) -> Any:
+    """y = x @ weight.T + bias on the packed-weight kernel; pack caches the packed weight across
+    calls."""
     y = _core.linear(x, weight, bias, 0, 0.01, pack)
     if grad_mode_state.__dict__.get("enabled", True) and needs_grad(x, weight, bias):
         def backward(g: Any) -> tuple:
             return _core.linear_backward(
                 x, weight, wrap_array(g), x.requires_grad, weight.requires_grad,
-                bias is not None and bias.requires_grad, pack_t)
+                bias is not None and bias.requires_grad)
 
         record(y, linear_node_name(x.dim(), bias is not None), [x, weight, bias], backward)
     return y

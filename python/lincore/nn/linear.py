@@ -46,10 +46,8 @@ class Linear(Module):
             self.bias = Parameter(empty(out_features, dtype=d))
         else:
             self.register_parameter("bias", None)
-        # The packed weight (and its transpose, for backward) live here; each is rebuilt whenever
-        # weight or bias change.
+        # The packed weight lives here; it is rebuilt whenever weight or bias change.
         object.__setattr__(self, "_pack", _core.PackCache())
-        object.__setattr__(self, "_pack_t", _core.PackCache())
         self.reset_parameters()
 
     @no_grad()
@@ -64,11 +62,11 @@ class Linear(Module):
     def forward(self, input: Any) -> Any:
         x = input if isinstance(input, _core.Tensor) else as_tensor(input)
         epoch = _load_epoch[0]
-        y = linear_op(x, self.weight, self.bias, self._pack, self._pack_t)
+        y = linear_op(x, self.weight, self.bias, self._pack)
         if epoch == _load_epoch[0] and not epoch & 1:
             return y
         # A load_state_dict overlapped this call (see module.py): compute again.
-        return consistent(lambda: linear_op(x, self.weight, self.bias, self._pack, self._pack_t))
+        return consistent(lambda: linear_op(x, self.weight, self.bias, self._pack))
 
     # Called directly, skipping Module.__call__'s extra frame (Linear runs no hooks); a subclass
     # that overrides forward gets Module.__call__ back, so its forward is the one called.
