@@ -345,16 +345,40 @@ def balanced_orders(n: int) -> list:
     return orders if n % 2 == 0 else orders + [o[::-1] for o in orders]
 
 
-# onnxruntime's intra-op threads keep spinning for ~0.1 s after a run (which helps its own
-# back-to-back calls, so it stays on); measured here, an engine timed right after it on 2 threads
-# lost its second core (lincore 256x512x512: 845 us vs 430 us after a 0.1 s pause). So after
-# timing ort, the next engine waits this long.
-ORT_SETTLE_S = 0.15
+# Thread pools keep spinning for a while after a call, waiting for the next one: onnxruntime's
+# for ~0.1 s, OpenBLAS's and OpenMP's (numpy, torch) for up to a few ms or more, lincore's for
+# ~0.1 ms. That helps an engine's own back-to-back calls (kept: a measurement is back-to-back
+# calls), but on 2 cores it takes a core from whichever engine is timed next (measured here:
+# lincore 256x512x512 on 2 threads, 845 us right after ort, 430 us after a pause). So after
+# each engine's measurement, the next one waits until no other thread of this process has used
+# the CPU for SETTLE_QUIET_S (at most SETTLE_MAX_S): every engine starts on idle cores, as in a
+# process of its own.
+SETTLE_QUIET_S = 0.005
+SETTLE_MAX_S = 0.5
+
+
+def others_cpu_s() -> float:
+    """CPU seconds used so far by this process's threads other than the calling one."""
+    return time.process_time() - time.thread_time()
+
+
+def settle() -> float:
+    """Waits until the other threads of this process have been idle for SETTLE_QUIET_S (they
+    used under 10% of one CPU over that window); returns the seconds waited."""
+    start = time.perf_counter()
+    quiet_since, last = start, others_cpu_s()
+    while True:
+        time.sleep(0.001)
+        now, used = time.perf_counter(), others_cpu_s()
+        if used - last > 0.1 * (now - quiet_since) + 1e-4:
+            quiet_since, last = now, used
+        if now - quiet_since >= SETTLE_QUIET_S or now - start >= SETTLE_MAX_S:
+            return now - start
 
 
 def run_rounds(engines, reps, rounds) -> dict:
-    """Each round times every engine once, in the next order of balanced_orders; gc is off
-    while timing, as in timeit."""
+    """Each round times every engine once, in the next order of balanced_orders, each after
+    settle(); gc is off while timing, as in timeit."""
     samples = {e.name: [] for e in engines}
     orders = balanced_orders(len(engines))
     for r in range(rounds):
@@ -363,9 +387,8 @@ def run_rounds(engines, reps, rounds) -> dict:
         gc.disable()
         try:
             for e in order:
+                settle()
                 samples[e.name].append(timed(e, reps[e.name]))
-                if e.name == "ort":
-                    time.sleep(ORT_SETTLE_S)
         finally:
             gc.enable()
     return samples
@@ -490,9 +513,9 @@ def header(args, threads_list, peaks, peak_note, peak_warnings):
         p("# WARNING: more threads than CPUs available: those numbers measure oversubscription")
     p(f"# threads={','.join(map(str, threads_list))}: lincore.set_num_threads, "
       f"torch.set_num_threads, threadpoolctl (numpy's BLAS), ort intra_op_num_threads "
-      f"(after each ort timing the next engine waits {ORT_SETTLE_S} s for ort's spinning "
-      f"threads to go idle) "
-      f"(inter_op 1)")
+      f"(inter_op 1); before each measurement the process's other threads are let go idle "
+      f"(no CPU use for {SETTLE_QUIET_S * 1e3:.0f} ms, at most {SETTLE_MAX_S} s): no engine "
+      f"runs beside another's spinning pool")
     p("# ort: Gemm(transB=1) [+Relu] graph, weights as initializers, CPUExecutionProvider, "
       "run_with_iobinding (input bound once; output allocated by ORT each run)")
     p("# numpy: h = x @ W.T; h += b; np.maximum(h, 0, out=h) between MLP layers")
