@@ -94,3 +94,44 @@ def test_sequential_width_mismatch_names_layer():
     model = nn.Sequential(nn.Linear(10, 18), nn.Linear(19, 5))
     with pytest.raises(RuntimeError, match=r"1x18 and 19x5.*layer 1"):
         model(lincore.randn(1, 10))
+
+
+ACTIVATIONS = {
+    "relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.1), "leaky0": lambda: nn.LeakyReLU(0.0),
+    "leaky_neg": lambda: nn.LeakyReLU(-0.5), "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+}
+
+
+@pytest.mark.parametrize("dtype", [lincore.float32, lincore.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_sequential_training_forward_and_grads_bitwise_equal_to_layers(isa, act, dtype):
+    """The recorded forward fuses a Linear and the activation after it when the activation's
+    derivative follows from its output (csrc/nn/activation.h); it must give the inference
+    values, and the gradients of the layers called one by one (z-based backward), bit for bit."""
+    lincore.manual_seed(7)
+    model = nn.Sequential(nn.Linear(11, 9), ACTIVATIONS[act](), nn.Linear(9, 4),
+                          ACTIVATIONS[act]()).to(dtype)
+    with lincore.no_grad():
+        model[0].weight[2] = 0.0   # pre-activations exactly 0 in column 2: relu'(0) = 0
+        model[0].bias[2] = 0.0
+    x = lincore.randn(37, 11, dtype=dtype)
+    g = lincore.randn(37, 4, dtype=dtype)
+    with lincore.no_grad():
+        inference = np.asarray(model(x))
+
+    def grads(run):
+        for p in model.parameters():
+            p.grad = None
+        xr = x.detach().requires_grad_()
+        y = run(xr)
+        y.backward(g)
+        return np.asarray(y.detach()), [np.asarray(xr.grad)] + [
+            np.asarray(p.grad) for p in model.parameters()]
+
+    y_fused, fused = grads(model)
+    y_layers, layered = grads(lambda xr: one_by_one(list(model), xr))
+    assert np.array_equal(y_fused, inference, equal_nan=True)
+    assert np.array_equal(y_layers, inference, equal_nan=True)
+    for a, b in zip(fused, layered):
+        assert np.array_equal(a, b, equal_nan=True)

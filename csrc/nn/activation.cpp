@@ -62,7 +62,56 @@ void apply_backward(const Tensor& dy, const Tensor& z, Tensor& dz, Epilogue ep) 
   }
 }
 
+// The same products as apply_backward, with act(z) given instead of z.
+template <class T>
+void apply_backward_from_output(const Tensor& dy, const Tensor& y, Tensor& dz, Epilogue ep) {
+  const T* d = dy.data<T>();
+  const T* yp = y.data<T>();
+  T* out = dz.data<T>();
+  const std::int64_t n = dz.numel();
+  switch (ep.act) {
+    case Activation::relu:
+      for (std::int64_t i = 0; i < n; ++i) out[i] = select(yp[i] > T(0), d[i], T(0));
+      break;
+    case Activation::leaky_relu: {
+      const T slope = static_cast<T>(ep.negative_slope);
+      for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * select(yp[i] > T(0), T(1), slope);
+      break;
+    }
+    case Activation::sigmoid:
+      for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * (yp[i] * (T(1) - yp[i]));
+      break;
+    case Activation::tanh:
+      for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * (T(1) - yp[i] * yp[i]);
+      break;
+    default:
+      throw std::logic_error("activation_backward_from_output: needs z for this activation");
+  }
+}
+
 }  // namespace
+
+bool backward_from_output(Epilogue ep) {
+  switch (ep.act) {
+    case Activation::relu:
+    case Activation::sigmoid:
+    case Activation::tanh: return true;
+    case Activation::leaky_relu: return ep.negative_slope >= 0;  // false for NaN too
+    default: return false;
+  }
+}
+
+Tensor activation_backward_from_output(const Tensor& dy, const Tensor& y, Epilogue ep) {
+  if (dy.shape() != y.shape() || dy.dtype() != y.dtype() || !is_floating_point(y.dtype())) {
+    throw std::invalid_argument("activation_backward: gradient " + shape_str(dy.shape()) +
+                                " does not match output " + shape_str(y.shape()));
+  }
+  Tensor dc = dy.contiguous(), yc = y.contiguous();
+  Tensor dz = Tensor::empty(y.shape(), y.dtype());
+  if (y.dtype() == DType::float32) apply_backward_from_output<float>(dc, yc, dz, ep);
+  else apply_backward_from_output<double>(dc, yc, dz, ep);
+  return dz;
+}
 
 template <class T>
 T activation_derivative(T z, Epilogue ep) {

@@ -151,24 +151,32 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
     switch (s.kind) {
       case Step::Kind::identity: break;
       case Step::Kind::flatten:
-        tape.entries.push_back({i, x, std::nullopt, Epilogue{}});
+        tape.entries.push_back({i, x, std::nullopt, std::nullopt, Epilogue{}});
         x = x.flatten(s.start_dim, s.end_dim);
         break;
       case Step::Kind::activation:
-        tape.entries.push_back({i, x, std::nullopt, s.ep});
+        tape.entries.push_back({i, x, std::nullopt, std::nullopt, s.ep});
         x = activation(x, s.ep);
         break;
       case Step::Kind::linear: {
-        Tensor z = linear_step(x, s, Epilogue{});
-        if (i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation) {
-          const Epilogue ep = steps_[i + 1].ep;
-          tape.entries.push_back({i, x, z, ep});
+        const bool has_act = i + 1 < steps_.size() &&
+                             steps_[i + 1].kind == Step::Kind::activation &&
+                             is_floating_point(x.dtype());
+        const Epilogue ep = has_act ? steps_[i + 1].ep : Epilogue{};
+        if (has_act && backward_from_output(ep)) {
+          // Fused, as in forward(): the same values as the Linear and then the activation.
+          Tensor y = linear_step(x, s, ep);
+          tape.entries.push_back({i, x, std::nullopt, y, ep});
+          x = y;
+        } else if (has_act) {
+          Tensor z = linear_step(x, s, Epilogue{});
+          tape.entries.push_back({i, x, z, std::nullopt, ep});
           x = activation(z, ep);
-          ++i;
         } else {
-          tape.entries.push_back({i, x, std::nullopt, Epilogue{}});
-          x = z;
+          tape.entries.push_back({i, x, std::nullopt, std::nullopt, Epilogue{}});
+          x = linear_step(x, s, Epilogue{});
         }
+        if (has_act) ++i;
         break;
       }
     }
@@ -201,6 +209,7 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
       case Step::Kind::activation: g = activation_backward(g, entry.input, s.ep); break;
       case Step::Kind::linear: {
         if (entry.z) g = activation_backward(g, *entry.z, entry.ep);
+        if (entry.y) g = activation_backward_from_output(g, *entry.y, entry.ep);
         const std::size_t li = linear_index[entry.step];
         LinearGrads lg = linear_backward(entry.input, s.weight, g, !first || need_dx,
                                          need_params[2 * li], need_params[2 * li + 1] && s.bias);

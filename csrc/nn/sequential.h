@@ -23,12 +23,15 @@ struct Step {
 };
 
 // What a recorded forward keeps for its backward: per step, the step's input and, for a Linear
-// followed by an activation, the pre-activation output.
+// followed by an activation, the output before the activation (z) or, when the activation's
+// derivative follows from its output (backward_from_output), the output after it (y: the
+// activation then runs fused in the Linear's kernel).
 struct Tape {
   struct Entry {
     std::size_t step;            // index into the Sequential's steps
     Tensor input;                // what the step received (its shape, for Flatten)
     std::optional<Tensor> z;     // Linear + activation: the Linear's output before the activation
+    std::optional<Tensor> y;     // ... or the output after it
     Epilogue ep;                 // that activation
   };
   std::vector<Entry> entries;
