@@ -6,6 +6,7 @@
 #include "bindings/bindings.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
+#include "nn/loss.h"
 #include "nn/sequential.h"
 #include "nn/sgd.h"
 
@@ -101,6 +102,23 @@ void register_nn(py::module_& m) {
         return activation_backward(dy, z, ep);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("act"), py::arg("negative_slope") = 0.01);
+
+  m.def(
+      "cross_entropy",
+      [](const Tensor& logits, const Tensor& target, int reduction, bool need_grad) {
+        if (reduction < 0 || reduction > static_cast<int>(Reduction::sum)) {
+          throw std::invalid_argument("unknown reduction code " + std::to_string(reduction));
+        }
+        CrossEntropy r;
+        {
+          py::gil_scoped_release nogil;
+          r = cross_entropy(logits, target, static_cast<Reduction>(reduction), need_grad);
+        }
+        return py::make_tuple(r.loss, need_grad ? py::cast(r.grad) : py::none());
+      },
+      py::arg("logits"), py::arg("target"), py::arg("reduction"), py::arg("need_grad"),
+      "(loss, dloss/dlogits or None) of cross-entropy over class indices; reduction 0 none, "
+      "1 mean, 2 sum");
 
   m.def(
       "sgd_step",

@@ -155,6 +155,10 @@ class PackCache:
     @property
     def packed_bytes(self) -> int: ...
 
+def cross_entropy(logits: Tensor, target: Tensor, reduction: int, need_grad: bool
+                  ) -> tuple[Tensor, Tensor | None]:
+    """(loss, dloss/dlogits or None) of cross-entropy over class indices; reduction 0 none, 1 mean, 2 sum"""
+
 def sgd_step(param: Tensor, grad: Tensor, buf: Tensor | None, first: bool, lr: float,
              weight_decay: float, momentum: float, dampening: float, nesterov: bool,
              maximize: bool) -> None:

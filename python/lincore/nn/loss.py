@@ -13,6 +13,7 @@ from .._creation import as_tensor, wrap_array
 from .module import Module
 
 _REDUCTIONS = ("mean", "sum", "none")
+_REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}  # csrc/nn/loss.h's Reduction
 
 
 def _check_reduction(reduction: str) -> None:
@@ -84,11 +85,6 @@ def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     return out
 
 
-def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
-    shifted = z - z.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
 def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Any:
     """-log softmax(input)[target]: input (N, C) or (C,) logits, target (N,) or () class indices
     (int64); the log-softmax is computed stably (max subtracted)."""
@@ -105,29 +101,23 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Any:
                          f"to match target batch_size "
                          f"({target.shape[0] if target.dim() == 1 else 1}); input {input.shape}, "
                          f"target {target.shape}")
-    z = as_array(input)
-    z2 = z if z.ndim == 2 else z[None, :]
-    t = as_array(target).reshape(-1).astype(np.int64)
-    classes = z2.shape[1]
-    bad = (t < 0) | (t >= classes)
-    if bad.any():
-        raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
-    with np.errstate(all="ignore"):
-        logp = _log_softmax(z2, axis=1)
-    rows = np.arange(z2.shape[0])
-    losses = -logp[rows, t]
-    out_values = _reduce(losses, reduction)
-    if z.ndim == 1 and reduction == "none":
-        out_values = out_values.reshape(())
-    out = wrap_array(np.asarray(out_values, dtype=z.dtype))
-    if needs_grad(input):
+    # One C++ pass per row: the stable log-softmax, the loss and its gradient (csrc/nn/loss.h).
+    z2 = input if input.dim() == 2 else input.reshape(1, -1)
+    record_grad = needs_grad(input)
+    out, unit_grad = _core.cross_entropy(z2, target.reshape(-1), _REDUCTION_CODES[reduction],
+                                         record_grad)
+    if input.dim() == 1 and reduction == "none":
+        out = out.reshape(())
+    if record_grad:
         def backward(g: np.ndarray) -> tuple:
-            gl = _reduce_grad(np.asarray(g).reshape(-1) if reduction == "none" else g,
-                              losses.shape, losses.size, reduction, z.dtype)
-            grad = np.exp(logp)
-            grad[rows, t] -= 1
-            grad *= np.asarray(gl, dtype=z.dtype).reshape(-1, 1)
-            return (grad.reshape(z.shape), None)
+            g = np.asarray(g)
+            if reduction == "none":
+                grad = as_array(unit_grad) * g.reshape(-1, 1).astype(unit_grad.dtype._np)
+            elif g == 1:
+                return (unit_grad.reshape(tuple(input._shape)), None)
+            else:
+                grad = as_array(unit_grad) * g.astype(unit_grad.dtype._np)
+            return (grad.reshape(tuple(input._shape)), None)
 
         record(out, "NllLossBackward0", [input, None], backward)
     return out
