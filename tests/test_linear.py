@@ -238,3 +238,18 @@ def test_linear_inputs_unchanged(isa, rng):
     lincore.nn.functional.linear(tx, tw, tb)
     assert np.array_equal(np.asarray(tx), x) and np.array_equal(np.asarray(tw), w)
     assert np.array_equal(np.asarray(tb), b)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_linear_large_weight_packed_by_threads_same_result(isa, rng, threads):
+    # 300 x 700 weights: packed by several threads in ranges of panels (gemm_pack).
+    x, w, b = _case(rng, 5, 300, 700, np.float32)
+    before = lincore.get_num_threads()
+    try:
+        lincore.set_num_threads(1)
+        single = run_linear(x, w, b)
+        lincore.set_num_threads(threads)
+        assert np.array_equal(single, run_linear(x, w, b))
+    finally:
+        lincore.set_num_threads(before)
+    assert_linear_close(single, x, w, b)

@@ -629,3 +629,31 @@ def test_optim_state_of_the_wrong_shape_is_refused_before_any_update():
     with pytest.raises(RuntimeError, match="'exp_avg' of parameter 1 has shape \\[2, 2\\]"):
         opt.step()
     _assert_same(before, _snapshot(opt, p))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("config", ["sgd-mom0.9", "sgd-nesterov-wd"])
+def test_optim_sgd_large_parameter_independent_of_thread_count(config, threads):
+    """A parameter of 200K elements is updated in ranges by several threads (csrc/nn/sgd.cpp):
+    elementwise, so bitwise the same result as one thread."""
+    kwargs = {"sgd-mom0.9": dict(lr=0.1, momentum=0.9),
+              "sgd-nesterov-wd": dict(lr=0.05, momentum=0.8, nesterov=True,
+                                      weight_decay=0.01)}[config]
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((400, 500)).astype(np.float32)
+    grads = [rng.standard_normal((400, 500)).astype(np.float32) for _ in range(3)]
+
+    def run(n):
+        previous = lincore.get_num_threads()
+        lincore.set_num_threads(n)
+        try:
+            p = Parameter(lincore.tensor(start))
+            opt = SGD([p], **kwargs)
+            for g in grads:
+                p.grad = lincore.tensor(g)
+                opt.step()
+            return np.asarray(p.detach())
+        finally:
+            lincore.set_num_threads(previous)
+
+    assert np.array_equal(run(1), run(threads))

@@ -38,11 +38,12 @@ struct GemmArgs {
 template <class T>
 using RunFn = void (*)(const GemmArgs<T>& args, std::int64_t jp0, std::int64_t jp1);
 
-// Packs a row-major w (n x k, row stride ldw, unit column stride) into panels (gemm.h's
-// PackedWeight layout for nr, kc); npad = n rounded up to nr. Optional per family: null means
-// the portable packing loop in gemm_driver.cpp.
+// Packs panels [jr0, jr1) of a row-major w (n x k, row stride ldw, unit column stride) into
+// dst, laid out as gemm.h's PackedWeight for the family's nr and kc (npad = n rounded up to nr).
+// Optional per family: null means the portable packing loop in gemm_driver.cpp.
 template <class T>
-using PackFn = void (*)(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw, T* dst);
+using PackFn = void (*)(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw, T* dst,
+                        std::int64_t jr0, std::int64_t jr1);
 
 struct KernelFamily {
   const char* name;

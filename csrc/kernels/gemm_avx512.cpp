@@ -43,12 +43,13 @@ inline void transpose16(const float* in, std::int64_t ld, float* out, std::int64
 
 // The PackedWeight layout (NR = 32, KC) from row-major w: full 32-row strips go through 16x16
 // transposes, ragged edges through plain loops. Same output as the portable packing loop.
-void pack_f32(std::int64_t n, std::int64_t k, const float* w, std::int64_t ldw, float* dst) {
+void pack_f32(std::int64_t n, std::int64_t k, const float* w, std::int64_t ldw, float* dst,
+              std::int64_t jr0, std::int64_t jr1) {
   constexpr std::int64_t NR = W32 * NV;
   const std::int64_t npad = (n + NR - 1) / NR * NR;
   for (std::int64_t pc = 0; pc < k; pc += KC) {
     const std::int64_t kc = k - pc < KC ? k - pc : KC;
-    for (std::int64_t jr = 0; jr < npad / NR; ++jr) {
+    for (std::int64_t jr = jr0; jr < jr1; ++jr) {
       float* panel = dst + pc * npad + jr * kc * NR;
       const std::int64_t j0 = jr * NR, cols = n - j0 < NR ? n - j0 : NR;
       const float* src = w + j0 * ldw + pc;

@@ -31,58 +31,66 @@ using detail::run_of;
 
 }  // namespace
 
+// Packing is a pass over memory: threads take ranges of panels once it is this big (elements).
+constexpr std::int64_t kPackParallelElements = 1 << 17;
+
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
                           const T* b, std::int64_t ldw_col) {
   PackedWeight<T> pw;
   pw.family = detail::active_family_index();
-  const auto& blk = blocking_of<T>(detail::family_at(pw.family));
+  const auto& family = detail::family_at(pw.family);
+  const auto& blk = blocking_of<T>(family);
   pw.n = n;
   pw.k = k;
   pw.nr = blk.nr;
   pw.kc = blk.kc;
-  const std::int64_t npad = pw.npad(), nr = pw.nr;
+  const std::int64_t npad = pw.npad(), nr = pw.nr, panels = npad / nr;
   pw.data = aligned_array<T>(npad * k);
   T* dst = pw.data.get();
-  bool packed = false;  // by the family's own packing routine
+  detail::PackFn<T> pack_fn = nullptr;  // the family's own packing routine, when it has one
   if constexpr (std::is_same_v<T, float>) {
-    const auto& family = detail::family_at(pw.family);
-    if (family.pack_f32 && ldw_col == 1 && ldw != 1) {
-      family.pack_f32(n, k, w, ldw, dst);
-      packed = true;
-    }
+    if (ldw_col == 1 && ldw != 1) pack_fn = family.pack_f32;
   }
-  // Slice pc starts at pc * npad; inside it panel jr starts at jr * kc * NR, k-major. When a
-  // panel's NR columns are adjacent in memory (ldw == 1: a transposed view, as the backward pass
-  // packs W^T and x^T) each k step is one contiguous copy; otherwise each column is read along
-  // its row (contiguous when ldw_col == 1) and written down the panel (measured faster than
-  // gathering each k step across rows).
-  for (std::int64_t pc = 0; !packed && pc < k; pc += pw.kc) {
-    const std::int64_t kc = k - pc < pw.kc ? k - pc : pw.kc;
-    for (std::int64_t jr = 0; jr < npad / nr; ++jr) {
-      T* panel = dst + pc * npad + jr * kc * nr;
-      const std::int64_t j0 = jr * nr;
-      const std::int64_t cols = n - j0 < nr ? n - j0 : nr;
-      const T* src = w + j0 * ldw + pc * ldw_col;
-      if (ldw == 1) {
-        for (std::int64_t p = 0; p < kc; ++p) {
-          std::memcpy(panel + p * nr, src + p * ldw_col, sizeof(T) * static_cast<std::size_t>(cols));
-          for (std::int64_t c = cols; c < nr; ++c) panel[p * nr + c] = T(0);
+  const std::int64_t panel_grain = std::max<std::int64_t>(1, kPackParallelElements / (nr * (k + 1)));
+  parallel_for(panels, panel_grain, [&](std::int64_t jr0, std::int64_t jr1) {
+    if (pack_fn) {
+      pack_fn(n, k, w, ldw, dst, jr0, jr1);
+      return;
+    }
+    // Slice pc starts at pc * npad; inside it panel jr starts at jr * kc * NR, k-major. When a
+    // panel's NR columns are adjacent in memory (ldw == 1: a transposed view) each k step is one
+    // contiguous copy; otherwise each column is read along its row (contiguous when
+    // ldw_col == 1) and written down the panel (measured faster than gathering each k step
+    // across rows).
+    for (std::int64_t pc = 0; pc < k; pc += pw.kc) {
+      const std::int64_t kc = k - pc < pw.kc ? k - pc : pw.kc;
+      for (std::int64_t jr = jr0; jr < jr1; ++jr) {
+        T* panel = dst + pc * npad + jr * kc * nr;
+        const std::int64_t j0 = jr * nr;
+        const std::int64_t cols = n - j0 < nr ? n - j0 : nr;
+        const T* src = w + j0 * ldw + pc * ldw_col;
+        if (ldw == 1) {
+          for (std::int64_t p = 0; p < kc; ++p) {
+            std::memcpy(panel + p * nr, src + p * ldw_col,
+                        sizeof(T) * static_cast<std::size_t>(cols));
+            for (std::int64_t c = cols; c < nr; ++c) panel[p * nr + c] = T(0);
+          }
+          continue;
         }
-        continue;
-      }
-      for (std::int64_t c = 0; c < nr; ++c) {
-        const T* in = src + c * ldw;
-        if (c >= cols) {
-          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = T(0);
-        } else if (ldw_col == 1) {
-          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p];
-        } else {
-          for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p * ldw_col];
+        for (std::int64_t c = 0; c < nr; ++c) {
+          const T* in = src + c * ldw;
+          if (c >= cols) {
+            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = T(0);
+          } else if (ldw_col == 1) {
+            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p];
+          } else {
+            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p * ldw_col];
+          }
         }
       }
     }
-  }
+  });
   if (b) {
     pw.bias = aligned_array<T>(npad);
     std::memcpy(pw.bias.get(), b, sizeof(T) * n);

@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 
+#include "runtime/thread_pool.h"
 #include "tensor/errors.h"
 
 namespace lincore {
@@ -28,20 +29,31 @@ inline T select(bool c, T a, T b) {
   return out;
 }
 
+// Elements per thread below which a second thread does not pay.
+constexpr std::int64_t kParallelGrain = 1 << 15;
+
+// fn(i0, i1) over [0, n) on the thread pool: each element is independent.
+template <class F>
+void elementwise(std::int64_t n, F fn) {
+  parallel_for(n, kParallelGrain, fn);
+}
+
 template <class T>
 void apply(const Tensor& x, Tensor& y, Epilogue ep) {
   const T* src = x.data<T>();
   T* dst = y.data<T>();
-  const std::int64_t n = x.numel();
+  const T slope = static_cast<T>(ep.negative_slope);
   // v < 0 ? 0 : v keeps NaN (it does not compare below 0), as activate() does.
-  if (ep.act == Activation::relu) {
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = select(src[i] < T(0), T(0), src[i]);
-  } else if (ep.act == Activation::leaky_relu) {
-    const T slope = static_cast<T>(ep.negative_slope);
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = select(src[i] < T(0), src[i] * slope, src[i]);
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = activate(src[i], ep);
-  }
+  elementwise(x.numel(), [=](std::int64_t i0, std::int64_t i1) {
+    if (ep.act == Activation::relu) {
+      for (std::int64_t i = i0; i < i1; ++i) dst[i] = select(src[i] < T(0), T(0), src[i]);
+    } else if (ep.act == Activation::leaky_relu) {
+      for (std::int64_t i = i0; i < i1; ++i)
+        dst[i] = select(src[i] < T(0), src[i] * slope, src[i]);
+    } else {
+      for (std::int64_t i = i0; i < i1; ++i) dst[i] = activate(src[i], ep);
+    }
+  });
 }
 
 template <class T>
@@ -49,44 +61,46 @@ void apply_backward(const Tensor& dy, const Tensor& z, Tensor& dz, Epilogue ep) 
   const T* d = dy.data<T>();
   const T* zp = z.data<T>();
   T* out = dz.data<T>();
-  const std::int64_t n = dz.numel();
+  const T slope = static_cast<T>(ep.negative_slope);
   // ReLU gives d or 0 (0, not 0 * inf = NaN, as PyTorch's threshold_backward); LeakyReLU
   // gives d * (1 or slope).
-  if (ep.act == Activation::relu) {
-    for (std::int64_t i = 0; i < n; ++i) out[i] = select(zp[i] > T(0), d[i], T(0));
-  } else if (ep.act == Activation::leaky_relu) {
-    const T slope = static_cast<T>(ep.negative_slope);
-    for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * select(zp[i] > T(0), T(1), slope);
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * activation_derivative(zp[i], ep);
-  }
+  elementwise(dz.numel(), [=](std::int64_t i0, std::int64_t i1) {
+    if (ep.act == Activation::relu) {
+      for (std::int64_t i = i0; i < i1; ++i) out[i] = select(zp[i] > T(0), d[i], T(0));
+    } else if (ep.act == Activation::leaky_relu) {
+      for (std::int64_t i = i0; i < i1; ++i) out[i] = d[i] * select(zp[i] > T(0), T(1), slope);
+    } else {
+      for (std::int64_t i = i0; i < i1; ++i) out[i] = d[i] * activation_derivative(zp[i], ep);
+    }
+  });
 }
 
 // The same products as apply_backward, with act(z) given instead of z.
 template <class T>
 void apply_backward_from_output(const Tensor& dy, const Tensor& y, Tensor& dz, Epilogue ep) {
+  if (!backward_from_output(ep)) {
+    throw std::logic_error("activation_backward_from_output: needs z for this activation");
+  }
   const T* d = dy.data<T>();
   const T* yp = y.data<T>();
   T* out = dz.data<T>();
-  const std::int64_t n = dz.numel();
-  switch (ep.act) {
-    case Activation::relu:
-      for (std::int64_t i = 0; i < n; ++i) out[i] = select(yp[i] > T(0), d[i], T(0));
-      break;
-    case Activation::leaky_relu: {
-      const T slope = static_cast<T>(ep.negative_slope);
-      for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * select(yp[i] > T(0), T(1), slope);
-      break;
+  const T slope = static_cast<T>(ep.negative_slope);
+  elementwise(dz.numel(), [=](std::int64_t i0, std::int64_t i1) {
+    switch (ep.act) {
+      case Activation::relu:
+        for (std::int64_t i = i0; i < i1; ++i) out[i] = select(yp[i] > T(0), d[i], T(0));
+        break;
+      case Activation::leaky_relu:
+        for (std::int64_t i = i0; i < i1; ++i) out[i] = d[i] * select(yp[i] > T(0), T(1), slope);
+        break;
+      case Activation::sigmoid:
+        for (std::int64_t i = i0; i < i1; ++i) out[i] = d[i] * (yp[i] * (T(1) - yp[i]));
+        break;
+      default:  // tanh
+        for (std::int64_t i = i0; i < i1; ++i) out[i] = d[i] * (T(1) - yp[i] * yp[i]);
+        break;
     }
-    case Activation::sigmoid:
-      for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * (yp[i] * (T(1) - yp[i]));
-      break;
-    case Activation::tanh:
-      for (std::int64_t i = 0; i < n; ++i) out[i] = d[i] * (T(1) - yp[i] * yp[i]);
-      break;
-    default:
-      throw std::logic_error("activation_backward_from_output: needs z for this activation");
-  }
+  });
 }
 
 }  // namespace

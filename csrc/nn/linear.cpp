@@ -1,11 +1,13 @@
 #include "nn/linear.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "runtime/thread_pool.h"
 #include "tensor/errors.h"
 
 namespace lincore {
@@ -186,12 +188,17 @@ LinearGrads linear_backward_typed(const Tensor& x2, const Tensor& w, const Tenso
     g.dw = dw;
   }
   if (need_db) {
+    // Column sums in double, rows in order; threads take column ranges (the same sums).
     Tensor db = Tensor::empty({n}, x2.dtype());
     T* out = db.data<T>();
     std::vector<double> acc(static_cast<std::size_t>(n), 0.0);
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n; ++j) acc[j] += static_cast<double>(dy[i * n + j]);
-    for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<T>(acc[j]);
+    double* sums = acc.data();
+    const std::int64_t grain = std::max<std::int64_t>(1, (1 << 16) / std::max<std::int64_t>(m, 1));
+    parallel_for(n, grain, [=](std::int64_t j0, std::int64_t j1) {
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = j0; j < j1; ++j) sums[j] += static_cast<double>(dy[i * n + j]);
+      for (std::int64_t j = j0; j < j1; ++j) out[j] = static_cast<T>(sums[j]);
+    });
     g.db = db;
   }
   return g;

@@ -174,4 +174,16 @@ void parallel_run(int nt, const std::function<void(int)>& fn) {
   pool->run(nt, fn);
 }
 
+void parallel_for(std::int64_t n, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  if (n <= 0) return;
+  const std::int64_t by_size = grain > 0 ? n / grain : n;
+  const int nt = static_cast<int>(std::min<std::int64_t>(get_num_threads(), by_size));
+  if (nt <= 1) {
+    fn(0, n);
+    return;
+  }
+  parallel_run(nt, [&](int t) { fn(n * t / nt, n * (t + 1) / nt); });
+}
+
 }  // namespace lincore

@@ -5,6 +5,7 @@
 // fresh pool on first use.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 
 namespace lincore {
@@ -19,5 +20,12 @@ void set_num_threads(int n);  // std::invalid_argument when n < 1
 // capped by get_num_threads(). When the pool is busy with another caller's job, or the caller is
 // itself a pool worker, everything runs on the caller: never more threads than asked for.
 void parallel_run(int nt, const std::function<void(int)>& fn);
+
+// Splits [0, n) into one contiguous range per thread, each of at least `grain` items (fewer
+// threads when n is small: then it all runs on the caller), and calls fn(begin, end) for each.
+// For passes over memory whose items are independent (elementwise updates, packing): the
+// result does not depend on the thread count.
+void parallel_for(std::int64_t n, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& fn);
 
 }  // namespace lincore
