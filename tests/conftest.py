@@ -3,6 +3,8 @@ shape grid, and a fixture that runs a test under every kernel family this CPU su
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,17 @@ def assert_linear_close(y, x, w, b=None, *, act=None) -> None:
 # and edge sizes; KC = 256 and MC (96/192) +- 1 are in the larger list.
 EDGE_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 31, 32, 33, 67]
 BLOCK_SIZES = [95, 97, 127, 191, 193, 255, 256, 257]
+
+
+@contextlib.contextmanager
+def num_threads(n: int):
+    """lincore.set_num_threads(n) for the duration of a with block, then the previous value."""
+    previous = lincore.get_num_threads()
+    lincore.set_num_threads(n)
+    try:
+        yield
+    finally:
+        lincore.set_num_threads(previous)
 
 
 @pytest.fixture(params=lincore.supported_cpu_capabilities())

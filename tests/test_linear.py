@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lincore
-from conftest import BLOCK_SIZES, EDGE_SIZES, assert_linear_close
+from conftest import BLOCK_SIZES, EDGE_SIZES, assert_linear_close, num_threads
 
 DTYPES = {"f32": (np.float32, lincore.float32), "f64": (np.float64, lincore.float64)}
 
@@ -212,14 +212,10 @@ def test_linear_row_result_independent_of_batch(isa, rng, dt):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_linear_result_independent_of_thread_count(rng, threads):
     x, w, b = _case(rng, 130, 260, 300, np.float32)
-    before = lincore.get_num_threads()
-    try:
-        lincore.set_num_threads(1)
+    with num_threads(1):
         single = run_linear(x, w, b)
-        lincore.set_num_threads(threads)
+    with num_threads(threads):
         assert np.array_equal(single, run_linear(x, w, b))
-    finally:
-        lincore.set_num_threads(before)
 
 
 def test_linear_int64_is_exact_and_wraps_like_numpy(rng):
@@ -244,12 +240,25 @@ def test_linear_inputs_unchanged(isa, rng):
 def test_linear_large_weight_packed_by_threads_same_result(isa, rng, threads):
     # 300 x 700 weights: packed by several threads in ranges of panels (gemm_pack).
     x, w, b = _case(rng, 5, 300, 700, np.float32)
-    before = lincore.get_num_threads()
-    try:
-        lincore.set_num_threads(1)
+    with num_threads(1):
         single = run_linear(x, w, b)
-        lincore.set_num_threads(threads)
+    with num_threads(threads):
         assert np.array_equal(single, run_linear(x, w, b))
-    finally:
-        lincore.set_num_threads(before)
     assert_linear_close(single, x, w, b)
+
+
+# Column blocks of the loop nest (gemm_impl.h: ncp panels per block, 640 KiB of a K-slice of
+# W): 512 columns for AVX-512 f32, 256 f64; 640 / 320 for AVX2 and SSE2; with several K-slices
+# and row blocks.
+COLUMN_BLOCK_CASES = [(150, 513, 330), (13, 641, 300), (146, 257, 650), (2, 1025, 70),
+                      (200, 321, 520)]
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("m,n,k", COLUMN_BLOCK_CASES,
+                         ids=[f"m{m}-n{n}-k{k}" for m, n, k in COLUMN_BLOCK_CASES])
+def test_linear_across_column_blocks(isa, rng, dt, m, n, k):
+    x, w, b = _case(rng, m, n, k, DTYPES[dt][0])
+    for act in (0, 1):  # the activation is applied once, at the last K-slice of each block
+        y = run_linear(x, w, b, act)
+        assert_linear_close(y, x, w, b, act=(lambda r: np.maximum(r, 0)) if act else None)

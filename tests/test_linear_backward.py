@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import lincore
-from conftest import BLOCK_SIZES, EDGE_SIZES, assert_linear_close
+from conftest import BLOCK_SIZES, EDGE_SIZES, assert_linear_close, num_threads
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
 
@@ -123,14 +123,10 @@ def test_linear_backward_only_what_is_asked(rng):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_linear_backward_independent_of_thread_count(rng, threads):
     x, w, dy = _case(rng, 200, 300, 500, np.float32)
-    previous = lincore.get_num_threads()
-    try:
-        lincore.set_num_threads(1)
+    with num_threads(1):
         want = backward(x, w, dy)
-        lincore.set_num_threads(threads)
+    with num_threads(threads):
         got = backward(x, w, dy)
-    finally:
-        lincore.set_num_threads(previous)
     for g, e in zip(got, want):
         assert np.array_equal(g, e)
 

@@ -14,6 +14,8 @@ import lincore.nn as lnn
 from lincore.nn import Parameter
 from lincore.optim import SGD, Adam, AdamW, Optimizer
 
+from conftest import num_threads
+
 NUMPY_DTYPE = {"f32": np.float32, "f64": np.float64}
 STEPS = 20
 
@@ -644,16 +646,12 @@ def test_optim_sgd_large_parameter_independent_of_thread_count(config, threads):
     grads = [rng.standard_normal((400, 500)).astype(np.float32) for _ in range(3)]
 
     def run(n):
-        previous = lincore.get_num_threads()
-        lincore.set_num_threads(n)
-        try:
+        with num_threads(n):
             p = Parameter(lincore.tensor(start))
             opt = SGD([p], **kwargs)
             for g in grads:
                 p.grad = lincore.tensor(g)
                 opt.step()
             return np.asarray(p.detach())
-        finally:
-            lincore.set_num_threads(previous)
 
     assert np.array_equal(run(1), run(threads))

@@ -33,7 +33,7 @@ with warnings.catch_warnings():
 
 import lincore
 import lincore.nn as nn
-from conftest import assert_linear_close
+from conftest import assert_linear_close, num_threads
 
 settings.register_profile(
     "lincore-properties",
@@ -91,18 +91,6 @@ def with_isa(isa: str):
 
         def __exit__(self, *exc):
             lincore._core._set_cpu_capability(self.previous)
-
-    return _Ctx()
-
-
-def with_threads(n: int):
-    class _Ctx:
-        def __enter__(self):
-            self.previous = lincore.get_num_threads()
-            lincore.set_num_threads(n)
-
-        def __exit__(self, *exc):
-            lincore.set_num_threads(self.previous)
 
     return _Ctx()
 
@@ -514,7 +502,7 @@ def test_linear_random_shapes_and_layouts(m, n, k, batch, bias, f64, layout, w_l
     for isa in ISAS:
         with with_isa(isa):
             y_contig = np.asarray(layer(lincore.tensor(x)))
-            with with_threads(threads):
+            with num_threads(threads):
                 y = np.asarray(layer(lincore.as_tensor(xv)))
                 # The functional form with a weight of any layout (its own packing).
                 yf = np.asarray(nn.functional.linear(
@@ -572,7 +560,7 @@ def test_sequential_equals_layers_one_by_one(data):
             expected = lincore.as_tensor(xv)
             for layer in layers:
                 expected = layer(expected)
-            with with_threads(threads):
+            with num_threads(threads):
                 got = model(lincore.as_tensor(xv))
         assert_bitwise(got, expected)
 

@@ -9,7 +9,7 @@ import pytest
 
 import lincore
 import lincore.nn as nn
-from conftest import assert_linear_close
+from conftest import assert_linear_close, num_threads
 
 STACKS = {
     "mlp-relu": lambda: [nn.Linear(33, 64), nn.ReLU(), nn.Linear(64, 17), nn.ReLU(),
@@ -38,12 +38,8 @@ def test_sequential_whole_stack_bitwise_equal_to_layers(isa, stack, rows, dtype)
     x = lincore.randn(rows, 33, dtype=dtype)
     expected = np.asarray(one_by_one(list(model), x))
     for threads in (1, 2):
-        before = lincore.get_num_threads()
-        lincore.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             got = np.asarray(model(x))
-        finally:
-            lincore.set_num_threads(before)
         assert got.shape == expected.shape
         assert np.array_equal(got, expected, equal_nan=True), (threads, stack, rows)
 
