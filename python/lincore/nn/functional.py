@@ -33,15 +33,35 @@ def linear_node_name(ndim: int, has_bias: bool) -> str:
 def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None) -> Any:
     """y = x @ weight.T + bias on the packed-weight kernel; pack caches the packed weight across
     calls."""
-    y = _core.linear(x, weight, bias, 0, 0.01, pack)
-    if grad_mode_state.__dict__.get("enabled", True) and needs_grad(x, weight, bias):
-        def backward(g: Any) -> tuple:
-            return _core.linear_backward(
-                x, weight, wrap_array(g), x.requires_grad, weight.requires_grad,
-                bias is not None and bias.requires_grad)
-
-        record(y, linear_node_name(x.dim(), bias is not None), [x, weight, bias], backward)
+    y = _linear(x, weight, bias, 0, 0.01, pack)
+    if grad_mode_state.__dict__.get("enabled", True) and any_requires_grad(x, weight, bias):
+        record_linear(y, x, weight, bias)
     return y
+
+
+_linear = _core.linear
+# PyTorch's node name per (input dims, has bias), for the common cases.
+_LINEAR_NODES = {(nd, hb): linear_node_name(nd, hb) for nd in (1, 2, 3) for hb in (False, True)}
+
+
+def any_requires_grad(*tensors: Any) -> bool:
+    """Whether any input requires grad (grad mode is checked by the caller)."""
+    for t in tensors:
+        if t is not None and t.__dict__.get("_requires_grad", False):
+            return True
+    return False
+
+
+def record_linear(y: Any, x: Any, weight: Any, bias: Any) -> None:
+    """Records y = linear(x, weight, bias) in the graph: its backward is one C++ call."""
+    def backward(g: Any) -> tuple:
+        return _core.linear_backward(
+            x, weight, wrap_array(g), x.requires_grad, weight.requires_grad,
+            bias is not None and bias.requires_grad)
+
+    key = (len(x._shape), bias is not None)
+    name = _LINEAR_NODES.get(key) or linear_node_name(*key)
+    record(y, name, [x, weight, bias], backward)
 
 
 def activation_op(x: Any, code: int, slope: float = 0.01) -> Any:

@@ -11,9 +11,13 @@ from .._creation import as_tensor, empty
 from .._dtype import dtype as _dtype
 from .._dtype import float32
 from .._grad_mode import no_grad
-from .functional import linear_op
+from .._grad_mode import _state as _grad_state
+from .functional import any_requires_grad, linear_op, record_linear
 from .module import Module, _load_epoch, consistent
 from .parameter import Parameter
+
+_Tensor = _core.Tensor
+_linear = _core.linear
 
 
 def _check_features(name: str, value: Any) -> int:
@@ -60,9 +64,14 @@ class Linear(Module):
             self.bias.uniform_(-bound, bound)
 
     def forward(self, input: Any) -> Any:
-        x = input if isinstance(input, _core.Tensor) else as_tensor(input)
+        # linear_op, inlined: a small Linear's call costs about a microsecond, and a Python
+        # call frame is a tenth of that.
+        x = input if isinstance(input, _Tensor) else as_tensor(input)
         epoch = _load_epoch[0]
-        y = linear_op(x, self.weight, self.bias, self._pack)
+        w, b = self.weight, self.bias
+        y = _linear(x, w, b, 0, 0.01, self._pack)
+        if _grad_state.__dict__.get("enabled", True) and any_requires_grad(x, w, b):
+            record_linear(y, x, w, b)
         if epoch == _load_epoch[0] and not epoch & 1:
             return y
         # A load_state_dict overlapped this call (see module.py): compute again.
