@@ -56,9 +56,11 @@ def assert_linear_close(y, x, w, b=None, *, act=None) -> None:
 
 
 # Sizes around every vector width (4, 8, 16 lanes) and tile (MR 4/6/12, NR 8/16/32), primes,
-# and edge sizes; KC = 256 and MC (96/192) +- 1 are in the larger list.
+# and edge sizes; the larger list has the cache blocks +- 1: MC (96 for AVX2/SSE2, 144 for
+# AVX-512, 64 scalar), KC (256; 320 for AVX-512) and K just past two and three slices (K-slices
+# are balanced: 641 = 3 x 214 - 1).
 EDGE_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 31, 32, 33, 67]
-BLOCK_SIZES = [95, 97, 127, 191, 193, 255, 256, 257]
+BLOCK_SIZES = [63, 65, 95, 97, 127, 143, 145, 191, 193, 255, 256, 257, 319, 320, 321, 513, 641]
 
 
 @contextlib.contextmanager

@@ -262,3 +262,20 @@ def test_linear_across_column_blocks(isa, rng, dt, m, n, k):
     for act in (0, 1):  # the activation is applied once, at the last K-slice of each block
         y = run_linear(x, w, b, act)
         assert_linear_close(y, x, w, b, act=(lambda r: np.maximum(r, 0)) if act else None)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(300, 600, 700), (5, 70, 1000), (150, 33, 64)],
+                         ids=["m300-n600-k700", "m5-n70-k1000", "m150-n33-k64"])
+def test_linear_rows_4kib_apart_packed_x(isa, rng, dt, m, n, k):
+    """x rows 4 KiB apart (a view into a wider array) are packed by the kernel, a whole row
+    block at once (all K-slices), reused by every column block; bitwise the same as unpacked."""
+    np_dt = DTYPES[dt][0]
+    per_4kib = 4096 // np.dtype(np_dt).itemsize
+    width = -(-k // per_4kib) * per_4kib   # rows a multiple of 4 KiB apart
+    big = rng.standard_normal((m, width)).astype(np_dt)
+    x = big[:, :k]
+    _, w, b = _case(rng, m, n, k, np_dt)
+    y = run_linear(x, w, b)
+    assert_linear_close(y, x, w, b)
+    assert np.array_equal(y, run_linear(np.ascontiguousarray(x), w, b))

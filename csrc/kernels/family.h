@@ -32,6 +32,7 @@ struct GemmArgs {
   T* y = nullptr;
   std::int64_t ldy = 0;
   Epilogue ep;
+  std::int64_t kc = 0;  // the K-slice length of a packed w' (PackedWeight::kc)
 };
 
 // Computes the y columns of panels [jp0, jp1) (NR columns each) for all m rows.
@@ -39,11 +40,12 @@ template <class T>
 using RunFn = void (*)(const GemmArgs<T>& args, std::int64_t jp0, std::int64_t jp1);
 
 // Packs panels [jr0, jr1) of a row-major w (n x k, row stride ldw, unit column stride) into
-// dst, laid out as gemm.h's PackedWeight for the family's nr and kc (npad = n rounded up to nr).
-// Optional per family: null means the portable packing loop in gemm_driver.cpp.
+// dst, laid out as gemm.h's PackedWeight for the family's nr and K-slices of kc (npad = n
+// rounded up to nr). Optional per family: null means the portable packing loop in
+// gemm_driver.cpp.
 template <class T>
-using PackFn = void (*)(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw, T* dst,
-                        std::int64_t jr0, std::int64_t jr1);
+using PackFn = void (*)(std::int64_t n, std::int64_t k, std::int64_t kc, const T* w,
+                        std::int64_t ldw, T* dst, std::int64_t jr0, std::int64_t jr1);
 
 struct KernelFamily {
   const char* name;
@@ -54,14 +56,31 @@ struct KernelFamily {
   PackFn<float> pack_f32 = nullptr;
 };
 
-// The family's blocking and run() for one element type. (Only returns references: safe to be
-// instantiated in the per-ISA files too, whichever copy the linker keeps.)
+// The K-slice length for a depth of k with slices of at most KC: equal slices, so that no
+// short last slice pays a y load and store for little work (1024 = 4 x 256, not 3 x 320 + 64).
+static inline std::int64_t balanced_kc(std::int64_t k, std::int64_t KC) {
+  if (k <= KC) return k > 0 ? k : 1;
+  const std::int64_t slices = (k + KC - 1) / KC;
+  return (k + slices - 1) / slices;
+}
+
+// Whether the rows of a row-major x, ldx elements of `size` bytes apart, are a multiple of
+// 4 KiB apart: then the MR rows read at each k step alias one L1 set, and run() packs x.
+static inline bool rows_alias_in_l1(std::int64_t ldx, std::int64_t size) {
+  return (ldx * size) % 4096 == 0;
+}
+
+// The family's blocking and run() for one element type.
+//
+// The helpers in this header are static (internal linkage): the per-ISA files include it too,
+// and a shared inline copy compiled with their -m flags could otherwise be the one the linker
+// keeps for baseline code (ODR; see gemm_impl.h).
 template <class T>
-const Blocking<T>& blocking_of(const KernelFamily& f) {
+static const Blocking<T>& blocking_of(const KernelFamily& f) {
   if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
 }
 template <class T>
-RunFn<T> run_of(const KernelFamily& f) {
+static RunFn<T> run_of(const KernelFamily& f) {
   if constexpr (std::is_same_v<T, float>) return f.run_f32; else return f.run_f64;
 }
 

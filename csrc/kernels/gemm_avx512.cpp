@@ -41,10 +41,10 @@ inline void transpose16(const float* in, std::int64_t ld, float* out, std::int64
   for (int i = 0; i < 16; ++i) _mm512_storeu_ps(out + i * ldo, r[i]);
 }
 
-// The PackedWeight layout (NR = 32, KC) from row-major w: full 32-row strips go through 16x16
+// The PackedWeight layout (NR = 32, slices of KC) from row-major w: full 32-row strips go through 16x16
 // transposes, ragged edges through plain loops. Same output as the portable packing loop.
-void pack_f32(std::int64_t n, std::int64_t k, const float* w, std::int64_t ldw, float* dst,
-              std::int64_t jr0, std::int64_t jr1) {
+void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
+              float* dst, std::int64_t jr0, std::int64_t jr1) {
   constexpr std::int64_t NR = W32 * NV;
   const std::int64_t npad = (n + NR - 1) / NR * NR;
   for (std::int64_t pc = 0; pc < k; pc += KC) {

@@ -27,6 +27,7 @@ std::shared_ptr<T> aligned_array(std::int64_t count) {
 
 using detail::blocking_of;
 using detail::GemmArgs;
+using detail::rows_alias_in_l1;
 using detail::run_of;
 
 }  // namespace
@@ -44,7 +45,7 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   pw.n = n;
   pw.k = k;
   pw.nr = blk.nr;
-  pw.kc = blk.kc;
+  pw.kc = static_cast<int>(detail::balanced_kc(k, blk.kc));
   const std::int64_t npad = pw.npad(), nr = pw.nr, panels = npad / nr;
   pw.data = aligned_array<T>(npad * k);
   T* dst = pw.data.get();
@@ -55,7 +56,7 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   const std::int64_t panel_grain = std::max<std::int64_t>(1, kPackParallelElements / (nr * (k + 1)));
   parallel_for(panels, panel_grain, [&](std::int64_t jr0, std::int64_t jr1) {
     if (pack_fn) {
-      pack_fn(n, k, w, ldw, dst, jr0, jr1);
+      pack_fn(n, k, pw.kc, w, ldw, dst, jr0, jr1);
       return;
     }
     // Slice pc starts at pc * npad; inside it panel jr starts at jr * kc * NR, k-major. When a
@@ -135,8 +136,12 @@ void run_product(const detail::KernelFamily& family, const GemmArgs<T>& a, bool 
   // Split the columns (W's panels) when rows are few: each thread then streams only its share
   // of W, and the split is the same on every call (thread t keeps the same columns, so they stay
   // in its core's cache). Otherwise split the rows in MR-aligned chunks; every thread reads all
-  // of W. K is never split, so each output is one FMA chain whatever the thread count.
-  const bool split_columns = a.m < 4 * mr * nt || a.n >= a.m;
+  // of W. Rows are split too when x is packed (its rows alias in L1): each thread then packs
+  // only its own rows, once per K-slice, instead of every thread packing all of them for each of
+  // its column chunks. K is never split, so each output is one FMA chain whatever the thread
+  // count.
+  const bool packs_x = !a.x_colmajor && rows_alias_in_l1(a.ldx, sizeof(T));
+  const bool split_columns = a.m < 4 * mr * nt || (a.n >= a.m && !packs_x);
   if (split_columns) nt = static_cast<int>(std::min<std::int64_t>(nt, panels));
   else nt = static_cast<int>(std::min<std::int64_t>(nt, (a.m + mr - 1) / mr));
   if (nt <= 1 && !interruptible) {
@@ -182,6 +187,7 @@ GemmArgs<T> packed_args(std::int64_t m, const T* x, std::int64_t ldx, const Pack
   a.y = y;
   a.ldy = ldy;
   a.ep = ep;
+  a.kc = pw.kc;
   return a;
 }
 

@@ -11,6 +11,7 @@
 //
 // This header deliberately has no include guard: it is meant to be included once per ISA TU.
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -229,6 +230,11 @@ void copy_panel(std::int64_t kc, const T* w, std::int64_t ldw, int cols, T* dst)
   }
 }
 
+// The W block kept in L2 per K-slice, and the most a thread's packed row block of x may take
+// (see run()).
+constexpr std::int64_t kL2BlockBytes = 640 << 10;
+constexpr std::int64_t kPackedXBytes = 4 << 20;
+
 // A thread's scratch buffer of at least `count` values, kept across calls.
 template <class T, int Which>
 T* scratch(std::int64_t count) {
@@ -247,11 +253,14 @@ template <class T, int W, int NV, int MR>
 void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
   constexpr int NR = W * NV;
   const Blocking<T>& blk = blocking_of<T>(family());
-  const std::int64_t MC = blk.mc, KC = blk.kc;
+  const std::int64_t MC = blk.mc;
+  // A packed w' fixes the K-slices; otherwise they are the family's, balanced.
+  const std::int64_t KC = !a.w_direct ? a.kc : balanced_kc(a.k, blk.kc);
   const std::int64_t m = a.m, n = a.n, k = a.k, ldx = a.ldx, ldw = a.ldw, ldy = a.ldy;
   const Epilogue ep = a.ep;
   const bool packed_w = !a.w_direct;
   const std::int64_t npad = (n + NR - 1) / NR * NR;
+  const std::int64_t elem = static_cast<std::int64_t>(sizeof(T));
   // This call's share of a packed W is streamed, not cache-resident, past about half an L2:
   // then the kernels prefetch the panels ahead.
   const int stream =
@@ -262,71 +271,93 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
   // at each k step alias one L1 set and keep evicting each other. Otherwise rows are read in
   // place (packing costs more than it saves, measured with bench/). A column-major x is read in
   // place: each k step's MR values are adjacent.
-  const bool aliasing = (ldx * static_cast<std::int64_t>(sizeof(T))) % 4096 == 0;
-  const bool pack_x = !a.x_colmajor && k > 0 && m > kWideRows && aliasing;
+  const bool pack_x = !a.x_colmajor && k > 0 && m > kWideRows &&
+                      rows_alias_in_l1(ldx, static_cast<std::int64_t>(sizeof(T)));
   const bool colx = a.x_colmajor || pack_x;
-  T* xbuf = pack_x ? scratch<T, 0>(MC * KC) : nullptr;
+  // A packed row block holds all K-slices when that fits the budget, so that it is packed once
+  // and reused by every column block; otherwise one slice, repacked per column block.
+  const std::int64_t mc_pad = (std::min(m, MC) + MR - 1) / MR * MR;
+  const bool whole_x = pack_x && mc_pad * k * elem <= kPackedXBytes;
+  T* xbuf = pack_x ? scratch<T, 0>(mc_pad * (whole_x ? k : KC)) : nullptr;
   T* wbuf = packed_w ? nullptr : scratch<T, 1>(KC * NR);
   alignas(64) T edge_bias[NR];
 
-  // K == 0 still runs one (empty) slice so that y = act(bias) is written.
-  for (std::int64_t pc = 0; pc < k || (pc == 0 && k == 0); pc += KC) {
-    const std::int64_t kc = k - pc < KC ? k - pc : KC;
-    const bool first = pc == 0, last = pc + kc >= k;
-    // Panel jr of this K-slice, and the distances between panels and between k steps.
-    const T* slice = packed_w ? a.w + pc * npad : a.w + pc * ldw;
-    const std::int64_t pstride = packed_w ? kc * NR : NR, ldp = packed_w ? NR : ldw;
-    for (std::int64_t ic = 0; ic < m; ic += MC) {
-      const std::int64_t mc = m - ic < MC ? m - ic : MC;
-      const T* xblock = a.x_colmajor ? a.x + ic + pc * ldx : a.x + ic * ldx + pc;
-      if (pack_x) pack_x_panels<T, MR>(mc, kc, xblock, ldx, xbuf);
-      // Row tile ir of this block: where it starts, and its stride (rows or k steps).
-      const std::int64_t xld = pack_x ? MR : ldx;
-      auto xtile = [&](std::int64_t ir) {
-        return pack_x ? xbuf + ir * kc : a.x_colmajor ? xblock + ir : xblock + ir * ldx;
-      };
-      for (std::int64_t jr = jp0; jr < jp1;) {
-        const T* panel = slice + jr * pstride;
-        const T* b = a.bias ? a.bias + jr * NR : nullptr;
-        T* yblock = a.y + ic * ldy + jr * NR;
-        // Few rows of a row-major x and enough full panels left: one tile over several panels
-        // (read in place: with so few rows each W value is used by this one call only).
-        if (NV == 2 && W > 1 && !colx && mc <= kWideRows && jr + kWidePanels <= jp1 &&
-            (jr + kWidePanels) * NR <= n) {
-          row_wide[mc - 1](kc, xblock, ldx, panel, pstride, ldp, yblock, ldy, b, first, last,
-                           NR, ep);
-          jr += kWidePanels;
-          continue;
-        }
-        const int nvalid = static_cast<int>(n - jr * NR < NR ? n - jr * NR : NR);
-        std::int64_t tile_ldp = ldp;
-        if (!packed_w && (mc > kWideRows || nvalid < NR)) {
-          // A direct panel is copied when its rows will be reused from L1 by several row tiles,
-          // or when it is the ragged last one (the kernels read whole vectors).
-          copy_panel<T, NR>(kc, panel, ldw, nvalid, wbuf);
-          panel = wbuf;
-          tile_ldp = NR;
-          if (b && nvalid < NR) {
-            for (int c = 0; c < NR; ++c) edge_bias[c] = c < nvalid ? b[c] : T(0);
-            b = edge_bias;
+  // When the rows of a row block span more y than fits beside W in L2, columns are taken in
+  // blocks of ncp panels, whose K-slice of W (kc x ncp*NR) stays in L2 while the MC rows sweep
+  // it, and the y block (MC x ncp*NR) stays in L2 across all K-slices: y then goes to memory
+  // once, not once per slice. (Small row counts keep one block: W streams through once anyway.)
+  const std::int64_t panels = jp1 - jp0;
+  const bool big_y = (m < MC ? m : MC) * panels * NR * elem > kL2BlockBytes;
+  const std::int64_t ncp =
+      !big_y ? panels : std::max<std::int64_t>(1, kL2BlockBytes / (KC * NR * elem));
+  for (std::int64_t ic = 0; ic < m; ic += MC) {
+    const std::int64_t mc = m - ic < MC ? m - ic : MC;
+    if (whole_x) {
+      for (std::int64_t pc = 0; pc < k; pc += KC) {
+        pack_x_panels<T, MR>(mc, k - pc < KC ? k - pc : KC, a.x + ic * ldx + pc, ldx,
+                             xbuf + pc * mc_pad);
+      }
+    }
+    for (std::int64_t jc = jp0; jc < jp1; jc += ncp) {
+      const std::int64_t jend = jc + ncp < jp1 ? jc + ncp : jp1;
+      // K == 0 still runs one (empty) slice so that y = act(bias) is written.
+      for (std::int64_t pc = 0; pc < k || (pc == 0 && k == 0); pc += KC) {
+        const std::int64_t kc = k - pc < KC ? k - pc : KC;
+        const bool first = pc == 0, last = pc + kc >= k;
+        // Panel jr of this K-slice, and the distances between panels and between k steps.
+        const T* slice = packed_w ? a.w + pc * npad : a.w + pc * ldw;
+        const std::int64_t pstride = packed_w ? kc * NR : NR, ldp = packed_w ? NR : ldw;
+        const T* xblock = a.x_colmajor ? a.x + ic + pc * ldx : a.x + ic * ldx + pc;
+        T* xpacked = whole_x ? xbuf + pc * mc_pad : xbuf;
+        if (pack_x && !whole_x) pack_x_panels<T, MR>(mc, kc, xblock, ldx, xpacked);
+        // Row tile ir of this block: where it starts, and its stride (rows or k steps).
+        const std::int64_t xld = pack_x ? MR : ldx;
+        auto xtile = [&](std::int64_t ir) {
+          return pack_x ? xpacked + ir * kc : a.x_colmajor ? xblock + ir : xblock + ir * ldx;
+        };
+        for (std::int64_t jr = jc; jr < jend;) {
+          const T* panel = slice + jr * pstride;
+          const T* b = a.bias ? a.bias + jr * NR : nullptr;
+          T* yblock = a.y + ic * ldy + jr * NR;
+          // Few rows of a row-major x and enough full panels left: one tile over several
+          // panels (read in place: with so few rows each W value is used by this call only).
+          if (NV == 2 && W > 1 && !colx && mc <= kWideRows && jr + kWidePanels <= jend &&
+              (jr + kWidePanels) * NR <= n) {
+            row_wide[mc - 1](kc, xblock, ldx, panel, pstride, ldp, yblock, ldy, b, first, last,
+                             NR, ep);
+            jr += kWidePanels;
+            continue;
           }
-        }
-        for (std::int64_t ir = 0; ir < mc; ir += MR) {
-          const int rows = static_cast<int>(mc - ir < MR ? mc - ir : MR);
-          // The next panels are prefetched once, by the first row tile; the others find this
-          // panel in L1.
-          const int prefetch = stream && ir == 0;
-          if (colx) {
-            Tiles<T, W, NV, MR, 1, true>::table[prefetch][rows - 1](
-                kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
-                last, nvalid, ep);
-          } else {
-            Tiles<T, W, NV, MR, 1, false>::table[prefetch][rows - 1](
-                kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
-                last, nvalid, ep);
+          const int nvalid = static_cast<int>(n - jr * NR < NR ? n - jr * NR : NR);
+          std::int64_t tile_ldp = ldp;
+          if (!packed_w && (mc > kWideRows || nvalid < NR)) {
+            // A direct panel is copied when its rows will be reused from L1 by several row
+            // tiles, or when it is the ragged last one (the kernels read whole vectors).
+            copy_panel<T, NR>(kc, panel, ldw, nvalid, wbuf);
+            panel = wbuf;
+            tile_ldp = NR;
+            if (b && nvalid < NR) {
+              for (int c = 0; c < NR; ++c) edge_bias[c] = c < nvalid ? b[c] : T(0);
+              b = edge_bias;
+            }
           }
+          for (std::int64_t ir = 0; ir < mc; ir += MR) {
+            const int rows = static_cast<int>(mc - ir < MR ? mc - ir : MR);
+            // The next panels are prefetched once, by the first row tile; the others find this
+            // panel in L1.
+            const int prefetch = stream && ir == 0;
+            if (colx) {
+              Tiles<T, W, NV, MR, 1, true>::table[prefetch][rows - 1](
+                  kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
+                  last, nvalid, ep);
+            } else {
+              Tiles<T, W, NV, MR, 1, false>::table[prefetch][rows - 1](
+                  kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
+                  last, nvalid, ep);
+            }
+          }
+          ++jr;
         }
-        ++jr;
       }
     }
   }
