@@ -62,11 +62,12 @@ def test_linear_backward_each_dim_through_the_blocks(isa, rng, dt, axis, size):
 
 
 @pytest.mark.parametrize("m,n,k", [(300, 70, 600), (2, 1000, 513), (700, 3, 1030),
-                                   (256, 256, 1024)],
+                                   (256, 256, 1024), (37, 1024, 45), (300, 512, 70)],
                          ids=["m300-n70-k600", "m2-n1000-k513", "m700-n3-k1030",
-                              "m256-n256-k1024"])
+                              "m256-n256-k1024", "m37-n1024-k45", "m300-n512-k70"])
 def test_linear_backward_several_slices_and_blocks(isa, rng, m, n, k):
-    # k = 1024: rows of x (the direct w operand of dW) 4 KiB apart, which the kernel copies.
+    # n = 1024 (f32) or 512 (f64): dy's rows 4 KiB apart, so the kernel packs x' both ways (dy
+    # row-major for dx, dy^T column-major for dW); k = 1024: x's rows 4 KiB apart.
     for dt in DTYPES.values():
         check_grads(*_case(rng, m, n, k, dt))
 

@@ -1,11 +1,12 @@
 """Cross-entropy (csrc/nn/loss.h) against a float64 reference: values and gradients over batch and
 class counts (0, 1, odd), extreme and non-finite logits, every reduction, and its errors.
 
-Bound: the kernel computes d_j = z_j - max in the logits' dtype (one rounding each, relative u),
-then log-sum-exp, the loss and the reduction in double, rounded once. So a row's loss is within
-u * (|z_t - max| + sum_j p_j |z_j - max|) + u * |loss| (plus the double arithmetic's own
-rounding, (c + 2) u_double (1 + |lse|)) of the exact value, and each gradient entry within
-p_j * (u |z_j - max| + E) + u * |g| (E: the row's log-sum-exp error). The tests use twice that."""
+Bound: the kernel computes d_j = z_j - max in the logits' dtype (one rounding each, relative u)
+and e_j = exp(d_j) in that dtype within 2 ulp (float32's polynomial; float64's std::exp is
+better), then the sum, log, loss and reduction in double, rounded once. So a row's log-sum-exp
+is within E = u * sum_j p_j |d_j| + 2u + (c + 2) u_double (1 + |lse|) of the exact value, its loss
+within u * |z_t - max| + E + u * |loss|, and each gradient entry p_j = e_j / sum within
+p_j * (u |d_j| + 2u + E) + u * |g|. The tests use twice that."""
 
 from __future__ import annotations
 
@@ -37,9 +38,9 @@ def _reference(z64, t, dt):
     u, ud, c = U[dt], U[np.float64], z64.shape[1]
     pd = np.where(p > 0, p * np.abs(d), 0.0)
     # the dtype's rounding of d, plus the double arithmetic (exp, c-term sum, log) after it
-    lse_err = u * pd.sum(axis=1) + (c + 2) * ud * (1 + np.abs(lse))
+    lse_err = u * pd.sum(axis=1) + 2 * u + (c + 2) * ud * (1 + np.abs(lse))
     loss_tol = 2 * (u * np.abs(d[rows, t]) + lse_err + u * np.abs(loss)) + 1e-300
-    grad_tol = 2 * (u * pd + p * (lse_err[:, None] + ud * np.abs(lse)[:, None]) + ud * pd
+    grad_tol = 2 * (u * pd + p * (2 * u + lse_err[:, None] + ud * np.abs(lse)[:, None]) + ud * pd
                     + u * np.abs(grad)) + 1e-300
     return loss, grad, loss_tol, grad_tol
 

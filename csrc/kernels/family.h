@@ -64,11 +64,16 @@ static inline std::int64_t balanced_kc(std::int64_t k, std::int64_t KC) {
   return (k + slices - 1) / slices;
 }
 
-// Whether the rows of a row-major x, ldx elements of `size` bytes apart, are a multiple of
-// 4 KiB apart: then the MR rows read at each k step alias one L1 set, and run() packs x.
-static inline bool rows_alias_in_l1(std::int64_t ldx, std::int64_t size) {
+// Whether x's leading stride (ldx elements of `size` bytes: between rows of a row-major x, k
+// steps of a column-major one) is a multiple of 4 KiB: then the lines a row tile reads alias one
+// L1 set, and run() packs x.
+static inline bool stride_aliases_in_l1(std::int64_t ldx, std::int64_t size) {
   return (ldx * size) % 4096 == 0;
 }
+
+// Row tiles of at most this many rows use the multi-panel tile (gemm_impl.h); products with so
+// few rows use each W value once, so a direct w' is read in place rather than packed.
+constexpr int kWideRows = 3;
 
 // The family's blocking and run() for one element type.
 //

@@ -76,8 +76,9 @@ void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedW
 // x(i, p) = x[i * ldx_row + p * ldx_col], w(j, p) = w[j * ldw_row + p * ldw_col]; b has n values
 // or is null; y as in gemm_ref. What the backward pass multiplies: dx = dy . W is x = dy,
 // w = W^T (ldw_row 1); dW = dy^T . x is x = dy^T (ldx_row 1), w = x^T (ldw_row 1). A row- or
-// column-major x and a w with ldw_row == 1 are read in place; other layouts are copied or
-// packed for the call. Same numerics as gemm_run (bitwise the same result as packing w first).
+// column-major x is read in place (other layouts are copied); w is packed for the call, except
+// for products of at most 3 rows with ldw_row == 1, which read it in place. Same numerics as
+// gemm_run (bitwise the same result as packing w first).
 template <class T>
 void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x,
                       std::int64_t ldx_row, std::int64_t ldx_col, const T* w,

@@ -197,12 +197,21 @@ struct Tiles {
 };
 
 // Packs rows [0, mc) x columns [0, kc) of x into MR-row panels, k-major: panel i holds
-// x[i*MR + r][p] at [p*MR + r]. Rows past mc in the last panel are left unset (never read).
+// x(i*MR + r, p) at [p*MR + r]. x is row-major (x(i, p) at x[i*ldx + p]) or column-major
+// (at x[p*ldx + i]: then each k step of a panel is one contiguous copy). Rows past mc in the last
+// panel are left unset (never read).
 template <class T, int MR>
-void pack_x_panels(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ldx, T* dst) {
+void pack_x_panels(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ldx, bool colmajor,
+                   T* dst) {
   for (std::int64_t i0 = 0; i0 < mc; i0 += MR) {
     const int rows = static_cast<int>(mc - i0 < MR ? mc - i0 : MR);
     T* panel = dst + i0 * kc;
+    if (colmajor) {
+      const T* src = x + i0;
+      for (std::int64_t p = 0; p < kc; ++p)
+        std::memcpy(panel + p * MR, src + p * ldx, sizeof(T) * static_cast<std::size_t>(rows));
+      continue;
+    }
     const T* src = x + i0 * ldx;
     if (rows == MR) {  // contiguous writes, MR read streams
       for (std::int64_t p = 0; p < kc; ++p)
@@ -214,14 +223,14 @@ void pack_x_panels(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ld
   }
 }
 
-// The multi-panel tile is used for row tiles of at most this many rows: with few rows, each
-// accumulator's FMA chain is latency-bound, so more columns are needed to fill the FMA units.
-constexpr int kWideRows = 3;
+// The multi-panel tile is used for row tiles of at most kWideRows (family.h) rows: with few
+// rows, each accumulator's FMA chain is latency-bound, so more columns are needed to fill the
+// FMA units.
 constexpr int kWidePanels = 4;
 
 // Copies panel columns [0, cols) of a direct w' (step p at w + p*ldw) into a contiguous kc x NR
-// panel, zero-padded past cols: what the micro-kernel reads when the panel is reused from L1
-// (the rows of w' may alias one cache set) or is the ragged last panel.
+// panel, zero-padded past cols: the ragged last panel, which the kernels (reading whole
+// vectors) cannot read in place.
 template <class T, int NR>
 void copy_panel(std::int64_t kc, const T* w, std::int64_t ldw, int cols, T* dst) {
   for (std::int64_t p = 0; p < kc; ++p) {
@@ -267,12 +276,12 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
       packed_w && (jp1 - jp0) * NR * k * static_cast<std::int64_t>(sizeof(T)) > (1 << 20);
   const auto& row_wide = Tiles<T, W, NV, MR, kWidePanels, false, kWideRows>::table[stream];
 
-  // A row-major x is packed only when its rows are a multiple of 4 KiB apart: then the rows read
-  // at each k step alias one L1 set and keep evicting each other. Otherwise rows are read in
-  // place (packing costs more than it saves, measured with bench/). A column-major x is read in
-  // place: each k step's MR values are adjacent.
-  const bool pack_x = !a.x_colmajor && k > 0 && m > kWideRows &&
-                      rows_alias_in_l1(ldx, static_cast<std::int64_t>(sizeof(T)));
+  // x is packed only when its leading stride is a multiple of 4 KiB: then the lines a row tile
+  // reads (its MR rows at each k step, or, column-major, its kc k steps) alias one L1 set and
+  // keep evicting each other. Otherwise x is read in place (packing costs more than it saves,
+  // measured with bench/): a column-major x's k steps hold MR adjacent values each.
+  const bool pack_x =
+      k > 0 && m > kWideRows && stride_aliases_in_l1(ldx, static_cast<std::int64_t>(sizeof(T)));
   const bool colx = a.x_colmajor || pack_x;
   // A packed row block holds all K-slices when that fits the budget, so that it is packed once
   // and reused by every column block; otherwise one slice, repacked per column block.
@@ -294,7 +303,8 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
     const std::int64_t mc = m - ic < MC ? m - ic : MC;
     if (whole_x) {
       for (std::int64_t pc = 0; pc < k; pc += KC) {
-        pack_x_panels<T, MR>(mc, k - pc < KC ? k - pc : KC, a.x + ic * ldx + pc, ldx,
+        const T* xs = a.x_colmajor ? a.x + ic + pc * ldx : a.x + ic * ldx + pc;
+        pack_x_panels<T, MR>(mc, k - pc < KC ? k - pc : KC, xs, ldx, a.x_colmajor,
                              xbuf + pc * mc_pad);
       }
     }
@@ -309,7 +319,7 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
         const std::int64_t pstride = packed_w ? kc * NR : NR, ldp = packed_w ? NR : ldw;
         const T* xblock = a.x_colmajor ? a.x + ic + pc * ldx : a.x + ic * ldx + pc;
         T* xpacked = whole_x ? xbuf + pc * mc_pad : xbuf;
-        if (pack_x && !whole_x) pack_x_panels<T, MR>(mc, kc, xblock, ldx, xpacked);
+        if (pack_x && !whole_x) pack_x_panels<T, MR>(mc, kc, xblock, ldx, a.x_colmajor, xpacked);
         // Row tile ir of this block: where it starts, and its stride (rows or k steps).
         const std::int64_t xld = pack_x ? MR : ldx;
         auto xtile = [&](std::int64_t ir) {
@@ -330,9 +340,7 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
           }
           const int nvalid = static_cast<int>(n - jr * NR < NR ? n - jr * NR : NR);
           std::int64_t tile_ldp = ldp;
-          if (!packed_w && (mc > kWideRows || nvalid < NR)) {
-            // A direct panel is copied when its rows will be reused from L1 by several row
-            // tiles, or when it is the ragged last one (the kernels read whole vectors).
+          if (!packed_w && nvalid < NR) {
             copy_panel<T, NR>(kc, panel, ldw, nvalid, wbuf);
             panel = wbuf;
             tile_ldp = NR;

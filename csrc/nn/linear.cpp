@@ -163,8 +163,8 @@ LinearGrads linear_backward_typed(const Tensor& x2, const Tensor& w, const Tenso
   const std::int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
   const T* dy = dy2.data<T>();  // m x n, contiguous
   LinearGrads g;
-  // Both products read their operands in place, as strided views (gemm_run_strided): nothing is
-  // transposed or packed per call, so a training step repacks only the forward's weight.
+  // Both products take their operands as strided views (gemm_run_strided): dy^T and x^T are
+  // never materialized, and the w' operand is packed straight from the view, by all threads.
   if (need_dx) {
     // dx (m x k) = dy . w: x' = dy (row-major), w' = w^T (w'(c, j) = w[j][c]).
     Tensor dx = Tensor::empty({m, k}, x2.dtype());

@@ -46,7 +46,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep = {
               PackCache* cache = nullptr);
 
 // The gradients of y = x . w^T + b given dy = dL/dy (of y's shape), on the same GEMM kernels
-// with the operands read in place (gemm_run_strided):
+// with the operands given as strided views (gemm_run_strided):
 //   dx = dy . w        (w^T as a strided view)
 //   dw = dy^T . x      (dy^T and x^T as strided views)
 //   db = sum of dy's rows (accumulated in double)

@@ -1,41 +1,142 @@
 #include "nn/loss.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "runtime/thread_pool.h"
 #include "tensor/errors.h"
 
 namespace lincore {
 namespace {
 
+// Four floats in a GCC vector: an SSE2 register on any x86-64, NEON or scalar code elsewhere.
+// Floating point reductions do not auto-vectorize (they would reorder the sum), so the row loops
+// below are written in vectors, in a fixed order: results depend on c only.
+typedef float F4 __attribute__((vector_size(16)));
+typedef std::int32_t I4 __attribute__((vector_size(16)));
+typedef double D2 __attribute__((vector_size(16)));
+
+inline F4 splat(float v) { return F4{v, v, v, v}; }
+inline F4 load4(const float* p) {
+  F4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store4(float* p, F4 v) { std::memcpy(p, &v, sizeof v); }
+
+// exp(x) for x <= 0 (or NaN), within 2 ulp: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 in
+// two parts), e^r by its Taylor polynomial to r^7 (truncation < 0.05 ulp), times 2^n built in
+// the exponent bits, in two factors so that results in the subnormal range round once. x < -104
+// gives 0 (e^-104 is below half the smallest subnormal); NaN gives NaN.
+inline F4 exp_nonpositive(F4 x) {
+  const I4 nan = x != x;
+  F4 v = x < splat(-104.0f) ? splat(-104.0f) : x;
+  v = v > splat(0.0f) ? splat(0.0f) : v;
+  // n = round(v / ln2): adding and subtracting 1.5 * 2^23 rounds to an integer (|v / ln2| <
+  // 2^22) without a rounding instruction, which SSE2 lacks.
+  const F4 fn = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const F4 r = (v - fn * 0.693145751953125f) - fn * 1.428606765330187045e-06f;
+  F4 p = splat(1.0f / 5040.0f);
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const I4 n = __builtin_convertvector(fn, I4);  // in [-150, 0]
+  const I4 n1 = n / 2, n2 = n - n1;               // each >= -75: normal scales
+  const F4 s1 = reinterpret_cast<F4>((n1 + 127) << 23);  // the bits of 2^n1
+  const F4 s2 = reinterpret_cast<F4>((n2 + 127) << 23);
+  const F4 e = p * s1 * s2;
+  return nan ? x : e;
+}
+
+inline float exp_nonpositive(float x) { return exp_nonpositive(splat(x))[0]; }
+
+// One row: the loss (in double) and, when grad is not null, softmax - onehot times scale.
+// e_j = exp(z_j - max) is computed once: the sum (in double), then p_j = e_j / sum. `e` is where
+// the e_j go: grad, or a scratch row.
+double row(const float* z, std::int64_t c, std::int64_t target, float* e, bool grad,
+           double scale) {
+  const std::int64_t c4 = c / 4 * 4;
+  // The max of the row (NaN is skipped here and poisons the sum below, as in PyTorch).
+  float mx = -std::numeric_limits<float>::infinity();
+  F4 m4 = splat(mx);
+  for (std::int64_t j = 0; j < c4; j += 4) {
+    const F4 v = load4(z + j);
+    m4 = v > m4 ? v : m4;
+  }
+  for (int l = 0; l < 4; ++l) mx = m4[l] > mx ? m4[l] : mx;
+  for (std::int64_t j = c4; j < c; ++j) mx = z[j] > mx ? z[j] : mx;
+  D2 s_lo = {0, 0}, s_hi = s_lo;
+  for (std::int64_t j = 0; j < c4; j += 4) {
+    const F4 ej = exp_nonpositive(load4(z + j) - mx);
+    store4(e + j, ej);
+    s_lo += D2{ej[0], ej[1]};
+    s_hi += D2{ej[2], ej[3]};
+  }
+  double s = (s_lo[0] + s_lo[1]) + (s_hi[0] + s_hi[1]);
+  for (std::int64_t j = c4; j < c; ++j) {
+    e[j] = exp_nonpositive(z[j] - mx);
+    s += static_cast<double>(e[j]);
+  }
+  const double loss = std::log(s) - static_cast<double>(z[target] - mx);
+  if (grad) {
+    const double inv = 1.0 / s;
+    const float factor = static_cast<float>(inv * scale);
+    const double e_target = static_cast<double>(e[target]);
+    for (std::int64_t j = 0; j < c; ++j) e[j] *= factor;
+    e[target] = static_cast<float>((e_target * inv - 1.0) * scale);
+  }
+  return loss;
+}
+
+double row(const double* z, std::int64_t c, std::int64_t target, double* e, bool grad,
+           double scale) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (std::int64_t j = 0; j < c; ++j) mx = z[j] > mx ? z[j] : mx;
+  double s = 0;
+  for (std::int64_t j = 0; j < c; ++j) {
+    e[j] = std::exp(z[j] - mx);
+    s += e[j];
+  }
+  const double loss = std::log(s) - (z[target] - mx);
+  if (grad) {
+    const double inv = 1.0 / s;
+    for (std::int64_t j = 0; j < c; ++j) e[j] = e[j] * inv * scale;
+    e[target] = (std::exp(z[target] - mx) * inv - 1.0) * scale;
+  }
+  return loss;
+}
+
+// Rows are independent: threads take ranges of them; the reduction adds the per-row losses in
+// row order afterwards, so the result does not depend on the thread count.
 template <class T>
 void rows(const Tensor& logits, const std::int64_t* t, Reduction reduction, T* losses, T* grad,
           double& total) {
   const std::int64_t n = logits.size(0), c = logits.size(1);
   const T* z = logits.data<T>();
   const double scale = reduction == Reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
-  total = 0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const T* zi = z + i * c;
-    // The max of the row (NaN is skipped here and poisons the sum below, as in PyTorch).
-    T mx = -std::numeric_limits<T>::infinity();
-    for (std::int64_t j = 0; j < c; ++j) mx = zi[j] > mx ? zi[j] : mx;
-    double s = 0;
-    for (std::int64_t j = 0; j < c; ++j) s += std::exp(static_cast<double>(zi[j] - mx));
-    const double lse = std::log(s);
-    const double loss = lse - static_cast<double>(zi[t[i]] - mx);
-    total += loss;
-    if (losses) losses[i] = static_cast<T>(loss);
-    if (grad) {
-      T* gi = grad + i * c;
-      for (std::int64_t j = 0; j < c; ++j) {
-        const double p = std::exp(static_cast<double>(zi[j] - mx) - lse);
-        gi[j] = static_cast<T>((j == t[i] ? p - 1.0 : p) * scale);
-      }
+  std::vector<double> per_row(static_cast<std::size_t>(n));
+  double* out = per_row.data();
+  const std::int64_t grain = std::max<std::int64_t>(1, (1 << 15) / std::max<std::int64_t>(c, 1));
+  parallel_for(n, grain, [=](std::int64_t i0, std::int64_t i1) {
+    std::vector<T> scratch(grad ? 0 : static_cast<std::size_t>(c));
+    for (std::int64_t i = i0; i < i1; ++i) {
+      T* e = grad ? grad + i * c : scratch.data();
+      out[i] = row(z + i * c, c, t[i], e, grad != nullptr, scale);
+      if (losses) losses[i] = static_cast<T>(out[i]);
     }
-  }
+  });
+  total = 0;
+  for (double v : per_row) total += v;
 }
 
 }  // namespace
