@@ -655,3 +655,17 @@ def test_optim_sgd_large_parameter_independent_of_thread_count(config, threads):
             return np.asarray(p.detach())
 
     assert np.array_equal(run(1), run(threads))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_optim_sgd_gradient_sharing_the_parameters_memory(momentum):
+    """p.grad = p.detach() views the parameter's own memory; the update must read the gradient
+    as it was before writing (the C++ loop assumes no overlap, so it reads a copy)."""
+    rng = np.random.default_rng(5)
+    start = rng.standard_normal((70, 90)).astype(np.float32)
+    p, q = Parameter(lincore.tensor(start)), Parameter(lincore.tensor(start))
+    p.grad = p.detach()                      # shares p's storage
+    q.grad = lincore.tensor(start.copy())    # the same values, separate memory
+    for param in (p, q):
+        SGD([param], lr=0.1, momentum=momentum).step()
+    assert np.array_equal(np.asarray(p.detach()), np.asarray(q.detach()))
