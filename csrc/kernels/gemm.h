@@ -56,10 +56,12 @@ struct PackedWeight {
 
 // Packs w (n x k: element [j][p] at w[j * ldw + p * ldw_col]) and b (n values or nullptr) for the
 // kernel family in use. Any strides: a transposed view packs directly (the backward pass packs
-// W^T and x^T this way).
+// W^T and x^T this way). `recycled`, when given, is a previous pack that nobody else holds any
+// more: its buffers are written again if they have the right size (a weight repacked after
+// each optimizer step stays in the same, cache-warm memory, with no allocation).
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b, std::int64_t ldw_col = 1);
+                          const T* b, std::int64_t ldw_col = 1, PackedWeight<T> recycled = {});
 
 // y = act(x . w^T + b) with w given packed. Same contract as gemm_ref. Splits the work over the
 // thread pool when it is large enough to gain; call from any thread.

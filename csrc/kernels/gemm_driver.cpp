@@ -37,7 +37,7 @@ constexpr std::int64_t kPackParallelElements = 1 << 17;
 
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b, std::int64_t ldw_col) {
+                          const T* b, std::int64_t ldw_col, PackedWeight<T> recycled) {
   PackedWeight<T> pw;
   pw.family = detail::active_family_index();
   const auto& family = detail::family_at(pw.family);
@@ -47,7 +47,9 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   pw.nr = blk.nr;
   pw.kc = static_cast<int>(detail::balanced_kc(k, blk.kc));
   const std::int64_t npad = pw.npad(), nr = pw.nr, panels = npad / nr;
-  pw.data = aligned_array<T>(npad * k);
+  const bool reuse = recycled.data && recycled.data.use_count() == 1 &&
+                     recycled.family == pw.family && recycled.npad() * recycled.k == npad * k;
+  pw.data = reuse ? std::move(recycled.data) : aligned_array<T>(npad * k);
   T* dst = pw.data.get();
   detail::PackFn<T> pack_fn = nullptr;  // the family's own packing routine, when it has one
   if constexpr (std::is_same_v<T, float>) {
@@ -93,7 +95,8 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
     }
   });
   if (b) {
-    pw.bias = aligned_array<T>(npad);
+    const bool reuse_bias = reuse && recycled.bias && recycled.bias.use_count() == 1;
+    pw.bias = reuse_bias ? std::move(recycled.bias) : aligned_array<T>(npad);
     std::memcpy(pw.bias.get(), b, sizeof(T) * n);
     std::memset(pw.bias.get() + n, 0, sizeof(T) * (npad - n));
   }
@@ -267,9 +270,11 @@ template void gemm_run_strided<double>(std::int64_t, std::int64_t, std::int64_t,
                                        std::int64_t, const double*, double*, std::int64_t,
                                        Epilogue);
 template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,
-                                              std::int64_t, const float*, std::int64_t);
+                                              std::int64_t, const float*, std::int64_t,
+                                              PackedWeight<float>);
 template PackedWeight<double> gemm_pack<double>(std::int64_t, std::int64_t, const double*,
-                                                std::int64_t, const double*, std::int64_t);
+                                                std::int64_t, const double*, std::int64_t,
+                                                PackedWeight<double>);
 template void gemm_run<float>(std::int64_t, const float*, std::int64_t, const PackedWeight<float>&,
                               float*, std::int64_t, Epilogue);
 template void gemm_run<double>(std::int64_t, const double*, std::int64_t,

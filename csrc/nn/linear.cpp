@@ -32,16 +32,25 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   key.family = detail::active_family_index();
   key.dtype = dtype_of<T>();
   const bool trusted = w.storage()->versioned() && (!b || b->storage()->versioned());
+  PackedWeight<T> recycled;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (trusted && packed_ && key == key_) {
       return std::static_pointer_cast<const PackedWeight<T>>(packed_);
     }
+    // A stale pack that no caller holds any more (checked under the lock, so no one can take
+    // it now) lends its buffers to the new one.
+    if (packed_ && packed_.use_count() == 1 && key_.dtype == key.dtype) {
+      recycled = *std::static_pointer_cast<const PackedWeight<T>>(packed_);
+      packed_.reset();
+      key_ = Key{};
+      bytes_ = 0;
+    }
   }
   Tensor bc = b ? b->contiguous() : Tensor();
   auto packed = std::make_shared<PackedWeight<T>>(
       gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.strides()[0], b ? bc.data<T>() : nullptr,
-                   w.strides()[1]));
+                   w.strides()[1], std::move(recycled)));
   std::lock_guard<std::mutex> lock(mutex_);
   key_ = key;
   packed_ = packed;
