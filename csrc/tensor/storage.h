@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 
 namespace lincore {
@@ -43,9 +44,16 @@ class Storage {
     exports_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
+  // owned: data came from std::aligned_alloc and is freed with the storage; otherwise `owner`
+  // keeps it alive.
   Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable, bool owned)
       : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable),
         owned_(owned) {}
+  ~Storage() {
+    if (owned_) std::free(data_);
+  }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
 
  private:
   void* data_;
