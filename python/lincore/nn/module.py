@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
@@ -18,25 +17,28 @@ from .parameter import Parameter
 _plan_tokens = itertools.count(1)
 
 # A seqlock between load_state_dict and forward, process-wide: a load makes the epoch odd while
-# it copies weights and even again after. A forward that overlapped a load (the epoch was odd,
-# or changed while it ran: its kernels may have packed half-copied weights, or some layers old
-# and some new) runs again, so every result comes from one set of weights. A half-copied pack
-# never survives: its cache key holds the storage version from before the copy, which the copy
-# then bumps. Forwards pay two reads of an int.
-_load_lock = threading.Lock()
+# it copies weights (holding _load_lock) and even again after. A forward that overlapped a load
+# (the epoch was odd, or changed while it ran: its kernels may have packed half-copied weights,
+# or some layers old and some new) runs again, so every result comes from one set of weights.
+# The second run holds _load_lock, so loads wait for it: a thread that loads in a loop cannot
+# starve forwards (with retries alone, a forward racing back-to-back loads could retry for
+# minutes). A half-copied pack never survives: its cache key holds the storage version from
+# before the copy, which the copy then bumps. Forwards pay two reads of an int. The lock is
+# reentrant: a forward run under it may call other modules' forwards.
+_load_lock = threading.RLock()
 _load_epoch = [0]
 
 
 def consistent(compute: Callable[[], Any]) -> Any:
-    """compute(), re-run until no load_state_dict overlapped it."""
-    while True:
-        epoch = _load_epoch[0]
-        if epoch & 1:
-            time.sleep(0)  # a load is copying: let it finish
-            continue
+    """compute() from one set of weights: run once optimistically, and if a load_state_dict
+    overlapped it, again with loads held off."""
+    epoch = _load_epoch[0]
+    if not epoch & 1:
         result = compute()
         if _load_epoch[0] == epoch:
             return result
+    with _load_lock:
+        return compute()
 
 
 class IncompatibleKeys(NamedTuple):
