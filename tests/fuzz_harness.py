@@ -1164,6 +1164,12 @@ def child_setup(memory_mb: int, inject: str | None = None) -> None:
         try:
             import resource
             limit = memory_mb * 2 ** 20
+            if os.environ.get("LINCORE_SANITIZED") == "1":
+                # AddressSanitizer (.ci/sanitize) has already reserved terabytes of shadow address
+                # space, so an absolute cap would only make its next mmap fail at start-up: cap
+                # the growth from here instead.
+                with open("/proc/self/statm") as f:
+                    limit += int(f.read().split()[0]) * resource.getpagesize()
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ImportError, ValueError, OSError):
             pass

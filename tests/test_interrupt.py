@@ -14,6 +14,7 @@ import time
 import pytest
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+SANITIZED = os.environ.get("LINCORE_SANITIZED") == "1"
 
 CHILD = textwrap.dedent("""
     import sys, time
@@ -62,7 +63,11 @@ def test_interrupt_long_call_raises_keyboard_interrupt_promptly(kind, threads):
             line = child.stdout.readline().split()
             latency = time.perf_counter() - sent
             assert line and line[0] == "interrupted", (line, child.stderr.read())
-            assert latency < 1.5, f"KeyboardInterrupt came {latency:.2f} s after SIGINT"
+            # Under ASan (.ci/sanitize) the instrumented kernels are tens of times slower, so the
+            # chunks between interrupt checks take seconds (measured 8.9 s): there only the
+            # interrupt itself and the module's state afterwards are checked.
+            if not SANITIZED:
+                assert latency < 1.5, f"KeyboardInterrupt came {latency:.2f} s after SIGINT"
             assert child.stdout.readline().split() == ["usable", "True"]
             assert child.wait(timeout=60) == 0
         finally:
