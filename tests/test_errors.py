@@ -188,6 +188,29 @@ def test_tensor_converts_huge_int_to_float_dtype(dtype):
     assert t.tolist() == [float(2 ** 70), 1.0]
 
 
+@pytest.mark.parametrize("make", [
+    lambda a: lincore.tensor(a), lambda a: lincore.tensor(a, dtype=lincore.int64),
+    lambda a: lincore.as_tensor(a), lambda a: lincore.tensor(a[1]),
+], ids=["tensor", "tensor-int64", "as_tensor", "scalar"])
+@pytest.mark.parametrize("byteorder", ["=", ">"], ids=["native", "big-endian"])
+def test_uint64_too_big_for_int64_is_an_error_not_a_wrap(make, byteorder):
+    # lincore has no uint64: such data becomes int64, where 2**63 would wrap to -2**63
+    # (PyTorch keeps a uint64 tensor). An error that names the value, never a silent wrap.
+    a = np.array([1, 2 ** 63, 2 ** 64 - 1], dtype=np.dtype(np.uint64).newbyteorder(byteorder))
+    with pytest.raises(ValueError, match=r"uint64 to lincore.int64: it holds "
+                                         r"(9223372036854775808|18446744073709551615)"):
+        make(a)
+
+
+def test_uint64_that_fits_converts_exactly():
+    a = np.array([0, 7, 2 ** 63 - 1], dtype=np.uint64)
+    t = lincore.tensor(a)
+    assert t.dtype is lincore.int64 and t.tolist() == [0, 7, 2 ** 63 - 1]
+    assert lincore.tensor(np.array([2 ** 64 - 1], np.uint64), dtype=lincore.float64).tolist() \
+        == [float(2 ** 64 - 1)]
+    assert lincore.tensor(np.zeros((0, 3), np.uint64)).shape == (0, 3)
+
+
 # --- Linear constructor ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, name", [((-1, 4), "in_features"), ((4, -1), "out_features"),

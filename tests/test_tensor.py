@@ -21,8 +21,20 @@ import lincore
     ([], lincore.float32, (0,)),
     ([[], []], lincore.float32, (2, 0)),
     (((1, 2), (3, 4)), lincore.int64, (2, 2)),
+    # A leaf with a 64-bit float type of its own makes the whole tensor float64 (PyTorch
+    # 2.13: torch.tensor([1, np.float64(2.5)]).dtype is torch.float64); other numpy scalars
+    # go to their closest lincore type, and Python floats stay float32.
+    ([1, np.float64(2.5)], lincore.float64, (2,)),
+    ([[np.float64(1)], [2.0]], lincore.float64, (2, 1)),
+    ([True, np.float64(2)], lincore.float64, (2,)),
+    ([np.float32(1.5), 2], lincore.float32, (2,)),
+    ([np.int32(1), 2.5], lincore.float32, (2,)),
+    ([np.float16(1)], lincore.float32, (1,)),
+    ([np.int64(3), np.int32(4)], lincore.int64, (2,)),
+    ([np.bool_(True)], lincore.bool, (1,)),
 ], ids=["ints", "floats", "bools", "mixed_float", "bool_int", "int_scalar", "float_scalar",
-        "bool_scalar", "empty", "empty_rows", "tuples"])
+        "bool_scalar", "empty", "empty_rows", "tuples", "np_f64_leaf", "np_f64_nested",
+        "bool_np_f64", "np_f32_leaf", "np_i32_float", "np_f16", "np_ints", "np_bool"])
 def test_tensor_dtype_inference_like_torch(data, dtype, shape):
     t = lincore.tensor(data)
     assert t.dtype is dtype
@@ -37,6 +49,13 @@ def test_tensor_from_numpy_keeps_dtype_and_copies(np_dtype):
     assert t.dtype._np == np.dtype(np_dtype)
     np.asarray(t)[0, 0] = 1
     assert a[0, 0] == 0  # tensor() copies
+
+
+def test_tensor_of_float64_tensor_leaves_is_float64():
+    # torch.tensor([torch.tensor(1., dtype=torch.float64)]).dtype is torch.float64
+    leaves = [lincore.tensor(1.5, dtype=lincore.float64), 2.0]
+    assert lincore.tensor(leaves).dtype is lincore.float64
+    assert lincore.tensor([lincore.tensor(1.5), 2.0]).dtype is lincore.float32
 
 
 def test_tensor_explicit_dtype_converts():

@@ -22,7 +22,9 @@ def wrap_array(arr: np.ndarray) -> Tensor:
     arr = np.asarray(arr)
     d = from_numpy_dtype(arr.dtype)
     if d is None:
-        arr = arr.astype(_closest_dtype(arr.dtype)._np)
+        wide = arr.astype(_closest_dtype(arr.dtype)._np)
+        _check_fits(arr, _closest_dtype(arr.dtype))  # after the allocation: see copy_array
+        arr = wide
     elif not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if not arr.flags.writeable or arr.ctypes.data % max(arr.itemsize, 1):
@@ -36,10 +38,26 @@ def copy_array(arr: np.ndarray, d: dtype | None = None) -> Tensor:
     if d is None:
         d = from_numpy_dtype(arr.dtype) or _closest_dtype(arr.dtype)
     out = _core._empty(list(arr.shape), d._code)
+    # Checked once the output is allocated: a broadcast view can stand for more elements than
+    # memory holds, and scanning it would never end; the allocation fails fast instead.
+    _check_fits(arr, d)
     if out.numel():
         with np.errstate(all="ignore"):
             np.asarray(out)[...] = arr
     return out
+
+
+def _check_fits(arr: np.ndarray, d: dtype) -> None:
+    """lincore has no unsigned 64-bit type: uint64 data goes to int64, which cannot hold values
+    of 2**63 and up. Those would wrap to negative numbers, so they are an error instead."""
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and d is int64 and arr.size:
+        big = int(arr.max())
+        if big > np.iinfo(np.int64).max:
+            raise ValueError(
+                f"can't convert np.ndarray of type numpy.uint64 to lincore.int64: it holds "
+                f"{big}, and int64 holds at most {np.iinfo(np.int64).max} (convert to a "
+                "floating dtype, or reduce the values)"
+            )
 
 
 def _closest_dtype(np_dtype: np.dtype) -> dtype:
@@ -64,7 +82,10 @@ def _check_dtype(d: Any, where: str) -> dtype | None:
 
 def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
     """Walks nested sequences; returns (shape, flat leaves, kind) where kind is the highest of
-    0 bool, 1 int, 2 float. Raises PyTorch's errors for ragged or non-numeric data."""
+    0 bool, 1 int, 2 float, 3 double. A leaf that carries a 64-bit float type of its own (a
+    numpy float64 scalar, a float64 tensor) makes it double, as PyTorch's inference does; a
+    Python float stays the default float32. Raises PyTorch's errors for ragged or non-numeric
+    data."""
     shape: list[int] = []
     probe = data
     while _is_sequence(probe):
@@ -90,7 +111,11 @@ def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
         if isinstance(v, Tensor):
             if v.numel() != 1:
                 raise ValueError("only one element tensors can be converted to Python scalars")
+            if v.dtype is float64:
+                kind = 3
             v = v.item()
+        elif isinstance(v, np.floating) and v.itemsize > 4:
+            kind = 3
         if isinstance(v, (bool, np.bool_)):
             flat.append(bool(v))
         elif isinstance(v, (numbers.Integral,)):
@@ -98,7 +123,7 @@ def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
             kind = max(kind, 1)
         elif isinstance(v, numbers.Real):
             flat.append(float(v))
-            kind = 2
+            kind = max(kind, 2)
         else:
             pos = "".join(f"[{i}]" for i in where)
             raise TypeError(
@@ -169,10 +194,10 @@ def tensor(data: Any, dtype: dtype | None = None, requires_grad: bool = False) -
         shape, flat, kind = _parse_nested(data)
         if dtype is None:
             # No elements at all (an empty list) gives the default float32, as in PyTorch.
-            dtype = (bool_, int64, float32)[kind] if flat else float32
+            dtype = (bool_, int64, float32, float64)[kind] if flat else float32
         # Values are gathered in float64 when the data or the target is floating point (a huge
         # int is fine there, as in PyTorch), else in int64, where it overflows.
-        gather = np.float64 if kind == 2 or dtype.is_floating_point else np.int64
+        gather = np.float64 if kind >= 2 or dtype.is_floating_point else np.int64
         try:
             with np.errstate(all="ignore"):
                 arr = np.array(flat, dtype=gather)
