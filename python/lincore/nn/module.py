@@ -15,6 +15,17 @@ from .._creation import as_tensor
 from .parameter import Parameter
 
 _plan_tokens = itertools.count(1)
+# The last token handed out, by any module: while it stays the same, no module anywhere has
+# changed, and a Sequential can use its compiled plan without rebuilding its key (which reads
+# every child's token: most of a small model's call overhead).
+_last_token = [0]
+
+
+def new_plan_token() -> int:
+    token = next(_plan_tokens)
+    _last_token[0] = token
+    return token
+
 
 # A seqlock between load_state_dict and forward, process-wide: a load makes the epoch odd while
 # it copies weights (holding _load_lock) and even again after. A forward that overlapped a load
@@ -55,7 +66,7 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+        object.__setattr__(self, "_plan_token", new_plan_token())
 
     # -- attribute registration --------------------------------------------------------------
     # Parameters and submodules live in _parameters / _modules (what traversal and state_dict
@@ -92,7 +103,7 @@ class Module:
 
     def _changed(self) -> None:
         """Marks the module as changed: a compiled Sequential plan holding it is rebuilt."""
-        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+        object.__setattr__(self, "_plan_token", new_plan_token())
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
@@ -319,7 +330,7 @@ class Module:
             object.__setattr__(self, name, cls())
         # Plan tokens come from a per-process counter: take a fresh one, so that a token saved
         # in another process never matches one handed out here.
-        object.__setattr__(self, "_plan_token", next(_plan_tokens))
+        object.__setattr__(self, "_plan_token", new_plan_token())
 
     def to_torch(self) -> Any:
         """The equivalent torch.nn module, with copies of the weights (imports torch).
