@@ -192,8 +192,11 @@ def _forward_recorded(plan: Any, x: Any, params: list) -> Any:
     """The training forward of a compiled run of layers, recorded as one graph node whose
     backward is one C++ call over the whole run."""
     y, tape = plan.forward_train(x)
-    need = [p is not None and p.requires_grad for p in params]
-    name = plan.__dict__["last_node"] or linear_node_name(y.dim(), plan.__dict__["last_bias"])
+    # Read from the attribute dicts, not through properties: at batch 1 this whole function is
+    # the overhead of a recorded call, a few microseconds.
+    need = [p is not None and p.__dict__.get("_requires_grad", False) for p in params]
+    info = plan.__dict__
+    name = info["last_node"] or linear_node_name(y.dim(), info["last_bias"])
 
     def backward(g: Any) -> tuple:
         dx, grads = plan.backward(tape, wrap_array(g), x.requires_grad, need)
