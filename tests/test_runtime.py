@@ -206,3 +206,43 @@ def test_runtime_load_state_dict_racing_forward_sees_old_or_new(kind):
     threads[0].join(timeout=60)
     assert not any(t.is_alive() for t in threads), "a thread hung"
     assert not bad, f"{len(bad)} forward results mixed old and new weights"
+
+
+def test_runtime_threads_backward_into_shared_parameters_accumulates_every_gradient():
+    # 8 threads run backward through one shared model at once, each a few times: every
+    # gradient must reach .grad (none lost to a race between two accumulations), as PyTorch's
+    # AccumulateGrad guarantees. All backward passes see the same input, so every addend is the
+    # same and the order of the additions cannot change the sum: it is compared bitwise with the
+    # same number of backward passes made one after another.
+    rng = np.random.default_rng(11)
+    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 64))
+    x = lincore.tensor(rng.standard_normal((128, 256)).astype(np.float32))
+    y = lincore.tensor(rng.integers(0, 64, 128))
+    loss_fn = nn.CrossEntropyLoss()
+    threads_n, rounds = 8, 4
+
+    for _ in range(threads_n * rounds):
+        loss_fn(model(x), y).backward()
+    expected = [np.asarray(p.grad).copy() for p in model.parameters()]
+    model.zero_grad()
+
+    errors: list[str] = []
+    barrier = threading.Barrier(threads_n)
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            for _ in range(rounds):
+                loss_fn(model(x), y).backward()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors
+    for p, want in zip(model.parameters(), expected):
+        assert np.array_equal(np.asarray(p.grad), want)

@@ -9,6 +9,8 @@ graph raises PyTorch's error.
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -71,6 +73,19 @@ class Node:
         return f"<{self.name()} object at {id(self):#x}>"
 
 
+_accumulate_lock = threading.Lock()
+
+
+def _new_accumulate_lock() -> None:
+    # A fork while another thread held the lock would leave it held in the child for ever.
+    global _accumulate_lock
+    _accumulate_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_accumulate_lock)
+
+
 class AccumulateGrad(Node):
     """The sink of a leaf tensor that requires grad: adds incoming gradients to its .grad."""
 
@@ -83,6 +98,14 @@ class AccumulateGrad(Node):
         self._backward = None
 
     def accumulate(self, grad: Any) -> None:
+        # Backward passes in several threads may reach one leaf at once (a shared model): the
+        # check-then-adopt and the in-place add (numpy drops the GIL for it) must not interleave,
+        # or a gradient is lost. One lock for all leaves: it is held for a few microseconds per
+        # leaf and backward pass, and uncontended in a single-threaded program.
+        with _accumulate_lock:
+            self._accumulate(grad)
+
+    def _accumulate(self, grad: Any) -> None:
         v = self.variable
         if (v.grad is None and isinstance(grad, Tensor) and grad.dtype is v.dtype
                 and tuple(grad._shape) == tuple(v._shape) and grad.is_contiguous()):
