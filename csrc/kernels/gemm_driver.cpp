@@ -33,7 +33,7 @@ using detail::run_of;
 }  // namespace
 
 // Packing is a pass over memory: threads take ranges of panels once it is this big (elements).
-constexpr std::int64_t kPackParallelElements = 1 << 17;
+constexpr std::int64_t kPackParallelElements = 1 << 15;
 
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
@@ -126,6 +126,35 @@ GemmArgs<T> row_range(const GemmArgs<T>& a, std::int64_t i0, std::int64_t i1) {
   return r;
 }
 
+// Chunks [0, chunks) dealt to nt threads: thread t owns [chunks*t/nt, chunks*(t+1)/nt), takes
+// its own in order, then the ones the others have not taken yet.
+class ChunkQueues {
+ public:
+  static constexpr int kMaxThreads = 256;
+  ChunkQueues(int nt, std::int64_t chunks) : nt_(std::min(nt, kMaxThreads)) {
+    for (int t = 0; t < nt_; ++t) {
+      next_[t].store(chunks * t / nt_, std::memory_order_relaxed);
+      end_[t] = chunks * (t + 1) / nt_;
+    }
+  }
+  // The next chunk for thread t, or -1 when none is left.
+  std::int64_t next(int t) {
+    for (int i = 0; i < nt_; ++i) {
+      const int q = (t + i) % nt_;
+      if (next_[q].load(std::memory_order_relaxed) >= end_[q]) continue;
+      const std::int64_t c = next_[q].fetch_add(1, std::memory_order_relaxed);
+      if (c < end_[q]) return c;
+    }
+    return -1;
+  }
+
+ private:
+  int nt_;
+  struct alignas(64) Cursor : std::atomic<std::int64_t> {};  // one cache line each
+  Cursor next_[kMaxThreads];
+  std::int64_t end_[kMaxThreads];
+};
+
 // Runs one product on the family that packed (or, for a direct w', is active), split over the
 // thread pool when it is large enough to gain.
 template <class T>
@@ -159,18 +188,20 @@ void run_product(const detail::KernelFamily& family, const GemmArgs<T>& a, bool 
     return;
   }
   nt = std::max(nt, 1);
-  // The work is cut into a few chunks per thread, taken from a shared counter: a thread that
-  // starts late (its core busy with another library's spinning pool, say) finds the work done
-  // by the others instead of holding everyone up. Thread t's first chunk is chunk t, so in a
-  // quiet process each thread keeps the same columns call after call.
+  // The work is cut into a few chunks per thread. Thread t owns a contiguous run of them, the
+  // same on every call, so that in a quiet process it keeps the same columns (or rows) call
+  // after call, and finds them in its core's cache; the same split as gemm_pack's and the
+  // optimizers' passes over a weight. A thread that is done takes the chunks another has not
+  // started yet: one that starts late (its core busy with another library's spinning pool, say)
+  // then finds its work done by the others instead of holding everyone up.
   const std::int64_t units = split_columns ? panels : (a.m + mr - 1) / mr;
   const std::int64_t target_chunks =
       interruptible ? std::max<std::int64_t>(4 * nt, static_cast<std::int64_t>(flops / 2e10) * nt)
                     : 4 * nt;
   const std::int64_t chunks = std::min<std::int64_t>(units, target_chunks);
-  std::atomic<std::int64_t> next{nt};
+  ChunkQueues queues(nt, chunks);
   parallel_run(nt, [&](int t) {
-    for (std::int64_t c = t; c < chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+    for (std::int64_t c = queues.next(t); c >= 0; c = queues.next(t)) {
       if (interruptible && interrupt_requested()) return;  // the caller throws below
       const std::int64_t u0 = units * c / chunks, u1 = units * (c + 1) / chunks;
       if (split_columns) {
