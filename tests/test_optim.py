@@ -586,11 +586,12 @@ def test_optim_step_on_integer_parameter_changes_nothing():
     assert opt.state_dict()["state"] == {}
 
 
-def test_optim_step_on_read_only_parameter_changes_nothing():
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_optim_step_on_read_only_parameter_changes_nothing(name):
     frozen = np.ones(3, np.float32)
     frozen.flags.writeable = False
     p = [Parameter(lincore.ones(3)), Parameter(lincore.from_numpy(frozen))]
-    opt = Adam(p)
+    opt = LINCORE_OPTIM[name](p, lr=0.1)
     set_grads(p, [np.ones(3, np.float32), np.ones(3, np.float32)])
     with pytest.raises(RuntimeError, match="parameter 1 borrows a read-only buffer"):
         opt.step()
@@ -669,3 +670,64 @@ def test_optim_sgd_gradient_sharing_the_parameters_memory(momentum):
     for param in (p, q):
         SGD([param], lr=0.1, momentum=momentum).step()
     assert np.array_equal(np.asarray(p.detach()), np.asarray(q.detach()))
+
+
+SGD_CONFIGS = {
+    "plain": dict(lr=0.1),
+    "momentum": dict(lr=0.1, momentum=0.9),
+    "nesterov-wd": dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
+    "dampening-maximize": dict(lr=0.02, momentum=0.5, dampening=0.3, maximize=True),
+}
+
+
+@pytest.mark.parametrize("config", sorted(SGD_CONFIGS))
+def test_optim_sgd_one_group_in_one_call_equals_the_per_parameter_step(config):
+    """One param group is stepped in one C++ call (sgd_step_group); two groups take the
+    per-parameter path. Same updates, bitwise, including skipped parameters (grad None) and the
+    momentum buffers created on the first step."""
+    rng = np.random.default_rng(11)
+    shapes = [(7, 5), (5,), (1, 33), (0, 4), (3,)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+
+    def run(split):
+        p = make_params(start)
+        groups = [{"params": p[:2]}, {"params": p[2:]}] if split else p
+        opt = SGD(groups, **SGD_CONFIGS[config])
+        for step, gs in enumerate(grads):
+            set_grads(p, gs)
+            p[3 if step else 1].grad = None  # skipped: no update, and no state on its first
+            opt.step()
+        return arrays(p), {k: v.copy() for k, v in state_arrays(opt).items()}
+
+    (p1, s1), (p2, s2) = run(False), run(True)
+    for a, b in zip(p1, p2):
+        np.testing.assert_array_equal(a, b)
+    assert s1.keys() == s2.keys()
+    for key in s1:
+        np.testing.assert_array_equal(s1[key], s2[key])
+
+
+def test_optim_sgd_parameters_sharing_memory_are_updated_one_after_the_other():
+    """Two parameters over one storage: the one-call step refuses the group (it would read
+    stale values) and the per-parameter path runs, as with two groups."""
+    def run(split):
+        a = Parameter(lincore.ones(4))
+        b = Parameter(a.detach())
+        a.grad, b.grad = lincore.full((4,), 0.5), lincore.full((4,), 2.0)
+        SGD([{"params": [a]}, {"params": [b]}] if split else [a, b], lr=0.1,
+            momentum=0.9).step()
+        return np.asarray(a.detach()).copy()
+
+    np.testing.assert_array_equal(run(False), run(True))
+    np.testing.assert_allclose(run(False), 1 - 0.1 * 0.5 - 0.1 * 2.0, rtol=1e-6)
+
+
+def test_optim_sgd_non_contiguous_momentum_state_raises_like_the_per_parameter_step():
+    p = make_params([np.ones((3, 4), np.float32)])
+    opt = SGD(p, lr=0.1, momentum=0.9)
+    set_grads(p, [np.ones((3, 4), np.float32)])
+    opt.step()
+    opt.state[p[0]]["momentum_buffer"] = lincore.ones(4, 3).transpose(0, 1)
+    with pytest.raises((RuntimeError, ValueError), match="contiguous"):
+        opt.step()

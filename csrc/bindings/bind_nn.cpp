@@ -132,6 +132,49 @@ void register_nn(py::module_& m) {
       py::arg("weight_decay"), py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"),
       py::arg("maximize"), "One torch.optim.SGD step on one parameter, in place");
 
+  m.def(
+      "sgd_step_group",
+      [](const py::list& params, const py::list& grads, const py::list& bufs, double lr,
+         double weight_decay, double momentum, double dampening, bool nesterov,
+         bool maximize) -> py::object {
+        // Items whose grad is None are skipped; anything that is not a tensor where one is
+        // expected refuses the whole group (None), and the caller's checks say what is wrong.
+        std::vector<SgdItem> items;
+        std::vector<std::size_t> where;
+        if (grads.size() != params.size() || bufs.size() != params.size()) return py::none();
+        for (std::size_t i = 0; i < params.size(); ++i) {
+          if (grads[i].is_none()) continue;
+          if (!py::isinstance<Tensor>(params[i]) || !py::isinstance<Tensor>(grads[i]) ||
+              !(bufs[i].is_none() || py::isinstance<Tensor>(bufs[i]))) {
+            return py::none();
+          }
+          SgdItem it{params[i].cast<Tensor>(), grads[i].cast<Tensor>(), std::nullopt};
+          if (!bufs[i].is_none()) it.buf = bufs[i].cast<Tensor>();
+          items.push_back(std::move(it));
+          where.push_back(i);
+        }
+        SgdOptions o{lr, weight_decay, momentum, dampening, nesterov, maximize};
+        bool done = false;
+        {
+          py::gil_scoped_release nogil;
+          done = sgd_step_group(items, o);
+        }
+        if (!done) return py::none();
+        py::list out;
+        for (std::size_t i = 0, next = 0; i < params.size(); ++i) {
+          const bool has = next < items.size() && where[next] == i;
+          out.append(has && items[next].buf ? py::cast(*items[next].buf) : py::none());
+          next += has ? 1 : 0;
+        }
+        return std::move(out);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("bufs"), py::arg("lr"),
+      py::arg("weight_decay"), py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"),
+      py::arg("maximize"),
+      "One torch.optim.SGD step on a group of parameters, all checked first: the momentum "
+      "buffers after it (None per parameter without one), or None, changing nothing, when any "
+      "item would be refused");
+
   py::class_<Tape, std::shared_ptr<Tape>>(m, "Tape",
                                           "What a recorded Sequential forward keeps for backward");
 

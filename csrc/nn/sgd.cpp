@@ -1,5 +1,6 @@
 #include "nn/sgd.h"
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 #include <utility>
@@ -77,7 +78,41 @@ void check(const Tensor& t, const Tensor& p, const char* what) {
   }
 }
 
+// Whether sgd_step(p, grad, buf, ...) would run without throwing (buf null: a first step, for
+// which a fresh buffer is made).
+bool accepts(const Tensor& p, const Tensor& grad, const Tensor* buf, const SgdOptions& o) {
+  const auto same = [&](const Tensor& t) { return t.shape() == p.shape() && t.dtype() == p.dtype(); };
+  if (!is_floating_point(p.dtype()) || !p.is_contiguous() || !p.writable() || !same(grad)) {
+    return false;
+  }
+  if (o.momentum == 0 || !buf) return true;
+  return same(*buf) && buf->is_contiguous() && !overlaps(*buf, p) && !overlaps(*buf, grad);
+}
+
 }  // namespace
+
+bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o) {
+  for (const SgdItem& it : items) {
+    if (!accepts(it.param, it.grad, it.buf ? &*it.buf : nullptr, o)) return false;
+  }
+  // Two items sharing memory would be updated twice, the second against the first's result.
+  std::vector<const Tensor*> by_address;
+  for (const SgdItem& it : items) {
+    if (it.param.numel() > 0) by_address.push_back(&it.param);  // (an empty one changes nothing)
+  }
+  std::sort(by_address.begin(), by_address.end(), [](const Tensor* a, const Tensor* b) {
+    return a->raw_data() < b->raw_data();
+  });
+  for (std::size_t i = 1; i < by_address.size(); ++i) {
+    if (overlaps(*by_address[i - 1], *by_address[i])) return false;
+  }
+  for (SgdItem& it : items) {
+    const bool first = o.momentum != 0 && !it.buf;
+    if (first) it.buf = Tensor::empty(it.param.shape(), it.param.dtype());
+    sgd_step(it.param, it.grad, o.momentum != 0 ? &*it.buf : nullptr, first, o);
+  }
+  return true;
+}
 
 void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdOptions& o) {
   if (!is_floating_point(p.dtype()) || !p.is_contiguous()) {

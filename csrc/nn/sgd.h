@@ -7,6 +7,9 @@
 // Scalars are rounded to the parameter's dtype first, as torch does. One pass over memory.
 #pragma once
 
+#include <optional>
+#include <vector>
+
 #include "tensor/tensor.h"
 
 namespace lincore {
@@ -19,5 +22,15 @@ struct SgdOptions {
 // p, grad (and buf, when momentum != 0) of one shape and floating dtype; buf is written on the
 // first step (first = true) and read after. Throws before changing anything on bad input.
 void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdOptions& o);
+
+// One step on each parameter of a group (an optimizer's param group, in one call), all checked
+// before any changes: when sgd_step would refuse any item, nothing is changed and the result is
+// false (the caller then reports which, and why). An item's buf, when null and momentum != 0, is
+// its first step: a buffer is created for it.
+struct SgdItem {
+  Tensor param, grad;
+  std::optional<Tensor> buf;
+};
+bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o);
 
 }  // namespace lincore

@@ -74,6 +74,8 @@ class SGD(Optimizer):
         return self._run_step(closure, self._update)
 
     def _update(self) -> None:
+        if len(self.param_groups) == 1 and self._update_group_at_once(self.param_groups[0]):
+            return
         work = self._params_with_grads()
         for group, found in work:
             if group["momentum"] != 0:
@@ -92,6 +94,32 @@ class SGD(Optimizer):
                 )
                 if state is not None:
                     state["momentum_buffer"] = buf
+
+
+    def _update_group_at_once(self, group: Dict[str, Any]) -> bool:
+        """The common case in one C++ call (csrc/nn/sgd.h: sgd_step_group), which checks every
+        parameter before changing any. False, with nothing changed, when it refuses one: then
+        the step above runs, and its checks say which parameter is wrong and how."""
+        params = group["params"]
+        grads = [p.__dict__.get("_grad") for p in params]
+        momentum = group["momentum"]
+        state = self.state
+        if momentum != 0:
+            bufs = [state[p].get("momentum_buffer") if g is not None and p in state else None
+                    for p, g in zip(params, grads)]
+        else:
+            bufs = [None] * len(params)
+        out = _core.sgd_step_group(
+            params, grads, bufs, float(group["lr"]), float(group["weight_decay"]),
+            float(momentum), float(group["dampening"]), bool(group["nesterov"]),
+            bool(group["maximize"]))
+        if out is None:
+            return False
+        if momentum != 0:
+            for p, g, buf in zip(params, grads, out):
+                if g is not None:
+                    state[p]["momentum_buffer"] = buf
+        return True
 
 
 def _sgd_update(param: Tensor, grad: Tensor, buf: Tensor | None, *, lr: float,
