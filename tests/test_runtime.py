@@ -69,6 +69,26 @@ def test_runtime_set_num_threads():
         lincore.set_num_threads(before)
 
 
+def test_runtime_idle_pool_sleeps():
+    """After a job the workers spin about a millisecond, then sleep: an idle process uses no
+    CPU. Measured in a child (its CPU time counts every thread), after a product big enough to
+    run on every thread."""
+    out = run_python(
+        "import time, lincore, lincore.nn as nn\n"
+        "lincore.set_num_threads(4)\n"
+        "layer = nn.Linear(512, 512)\n"
+        "x = lincore.randn(256, 512)\n"
+        "with lincore.no_grad():\n"
+        "    for _ in range(20): layer(x)\n"
+        "time.sleep(0.05)\n"
+        "c0, t0 = time.process_time(), time.perf_counter()\n"
+        "time.sleep(0.5)\n"
+        "print(time.process_time() - c0, time.perf_counter() - t0)\n")
+    cpu, wall = map(float, out.split())
+    # Three spinning workers would use about 3 * 0.5 s; sleeping ones, a few milliseconds.
+    assert cpu < 0.05, f"{cpu:.3f} s of CPU in {wall:.3f} s idle"
+
+
 def test_runtime_many_python_threads_bitwise_equal_to_one(rng):
     shared = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
     privates = [nn.Linear(64, 48) for _ in range(8)]

@@ -1,6 +1,6 @@
 // lincore's own persistent thread pool (not OpenMP, which is not fork-safe and clashes with the
 // runtimes numpy/torch bring). The caller thread takes part, so n threads means n - 1 workers.
-// Workers spin briefly after a job (a hand-off then costs well under a microsecond) and then
+// Workers spin ~1 ms after a job (a hand-off then costs well under a microsecond) and then
 // sleep on a condition variable, so an idle process uses no CPU. After fork() the child starts a
 // fresh pool on first use.
 #pragma once
