@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 from ._creation import wrap_array
-from ._grad_mode import is_grad_enabled
+from ._grad_mode import is_grad_enabled, set_grad_enabled_flag
 
 Tensor = _core.Tensor
 
@@ -107,10 +107,13 @@ class AccumulateGrad(Node):
 
     def _accumulate(self, grad: Any) -> None:
         v = self.variable
-        if (v.grad is None and isinstance(grad, Tensor) and grad.dtype is v.dtype
-                and tuple(grad._shape) == tuple(v._shape) and grad.is_contiguous()):
-            # A fresh tensor from a C++ backward, delivered to this leaf alone: adopt it.
-            v.grad = grad
+        d = v.__dict__
+        if (d.get("_grad") is None and isinstance(grad, Tensor)
+                and grad._dtype_code == v._dtype_code and grad._shape == v._shape
+                and grad.is_contiguous()):
+            # A fresh tensor from a C++ backward, delivered to this leaf alone: adopt it (its
+            # shape and dtype are checked above, which is all the .grad setter checks).
+            d["_grad"] = grad
             return
         g = np.asarray(as_array(grad) if isinstance(grad, Tensor) else grad, dtype=v.dtype._np)
         if g.shape != tuple(v._shape):
@@ -221,7 +224,10 @@ def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None =
                 stack.append((nxt, False))
     order.reverse()
     pending: dict[int, np.ndarray] = {id(start): grad}
-    with _no_grad():
+    # The nodes run with grad mode off (what no_grad() does, without its object per call).
+    was_enabled = is_grad_enabled()
+    set_grad_enabled_flag(False)
+    try:
         for node in order:
             g = pending.pop(id(node), None)
             if g is None:
@@ -247,8 +253,5 @@ def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None =
                 else:
                     pending[id(nxt)] = (as_array(prev) if isinstance(prev, Tensor) else prev) + \
                         (as_array(gi) if isinstance(gi, Tensor) else gi)
-
-
-def _no_grad() -> Any:
-    from ._grad_mode import no_grad
-    return no_grad()
+    finally:
+        set_grad_enabled_flag(was_enabled)
