@@ -163,6 +163,10 @@ def sgd_step(param: Tensor, grad: Tensor, buf: Tensor | None, first: bool, lr: f
              weight_decay: float, momentum: float, dampening: float, nesterov: bool,
              maximize: bool) -> None:
     """One torch.optim.SGD step on one parameter, in place"""
+def sgd_step_group(params: list, grads: list, bufs: list, lr: float, weight_decay: float,
+                   momentum: float, dampening: float, nesterov: bool,
+                   maximize: bool) -> object:
+    """One torch.optim.SGD step on a group of parameters, all checked first: the momentum buffers after it (None per parameter without one), or None, changing nothing, when any item would be refused"""
 
 class Tape:
     """What a recorded Sequential forward keeps for backward."""
