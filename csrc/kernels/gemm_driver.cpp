@@ -68,23 +68,6 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
     // across rows).
     for (std::int64_t pc = 0; pc < k; pc += pw.kc) {
       const std::int64_t kc = k - pc < pw.kc ? k - pc : pw.kc;
-      if (ldw == 1) {
-        // A transposed view: each k step is a contiguous row of the source. Read it from start
-        // to end, dealing NR-wide pieces to the panels (one sequential read stream, which the
-        // prefetcher follows, instead of one short stream per k step and panel).
-        for (std::int64_t p = 0; p < kc; ++p) {
-          const T* row = w + (pc + p) * ldw_col;
-          for (std::int64_t jr = jr0; jr < jr1; ++jr) {
-            T* dstp = dst + pc * npad + jr * kc * nr + p * nr;
-            const std::int64_t j0 = jr * nr;
-            const std::int64_t cols = n - j0 < nr ? n - j0 : nr;
-            const T* src = row + j0;
-            for (std::int64_t c = 0; c < cols; ++c) dstp[c] = src[c];
-            for (std::int64_t c = cols; c < nr; ++c) dstp[c] = T(0);
-          }
-        }
-        continue;
-      }
       for (std::int64_t jr = jr0; jr < jr1; ++jr) {
         T* panel = dst + pc * npad + jr * kc * nr;
         const std::int64_t j0 = jr * nr;
