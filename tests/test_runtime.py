@@ -15,6 +15,15 @@ import lincore
 import lincore.nn as nn
 
 
+def run_threads(threads: list) -> None:
+    """Starts the threads, waits for them (5 minutes at most), and fails if one hung."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+
+
 def run_python(code: str, **env: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env={**os.environ, **env})
@@ -109,11 +118,7 @@ def test_runtime_many_python_threads_bitwise_equal_to_one(rng):
                 errors.append(f"private {i}")
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
+    run_threads(threads)
     assert not errors, errors[:5]
 
 
@@ -170,11 +175,7 @@ def test_runtime_threads_training_private_models_bitwise_equal_to_one():
             errors.append(f"{seed}: {e!r}")
 
     threads = [threading.Thread(target=work, args=(s,)) for s in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
+    run_threads(threads)
     assert not errors, errors
     for seed in range(8):
         for got, want in zip(results[seed], expected[seed]):
@@ -258,11 +259,7 @@ def test_runtime_threads_backward_into_shared_parameters_accumulates_every_gradi
             errors.append(repr(e))
 
     threads = [threading.Thread(target=work) for _ in range(threads_n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
+    run_threads(threads)
     assert not errors, errors
     for p, want in zip(model.parameters(), expected):
         assert np.array_equal(np.asarray(p.grad), want)
