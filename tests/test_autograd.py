@@ -1437,3 +1437,67 @@ def test_sequential_with_frozen_parameter():
     model(lincore.randn(5, 4)).sum().backward()
     assert model[0].weight.grad is None
     assert model[0].bias.grad is not None and model[2].weight.grad is not None
+
+
+# Linear and a native Sequential run decide in C++ whether to record (reading each tensor's
+# requires_grad), so every combination is checked here: nothing recorded when nothing requires
+# grad, and a graph that reaches exactly the tensors that do.
+FROZEN_MODELS = {
+    "Linear": lambda: lnn.Linear(4, 3),
+    "Linear no bias": lambda: lnn.Linear(4, 3, bias=False),
+    "F.linear": lambda: _FunctionalLinear(),
+    "Sequential": lambda: lnn.Sequential(lnn.Linear(4, 3), lnn.ReLU(), lnn.Linear(3, 2)),
+    "Sequential in two runs": lambda: lnn.Sequential(lnn.Linear(4, 3), _PyModule(),
+                                                     lnn.Linear(3, 2), lnn.Tanh()),
+}
+
+
+class _FunctionalLinear(lnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = lnn.Linear(4, 3)
+
+    def forward(self, x):
+        return LF.linear(x, self.inner.weight, self.inner.bias)
+
+
+class _PyModule(lnn.Module):
+    def forward(self, x):
+        return x * 1.0
+
+
+@pytest.mark.parametrize("shape", [(4,), (5, 4), (2, 5, 4)])
+@pytest.mark.parametrize("input_grad", [False, True])
+@pytest.mark.parametrize("name", list(FROZEN_MODELS))
+def test_frozen_layers_record_only_what_requires_grad(name, input_grad, shape):
+    model = FROZEN_MODELS[name]()
+    model.requires_grad_(False)
+    x = lincore.randn(*shape).requires_grad_(input_grad)
+    y = model(x)
+    assert y.requires_grad == input_grad and (y.grad_fn is not None) == input_grad
+    assert ("grad_fn" in repr(y)) == input_grad
+    if input_grad:
+        y.sum().backward()
+        assert x.grad is not None and x.grad.shape == x.shape
+    assert all(p.grad is None for p in model.parameters())
+    # Unfreezing one weight later records again, from the next call on.
+    first = next(model.parameters())
+    first.requires_grad_(True)
+    y = model(x)
+    assert y.requires_grad and y.grad_fn is not None
+    y.sum().backward()
+    assert first.grad is not None and first.grad.shape == first.shape
+
+
+def test_recording_bindings_reject_non_tensors():
+    lin = lnn.Linear(3, 2)
+    nodes = LF.LINEAR_NODES
+    with pytest.raises(TypeError, match="argument 'input' must be a lincore Tensor, but got list"):
+        lincore._core.linear_recorded([1.0, 2.0, 3.0], lin.weight, lin.bias, None, nodes)
+    with pytest.raises(TypeError, match="argument 'bias' must be a lincore Tensor, but got int"):
+        lincore._core.linear_recorded(lincore.randn(3), lin.weight, 7, None, nodes)
+    seq = lnn.Sequential(lnn.Linear(3, 2))
+    seq(lincore.randn(3))
+    plan = seq.__dict__["_plan"][3]
+    with pytest.raises(TypeError, match="argument 'input' must be a lincore Tensor, but got str"):
+        plan.forward_recorded("x", plan.__dict__["params"], plan.__dict__["nodes"])

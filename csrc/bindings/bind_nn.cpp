@@ -1,9 +1,13 @@
 // Layers: the Linear forward, activations, packed-weight caches and whole Sequential stacks.
 // Every compute call releases the GIL.
+#include <algorithm>
+#include <string>
+
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.h"
+#include "bindings/record.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
 #include "nn/loss.h"
@@ -24,6 +28,16 @@ Epilogue make_epilogue(int act, double negative_slope) {
 
 // One step from its Python description: ("linear", name, weight, bias | None, cache),
 // ("activation", name, code, negative_slope), ("flatten", name, start, end), ("identity", name).
+// A Tensor argument that the binding takes as a Python object (to record it in the graph).
+const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
+  if (!py::isinstance<Tensor>(h)) {
+    throw py::type_error(std::string(fn) + "(): argument '" + name +
+                         "' must be a lincore Tensor, but got " +
+                         py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>());
+  }
+  return h.cast<const Tensor&>();
+}
+
 Step make_step(const py::tuple& t) {
   Step s;
   const std::string kind = t[0].cast<std::string>();
@@ -68,6 +82,35 @@ void register_nn(py::module_& m) {
       py::arg("negative_slope") = 0.01, py::arg("cache") = nullptr,
       "linear(x, weight, bias=None, act=0, negative_slope=0.01, cache=None)\n"
       "(*, in_features) -> (*, out_features): act(x @ weight.T + bias)");
+
+  m.def(
+      "linear_recorded",
+      [](py::handle x_obj, py::handle w_obj, py::handle b_obj, PackCache* cache,
+         const py::tuple& nodes) -> py::object {
+        const Tensor& x = tensor_arg(x_obj, "linear", "input");
+        const Tensor& w = tensor_arg(w_obj, "linear", "weight");
+        const Tensor* b = b_obj.is_none() ? nullptr : &tensor_arg(b_obj, "linear", "bias");
+        if (nodes.size() != 6) throw std::invalid_argument("linear_recorded: expected 6 node classes");
+        py::object y;
+        begin_computation();
+        {
+          Tensor out;
+          {
+            py::gil_scoped_release nogil;
+            out = linear(x, w, b, Epilogue{}, cache);
+          }
+          y = py::cast(std::move(out));
+        }
+        if (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj)) {
+          const std::int64_t dims = std::min<std::int64_t>(std::max<std::int64_t>(x.dim(), 1), 3);
+          set_grad_fn(y, nodes[static_cast<std::size_t>((b ? 3 : 0) + dims - 1)](x_obj, w_obj, b_obj));
+        }
+        return y;
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("cache"), py::arg("nodes"),
+      "linear_recorded(x, weight, bias, cache, nodes)\n"
+      "x @ weight.T + bias, recorded in the graph when an input requires grad: the output's "
+      "grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)");
 
   m.def(
       "activation",
@@ -193,18 +236,50 @@ void register_nn(py::module_& m) {
           },
           py::arg("x"))
       .def(
-          "forward_train",
-          [](const Sequential& s, const Tensor& x) {
-            auto tape = std::make_shared<Tape>();
-            Tensor y;
-            begin_computation();
-            {
-              py::gil_scoped_release nogil;
-              y = s.forward_train(x, *tape);
+          "forward_recorded",
+          [](const py::object& self, py::handle x_obj, const py::list& params,
+             const py::tuple& nodes) -> py::object {
+            const Sequential& s = self.cast<const Sequential&>();
+            const Tensor& x = tensor_arg(x_obj, "Sequential.forward", "input");
+            if (nodes.size() != 3) {
+              throw std::invalid_argument("forward_recorded: expected 3 node classes");
             }
-            return py::make_tuple(y, tape);
+            bool any = requires_grad(x_obj);
+            py::list need;
+            for (const py::handle p : params) {
+              const bool r = requires_grad(p);
+              any = any || r;
+              need.append(py::bool_(r));
+            }
+            begin_computation();
+            if (!any) {
+              Tensor y;
+              {
+                py::gil_scoped_release nogil;
+                y = s.forward(x);
+              }
+              return py::cast(std::move(y));
+            }
+            auto tape = std::make_shared<Tape>();
+            py::object y;
+            {
+              Tensor out;
+              {
+                py::gil_scoped_release nogil;
+                out = s.forward_train(x, *tape);
+              }
+              y = py::cast(std::move(out));
+            }
+            const std::int64_t dims =
+                std::min<std::int64_t>(std::max<std::int64_t>(y.cast<const Tensor&>().dim(), 1), 3);
+            set_grad_fn(y, nodes[static_cast<std::size_t>(dims - 1)](self, x_obj, params,
+                                                                     py::cast(tape), need));
+            return y;
           },
-          py::arg("x"), "(y, tape): the forward, recording what backward needs")
+          py::arg("x"), py::arg("params"), py::arg("nodes"),
+          "The forward, recorded in the graph when x or a parameter requires grad: the output's "
+          "grad_fn is nodes[min(y.dim(), 3) - 1](plan, x, params, tape, need), need saying which "
+          "params require grad")
       .def(
           "backward",
           [](const Sequential& s, const Tape& tape, const Tensor& dy, bool need_dx,

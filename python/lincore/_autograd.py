@@ -21,7 +21,7 @@ from ._grad_mode import is_grad_enabled, set_grad_enabled_flag
 
 Tensor = _core.Tensor
 
-_FREED = (
+FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
     "they have already been freed). Saved intermediate values of the graph are freed when you "
     "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
@@ -63,7 +63,7 @@ class Node:
 
     def apply(self, grad: np.ndarray) -> Sequence[Any]:
         if self._backward is None:
-            raise RuntimeError(_FREED)
+            raise RuntimeError(FREED_MESSAGE)
         return self._backward(grad)
 
     def release(self) -> None:
@@ -124,15 +124,16 @@ class AccumulateGrad(Node):
             np.asarray(memoryview(v.grad))[...] += g
 
 
-_node_classes: dict[str, type] = {}
+_node_classes: dict[tuple[str, type], type] = {}
 
 
-def node_class(name: str) -> type:
-    """The Node subclass named `name` (created once), so that grad_fn prints like PyTorch's."""
-    cls = _node_classes.get(name)
+def node_class(name: str, base: type = Node) -> type:
+    """The subclass of `base` named `name` (created once), so that grad_fn prints like
+    PyTorch's."""
+    cls = _node_classes.get((name, base))
     if cls is None:
-        cls = type(name, (Node,), {"__slots__": ()})
-        _node_classes[name] = cls
+        cls = type(name, (base,), {"__slots__": ()})
+        _node_classes[(name, base)] = cls
     return cls
 
 

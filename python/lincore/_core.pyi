@@ -178,8 +178,8 @@ class SequentialPlan:
 
     def __init__(self, arg0: list[tuple[Any, ...]], /) -> None: ...
     def forward(self, x: Tensor) -> Tensor: ...
-    def forward_train(self, x: Tensor) -> tuple[Tensor, Tape]:
-        """(y, tape): the forward, recording what backward needs"""
+    def forward_recorded(self, x: Tensor, params: list[Any], nodes: tuple[Any, ...]) -> Tensor:
+        """The forward, recorded in the graph when x or a parameter requires grad: the output's grad_fn is nodes[min(y.dim(), 3) - 1](plan, x, params, tape, need), need saying which params require grad"""
     def backward(self, tape: Tape, grad_output: Tensor, need_dx: builtins.bool,
                  need_params: list[builtins.bool]) -> tuple[Tensor | None, list[tuple[Any, Any]]]:
         """(dx, [(dw, db) per Linear]): the whole stack's backward in one call"""
@@ -191,6 +191,10 @@ def _from_buffer(obj: Buffer) -> Tensor: ...
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, act: int = 0,
            negative_slope: float = 0.01, cache: PackCache | None = None) -> Tensor:
     """(*, in_features) -> (*, out_features): act(x @ weight.T + bias)"""
+def linear_recorded(x: Any, weight: Any, bias: Any, cache: PackCache | None,
+                    nodes: tuple[Any, ...]) -> Any:
+    """linear_recorded(x, weight, bias, cache, nodes)
+    x @ weight.T + bias, recorded in the graph when an input requires grad: the output's grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)"""
 def activation(x: Tensor, act: int, negative_slope: float = 0.01) -> Tensor: ...
 def linear_backward(x: Tensor, weight: Tensor, grad_output: Tensor, need_dx: bool, need_dw: bool,
                     need_db: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:

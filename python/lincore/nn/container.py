@@ -9,26 +9,61 @@ from collections import OrderedDict
 from typing import Any, Iterator
 
 from .. import _core
-from .._autograd import needs_grad, record
+from .._autograd import FREED_MESSAGE, Node, node_class
 from .._creation import as_tensor, wrap_array
 from .._grad_mode import _state as _grad_state
-from .functional import _ACTIVATION_NODES, any_requires_grad, linear_node_name
+from .functional import _ACTIVATION_NODES, linear_node_name
 from .module import Module, _last_token, _load_epoch, consistent
 
 _Tensor = _core.Tensor
 
 
+class StackBackward(Node):
+    """The node of a compiled run of layers, recorded as one: its backward is one C++ call over
+    the whole run. Subclassed per PyTorch name (that of the run's last op)."""
+
+    __slots__ = ("_saved",)
+
+    def __init__(self, plan: Any, x: Any, params: list, tape: Any, need: list) -> None:
+        self._inputs = [x, *params]
+        self._saved = (plan, x, tape, need)
+        self._edges = None
+        self._backward = None
+
+    def apply(self, grad: Any) -> tuple:
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError(FREED_MESSAGE)
+        plan, x, tape, need = saved
+        dx, grads = plan.backward(tape, wrap_array(grad), x.requires_grad, need)
+        return (dx, *[t for pair in grads for t in pair])
+
+    def release(self) -> None:
+        self._saved = None
+
+
 def _compile(steps: list) -> Any:
     """A C++ plan for a run of built-in layers, with what autograd needs to know about it: the
-    Linear parameters in order and the node name PyTorch gives the run's output."""
+    Linear parameters in order and the node class for the run's output, per output dims 1, 2,
+    3+ (PyTorch names it after the run's last op)."""
     plan = _core.SequentialPlan(steps)
     plan.__dict__["params"] = [p for s in steps if s[0] == "linear" for p in (s[2], s[3])]
     compute = [s for s in steps if s[0] in ("linear", "activation")]
     last = compute[-1] if compute else None
-    plan.__dict__["last_node"] = (_ACTIVATION_NODES[last[2]] if last and last[0] == "activation"
-                                  else None if last else "ViewBackward0")
-    plan.__dict__["last_bias"] = bool(last and last[0] == "linear" and last[3] is not None)
+    names = ([_ACTIVATION_NODES[last[2]]] * 3 if last and last[0] == "activation"
+             else [linear_node_name(nd, last[3] is not None) for nd in (1, 2, 3)] if last
+             else ["ViewBackward0"] * 3)
+    plan.__dict__["nodes"] = tuple(node_class(name, StackBackward) for name in names)
     return plan
+
+
+def run_plan(plan: Any, x: Any) -> Any:
+    """A compiled run's forward: recorded in the graph under grad mode when x or a parameter
+    requires grad."""
+    if _grad_state.__dict__.get("enabled", True):
+        info = plan.__dict__
+        return plan.forward_recorded(x, info["params"], info["nodes"])
+    return plan.forward(x)
 
 
 class Sequential(Module):
@@ -134,10 +169,11 @@ class Sequential(Module):
         if only is None:
             y = self._run_segments(cached[1], input)
         else:
+            # run_plan, inlined
             x = input if isinstance(input, _Tensor) else as_tensor(input)
-            params = only.__dict__["params"]
-            if _grad_state.__dict__.get("enabled", True) and any_requires_grad(x, *params):
-                y = _forward_recorded(only, x, params)
+            if _grad_state.__dict__.get("enabled", True):
+                info = only.__dict__
+                y = only.forward_recorded(x, info["params"], info["nodes"])
             else:
                 y = only.forward(x)
         if epoch == _load_epoch[0] and not epoch & 1:
@@ -172,34 +208,8 @@ class Sequential(Module):
         x = input
         for segment in segments:
             if isinstance(segment, _core.SequentialPlan):
-                x = x if isinstance(x, _core.Tensor) else as_tensor(x)
-                params = segment_params(segment)
-                if needs_grad(x, *params):
-                    x = _forward_recorded(segment, x, params)
-                else:
-                    x = segment.forward(x)
+                x = run_plan(segment, x if isinstance(x, _Tensor) else as_tensor(x))
             else:
                 x = segment(x)
         return x
 
-
-def segment_params(plan: Any) -> list:
-    """The (weight, bias) of each Linear in a compiled plan, flattened, in order."""
-    return plan.__dict__.get("params", [])
-
-
-def _forward_recorded(plan: Any, x: Any, params: list) -> Any:
-    """The training forward of a compiled run of layers, recorded as one graph node whose
-    backward is one C++ call over the whole run."""
-    y, tape = plan.forward_train(x)
-    # Read from the attribute dicts, not through properties: at batch 1 this whole function is
-    # the overhead of a recorded call, a few microseconds.
-    need = [p is not None and p.__dict__.get("_requires_grad", False) for p in params]
-    info = plan.__dict__
-    name = info["last_node"] or linear_node_name(y.dim(), info["last_bias"])
-
-    def backward(g: Any) -> tuple:
-        dx, grads = plan.backward(tape, wrap_array(g), x.requires_grad, need)
-        return (dx, *[t for pair in grads for t in pair])
-
-    return record(y, name, [x, *params], backward)

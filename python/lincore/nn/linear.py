@@ -12,12 +12,13 @@ from .._dtype import dtype as _dtype
 from .._dtype import float32
 from .._grad_mode import no_grad
 from .._grad_mode import _state as _grad_state
-from .functional import any_requires_grad, linear_op, record_linear
+from .functional import LINEAR_NODES, linear_op
 from .module import Module, _load_epoch, consistent
 from .parameter import Parameter
 
 _Tensor = _core.Tensor
 _linear = _core.linear
+_linear_recorded = _core.linear_recorded
 
 
 def _check_features(name: str, value: Any) -> int:
@@ -69,9 +70,10 @@ class Linear(Module):
         x = input if isinstance(input, _Tensor) else as_tensor(input)
         epoch = _load_epoch[0]
         w, b = self.weight, self.bias
-        y = _linear(x, w, b, 0, 0.01, self._pack)
-        if _grad_state.__dict__.get("enabled", True) and any_requires_grad(x, w, b):
-            record_linear(y, x, w, b)
+        if _grad_state.__dict__.get("enabled", True):
+            y = _linear_recorded(x, w, b, self._pack, LINEAR_NODES)
+        else:
+            y = _linear(x, w, b, 0, 0.01, self._pack)
         if epoch == _load_epoch[0] and not epoch & 1:
             return y
         # A load_state_dict overlapped this call (see module.py): compute again.
