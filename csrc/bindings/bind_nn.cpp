@@ -30,12 +30,13 @@ Epilogue make_epilogue(int act, double negative_slope) {
 // ("activation", name, code, negative_slope), ("flatten", name, start, end), ("identity", name).
 // A Tensor argument that the binding takes as a Python object (to record it in the graph).
 const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
-  if (!py::isinstance<Tensor>(h)) {
+  try {
+    return h.cast<const Tensor&>();  // one type lookup; an isinstance test first would be two
+  } catch (const py::cast_error&) {
     throw py::type_error(std::string(fn) + "(): argument '" + name +
                          "' must be a lincore Tensor, but got " +
                          py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>());
   }
-  return h.cast<const Tensor&>();
 }
 
 Step make_step(const py::tuple& t) {
