@@ -291,3 +291,28 @@ def test_tensor_requires_grad_flags():
     assert not t.detach().requires_grad
     with pytest.raises(RuntimeError, match="floating point"):
         lincore.ones(2, dtype=lincore.int64).requires_grad_()
+
+
+@pytest.mark.parametrize("make", ["empty", "zeros", "linear output", "copy of a view"])
+@pytest.mark.parametrize("numel", [0, 1, 3, 15, 16, 17, 1000, 70_000])
+def test_lincore_memory_is_64_byte_aligned(make, numel):
+    """Storage aligns its malloc'ed blocks by hand (storage.cpp): every tensor lincore allocates
+    starts on a cache line, whatever the size, and its bytes are all usable."""
+    tensors = []
+    for _ in range(8):  # several, so that malloc hands out blocks at different offsets
+        if make == "empty":
+            t = lincore.empty(numel)
+        elif make == "zeros":
+            t = lincore.zeros(numel)
+        elif make == "linear output":
+            lin = lincore.nn.Linear(2, numel) if numel else lincore.nn.Linear(2, 0)
+            with lincore.no_grad():
+                t = lin(lincore.ones(2))
+        else:
+            t = lincore.arange(2 * numel, dtype=lincore.float32)[::2].contiguous()
+        tensors.append(t)
+        a = np.asarray(memoryview(t))
+        if numel:
+            assert a.ctypes.data % 64 == 0
+        a[...] = 7  # the whole extent is writable memory (ASan checks the bounds)
+        assert (np.asarray(memoryview(t)) == 7).all()

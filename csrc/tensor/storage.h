@@ -44,14 +44,13 @@ class Storage {
     exports_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
-  // owned: data came from std::aligned_alloc and is freed with the storage; otherwise `owner`
-  // keeps it alive.
-  Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable, bool owned)
+  // owned_block: the malloc'ed block that holds data (lincore's own memory), freed with the
+  // storage; null for borrowed memory, which `owner` keeps alive.
+  Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable,
+          void* owned_block)
       : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable),
-        owned_(owned) {}
-  ~Storage() {
-    if (owned_) std::free(data_);
-  }
+        owned_(owned_block != nullptr), block_(owned_block) {}
+  ~Storage() { std::free(block_); }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
@@ -60,7 +59,8 @@ class Storage {
   std::size_t nbytes_;
   std::shared_ptr<void> owner_;
   bool writable_;
-  bool owned_;  // allocated by lincore, not borrowed
+  bool owned_;   // allocated by lincore, not borrowed
+  void* block_;  // what to free: the allocation data_ lies in (owned), else null
   std::atomic<std::uint64_t> version_{0};
   std::atomic<int> exports_{0};
 };
