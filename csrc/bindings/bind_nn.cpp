@@ -91,20 +91,15 @@ void register_nn(py::module_& m) {
         const Tensor& x = tensor_arg(x_obj, "linear", "input");
         const Tensor& w = tensor_arg(w_obj, "linear", "weight");
         const Tensor* b = b_obj.is_none() ? nullptr : &tensor_arg(b_obj, "linear", "bias");
-        if (nodes.size() != 6) throw std::invalid_argument("linear_recorded: expected 6 node classes");
-        py::object y;
-        begin_computation();
-        {
-          Tensor out;
-          {
-            py::gil_scoped_release nogil;
-            out = linear(x, w, b, Epilogue{}, cache);
-          }
-          y = py::cast(std::move(out));
+        if (nodes.size() != 6) {
+          throw std::invalid_argument("linear_recorded: expected 6 node classes");
         }
+        begin_computation();
+        py::object y = py::cast(without_gil([&] { return linear(x, w, b, Epilogue{}, cache); }));
         if (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj)) {
           const std::int64_t dims = std::min<std::int64_t>(std::max<std::int64_t>(x.dim(), 1), 3);
-          set_grad_fn(y, nodes[static_cast<std::size_t>((b ? 3 : 0) + dims - 1)](x_obj, w_obj, b_obj));
+          const py::object node_class = nodes[static_cast<std::size_t>((b ? 3 : 0) + dims - 1)];
+          set_grad_fn(y, node_class(x_obj, w_obj, b_obj));
         }
         return y;
       },
@@ -153,11 +148,9 @@ void register_nn(py::module_& m) {
         if (reduction < 0 || reduction > static_cast<int>(Reduction::sum)) {
           throw std::invalid_argument("unknown reduction code " + std::to_string(reduction));
         }
-        CrossEntropy r;
-        {
-          py::gil_scoped_release nogil;
-          r = cross_entropy(logits, target, static_cast<Reduction>(reduction), need_grad);
-        }
+        const CrossEntropy r = without_gil([&] {
+          return cross_entropy(logits, target, static_cast<Reduction>(reduction), need_grad);
+        });
         return py::make_tuple(r.loss, need_grad ? py::cast(r.grad) : py::none());
       },
       py::arg("logits"), py::arg("target"), py::arg("reduction"), py::arg("need_grad"),
@@ -253,24 +246,9 @@ void register_nn(py::module_& m) {
               need.append(py::bool_(r));
             }
             begin_computation();
-            if (!any) {
-              Tensor y;
-              {
-                py::gil_scoped_release nogil;
-                y = s.forward(x);
-              }
-              return py::cast(std::move(y));
-            }
+            if (!any) return py::cast(without_gil([&] { return s.forward(x); }));
             auto tape = std::make_shared<Tape>();
-            py::object y;
-            {
-              Tensor out;
-              {
-                py::gil_scoped_release nogil;
-                out = s.forward_train(x, *tape);
-              }
-              y = py::cast(std::move(out));
-            }
+            py::object y = py::cast(without_gil([&] { return s.forward_train(x, *tape); }));
             const std::int64_t dims =
                 std::min<std::int64_t>(std::max<std::int64_t>(y.cast<const Tensor&>().dim(), 1), 3);
             set_grad_fn(y, nodes[static_cast<std::size_t>(dims - 1)](self, x_obj, params,

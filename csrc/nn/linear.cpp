@@ -1,6 +1,7 @@
 #include "nn/linear.h"
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -134,16 +135,22 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep, Pa
     throw type_error(std::string("\"") + activation_name(ep.act) + "\" not implemented for 'Long'");
   }
 
-  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
-  out_shape.push_back(n);
+  // Sized once, and x used in place when it can be: at batch 1 each allocation and copy of a
+  // shape is a visible part of the call.
+  Shape out_shape(x.shape());
+  out_shape.back() = n;
   Tensor y = Tensor::empty(out_shape, x.dtype());
   if (y.numel() == 0) return y;
 
   // The kernel needs rows contiguous along k with one row stride: x itself when it is 1-D or
   // 2-D with that layout (any row stride, even 0 or negative), else a view or a copy.
   const bool direct = (k <= 1 || x.strides().back() == 1) && x.dim() <= 2;
-  Tensor x2 = direct ? x : x.reshape({m, k});
-  if (!direct && k > 1 && x2.strides()[1] != 1) x2 = x2.contiguous();
+  std::optional<Tensor> reshaped;  // (a default Tensor would allocate)
+  if (!direct) {
+    reshaped = x.reshape({m, k});
+    if (k > 1 && reshaped->strides()[1] != 1) reshaped = reshaped->contiguous();
+  }
+  const Tensor& x2 = direct ? x : *reshaped;
   const std::int64_t ldx = x2.dim() == 2 ? x2.strides()[0] : k;
 
   switch (x.dtype()) {

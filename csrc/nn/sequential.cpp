@@ -63,7 +63,7 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
 // widths that chain. Returns false (and does nothing) when the stack does not qualify; the
 // layer-by-layer path then runs it and reports any error.
 template <class T>
-bool Sequential::forward_fused(const Tensor& x, Tensor& out) const {
+bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) const {
   std::vector<Op<T>> ops;
   std::int64_t width = x.size(-1);
   for (std::size_t i = 0; i < steps_.size(); ++i) {
@@ -89,15 +89,15 @@ bool Sequential::forward_fused(const Tensor& x, Tensor& out) const {
 
   std::int64_t m = 1;
   for (std::int64_t d = 0; d + 1 < x.dim(); ++d) m *= x.shape()[d];
-  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
-  out_shape.push_back(width);
+  Shape out_shape(x.shape());
+  out_shape.back() = width;
   out = Tensor::empty(out_shape, x.dtype());
-  if (out.numel() == 0) return true;
+  if (out->numel() == 0) return true;
   Tensor x2 = x.reshape({m, x.size(-1)});
   if (x2.size(1) > 1 && x2.strides()[1] != 1) x2 = x2.contiguous();
   const T* xp = x2.data<T>();
   const std::int64_t ldx = x2.strides()[0];
-  T* yp = out.data<T>();
+  T* yp = out->data<T>();
 
   // Many rows: row blocks go through all layers, each thread its own blocks (one parallel
   // region per call, intermediates in that thread's cache). Few rows: layer by layer, each
@@ -225,12 +225,12 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
 }
 
 Tensor Sequential::forward(const Tensor& input) const {
-  Tensor fused;
+  std::optional<Tensor> fused;  // (a default Tensor would allocate, on every call)
   if (input.dim() >= 1 && input.dtype() == DType::float32 && forward_fused<float>(input, fused)) {
-    return fused;
+    return std::move(*fused);
   }
   if (input.dim() >= 1 && input.dtype() == DType::float64 && forward_fused<double>(input, fused)) {
-    return fused;
+    return std::move(*fused);
   }
   Tensor x = input;
   for (std::size_t i = 0; i < steps_.size(); ++i) {

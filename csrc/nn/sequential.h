@@ -61,7 +61,7 @@ class Sequential {
 
  private:
   template <class T>
-  bool forward_fused(const Tensor& x, Tensor& out) const;
+  bool forward_fused(const Tensor& x, std::optional<Tensor>& out) const;
 
   std::vector<Step> steps_;
 };
