@@ -144,20 +144,27 @@ Tensor linear_step(const Tensor& x, const Step& s, Epilogue ep) {
 }  // namespace
 
 Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
+  // Each step's input moves into the tape, and the entries are sized once: at batch 1 the
+  // tape's own copies and growth were a visible part of a recorded call.
+  tape.entries.reserve(tape.entries.size() + steps_.size());
   Tensor x = input;
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     check_interrupt();
     const Step& s = steps_[i];
     switch (s.kind) {
       case Step::Kind::identity: break;
-      case Step::Kind::flatten:
-        tape.entries.push_back({i, x, std::nullopt, std::nullopt, Epilogue{}});
-        x = x.flatten(s.start_dim, s.end_dim);
+      case Step::Kind::flatten: {
+        Tensor out = x.flatten(s.start_dim, s.end_dim);
+        tape.entries.push_back({i, std::move(x), std::nullopt, std::nullopt, Epilogue{}});
+        x = std::move(out);
         break;
-      case Step::Kind::activation:
-        tape.entries.push_back({i, x, std::nullopt, std::nullopt, s.ep});
-        x = activation(x, s.ep);
+      }
+      case Step::Kind::activation: {
+        Tensor out = activation(x, s.ep);
+        tape.entries.push_back({i, std::move(x), std::nullopt, std::nullopt, s.ep});
+        x = std::move(out);
         break;
+      }
       case Step::Kind::linear: {
         const bool has_act = i + 1 < steps_.size() &&
                              steps_[i + 1].kind == Step::Kind::activation &&
@@ -166,15 +173,17 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
         if (has_act && backward_from_output(ep)) {
           // Fused, as in forward(): the same values as the Linear and then the activation.
           Tensor y = linear_step(x, s, ep);
-          tape.entries.push_back({i, x, std::nullopt, y, ep});
-          x = y;
+          tape.entries.push_back({i, std::move(x), std::nullopt, y, ep});
+          x = std::move(y);
         } else if (has_act) {
           Tensor z = linear_step(x, s, Epilogue{});
-          tape.entries.push_back({i, x, z, std::nullopt, ep});
-          x = activation(z, ep);
+          Tensor out = activation(z, ep);
+          tape.entries.push_back({i, std::move(x), std::move(z), std::nullopt, ep});
+          x = std::move(out);
         } else {
-          tape.entries.push_back({i, x, std::nullopt, std::nullopt, Epilogue{}});
-          x = linear_step(x, s, Epilogue{});
+          Tensor out = linear_step(x, s, Epilogue{});
+          tape.entries.push_back({i, std::move(x), std::nullopt, std::nullopt, Epilogue{}});
+          x = std::move(out);
         }
         if (has_act) ++i;
         break;
