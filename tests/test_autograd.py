@@ -875,12 +875,25 @@ def test_second_backward_without_retain_graph_raises(torch):
         ty.backward()
 
 
-def test_second_backward_through_a_linear_raises():
-    lin = lnn.Linear(3, 2)
-    y = lin(lincore.randn(4, 3)).sum()
-    y.backward()
+@pytest.mark.parametrize("make", [lambda: lnn.Linear(3, 2),
+                                  lambda: lnn.Sequential(lnn.Linear(3, 4), lnn.ReLU(),
+                                                         lnn.Linear(4, 2))],
+                         ids=["Linear", "Sequential"])
+@pytest.mark.parametrize("through_sum", [True, False])
+def test_second_backward_through_a_layer_raises(make, through_sum):
+    """The layer's own node frees what it saved (through_sum=False starts backward at it)."""
+    model = make()
+    y = model(lincore.randn(4, 3))
+    root, grad = (y.sum(), None) if through_sum else (y, lincore.ones(4, 2))
+    root.backward(grad, retain_graph=True)  # kept: a second pass works and accumulates
+    first = next(model.parameters()).grad.clone()
+    root.backward(grad)
+    assert np.allclose(np.asarray(memoryview(next(model.parameters()).grad)),
+                       2 * np.asarray(memoryview(first)))
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
-        y.backward()
+        root.backward(grad)
+    if not through_sum:
+        assert y.grad_fn._saved is None
 
 
 def test_backward_on_non_scalar_without_gradient_raises():

@@ -21,7 +21,7 @@ from ._grad_mode import is_grad_enabled, set_grad_enabled_flag
 
 Tensor = _core.Tensor
 
-FREED_MESSAGE = (
+_FREED = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
     "they have already been freed). Saved intermediate values of the graph are freed when you "
     "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
@@ -63,7 +63,7 @@ class Node:
 
     def apply(self, grad: np.ndarray) -> Sequence[Any]:
         if self._backward is None:
-            raise RuntimeError(FREED_MESSAGE)
+            raise RuntimeError(_FREED)
         return self._backward(grad)
 
     def release(self) -> None:
@@ -71,6 +71,25 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.name()} object at {id(self):#x}>"
+
+
+class SavedNode(Node):
+    """A node whose backward is a method of its class over the values it saved (in one slot),
+    instead of a closure made per recorded op: for the hot recorded calls (Linear, a Sequential
+    run), where making the closure was a visible part of a batch-1 call."""
+
+    # A subclass's __init__ sets _inputs, _saved, _edges (None) and _backward (None) itself:
+    # a super().__init__ call is one more Python frame per recorded call.
+    __slots__ = ("_saved",)
+
+    def saved(self) -> tuple:
+        """The saved values; PyTorch's error once backward has freed them."""
+        if self._saved is None:
+            raise RuntimeError(_FREED)
+        return self._saved
+
+    def release(self) -> None:
+        self._saved = None
 
 
 _accumulate_lock = threading.Lock()

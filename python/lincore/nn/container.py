@@ -9,7 +9,7 @@ from collections import OrderedDict
 from typing import Any, Iterator
 
 from .. import _core
-from .._autograd import FREED_MESSAGE, Node, node_class
+from .._autograd import SavedNode, node_class
 from .._creation import as_tensor, wrap_array
 from .._grad_mode import _state as _grad_state
 from .functional import _ACTIVATION_NODES, linear_node_name
@@ -18,11 +18,11 @@ from .module import Module, _last_token, _load_epoch, consistent
 _Tensor = _core.Tensor
 
 
-class StackBackward(Node):
+class StackBackward(SavedNode):
     """The node of a compiled run of layers, recorded as one: its backward is one C++ call over
     the whole run. Subclassed per PyTorch name (that of the run's last op)."""
 
-    __slots__ = ("_saved",)
+    __slots__ = ()
 
     def __init__(self, plan: Any, x: Any, params: list, tape: Any, need: list) -> None:
         self._inputs = [x, *params]
@@ -31,15 +31,9 @@ class StackBackward(Node):
         self._backward = None
 
     def apply(self, grad: Any) -> tuple:
-        saved = self._saved
-        if saved is None:
-            raise RuntimeError(FREED_MESSAGE)
-        plan, x, tape, need = saved
+        plan, x, tape, need = self.saved()
         dx, grads = plan.backward(tape, wrap_array(grad), x.requires_grad, need)
         return (dx, *[t for pair in grads for t in pair])
-
-    def release(self) -> None:
-        self._saved = None
 
 
 def _compile(steps: list) -> Any:

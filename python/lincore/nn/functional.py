@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _core
-from .._autograd import FREED_MESSAGE, Node, needs_grad, node_class, record
+from .._autograd import SavedNode, needs_grad, node_class, record
 from .._grad_mode import _state as grad_mode_state
 from .._creation import as_tensor, wrap_array
 
@@ -30,11 +30,10 @@ def linear_node_name(ndim: int, has_bias: bool) -> str:
     return "ViewBackward0" if has_bias else "UnsafeViewBackward0"
 
 
-class LinearBackward(Node):
-    """The node of y = linear(x, weight, bias); its backward is one C++ call. It saves its three
-    inputs in a slot instead of a closure: at batch 1 recording is most of a call's cost."""
+class LinearBackward(SavedNode):
+    """The node of y = linear(x, weight, bias); its backward is one C++ call."""
 
-    __slots__ = ("_saved",)
+    __slots__ = ()
 
     def __init__(self, x: Any, weight: Any, bias: Any) -> None:
         self._inputs = self._saved = (x, weight, bias)
@@ -42,16 +41,10 @@ class LinearBackward(Node):
         self._backward = None
 
     def apply(self, grad: Any) -> Any:
-        saved = self._saved
-        if saved is None:
-            raise RuntimeError(FREED_MESSAGE)
-        x, weight, bias = saved
+        x, weight, bias = self.saved()
         return _core.linear_backward(
             x, weight, wrap_array(grad), x.requires_grad, weight.requires_grad,
             bias is not None and bias.requires_grad)
-
-    def release(self) -> None:
-        self._saved = None
 
 
 def linear_node_class(ndim: int, has_bias: bool) -> type:
