@@ -26,8 +26,6 @@ Epilogue make_epilogue(int act, double negative_slope) {
   return Epilogue{static_cast<Activation>(act), negative_slope};
 }
 
-// One step from its Python description: ("linear", name, weight, bias | None, cache),
-// ("activation", name, code, negative_slope), ("flatten", name, start, end), ("identity", name).
 // A Tensor argument that the binding takes as a Python object (to record it in the graph).
 const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
   try {
@@ -39,6 +37,8 @@ const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
   }
 }
 
+// One step from its Python description: ("linear", name, weight, bias | None, cache),
+// ("activation", name, code, negative_slope), ("flatten", name, start, end), ("identity", name).
 Step make_step(const py::tuple& t) {
   Step s;
   const std::string kind = t[0].cast<std::string>();
