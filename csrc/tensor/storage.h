@@ -37,7 +37,7 @@ class Storage {
   int exports() const { return exports_.load(std::memory_order_acquire); }
   // Whether version() tells every change: not while foreign code holds a writable view, and
   // never for writable memory borrowed from foreign code.
-  bool versioned() const { return exports() == 0 && (owned_ || !writable_); }
+  bool versioned() const { return exports() == 0 && (block_ != nullptr || !writable_); }
   void add_export() { exports_.fetch_add(1, std::memory_order_acq_rel); }
   void remove_export() {
     bump_version();
@@ -49,7 +49,7 @@ class Storage {
   Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable,
           void* owned_block)
       : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable),
-        owned_(owned_block != nullptr), block_(owned_block) {}
+        block_(owned_block) {}
   ~Storage() { std::free(block_); }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -59,8 +59,7 @@ class Storage {
   std::size_t nbytes_;
   std::shared_ptr<void> owner_;
   bool writable_;
-  bool owned_;   // allocated by lincore, not borrowed
-  void* block_;  // what to free: the allocation data_ lies in (owned), else null
+  void* block_;  // lincore's own allocation that data_ lies in (freed with it); null if borrowed
   std::atomic<std::uint64_t> version_{0};
   std::atomic<int> exports_{0};
 };
