@@ -1,6 +1,5 @@
 // Layers: the Linear forward, activations, packed-weight caches and whole Sequential stacks.
 // Every compute call releases the GIL.
-#include <algorithm>
 #include <string>
 
 #include <pybind11/pybind11.h>
@@ -97,8 +96,7 @@ void register_nn(py::module_& m) {
         begin_computation();
         py::object y = py::cast(without_gil([&] { return linear(x, w, b, Epilogue{}, cache); }));
         if (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj)) {
-          const std::int64_t dims = std::min<std::int64_t>(std::max<std::int64_t>(x.dim(), 1), 3);
-          const py::object node_class = nodes[static_cast<std::size_t>((b ? 3 : 0) + dims - 1)];
+          const py::object node_class = nodes[(b ? 3 : 0) + node_index_by_dims(x.dim())];
           set_grad_fn(y, node_class(x_obj, w_obj, b_obj));
         }
         return y;
@@ -249,10 +247,9 @@ void register_nn(py::module_& m) {
             if (!any) return py::cast(without_gil([&] { return s.forward(x); }));
             auto tape = std::make_shared<Tape>();
             py::object y = py::cast(without_gil([&] { return s.forward_train(x, *tape); }));
-            const std::int64_t dims =
-                std::min<std::int64_t>(std::max<std::int64_t>(y.cast<const Tensor&>().dim(), 1), 3);
-            set_grad_fn(y, nodes[static_cast<std::size_t>(dims - 1)](self, x_obj, params,
-                                                                     py::cast(tape), need));
+            const std::int64_t dims = y.cast<const Tensor&>().dim();
+            const py::object node_class = nodes[node_index_by_dims(dims)];
+            set_grad_fn(y, node_class(self, x_obj, params, py::cast(tape), need));
             return y;
           },
           py::arg("x"), py::arg("params"), py::arg("nodes"),

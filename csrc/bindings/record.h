@@ -7,6 +7,9 @@
 // and "_requires_grad" = True in its dict.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+
 #include <pybind11/pybind11.h>
 
 namespace lincore::bindings {
@@ -16,5 +19,11 @@ bool requires_grad(pybind11::handle t);
 
 // Marks y, a fresh output, as the result of the recorded op `node`.
 void set_grad_fn(pybind11::handle y, const pybind11::object& node);
+
+// Where the node class for an output of `dims` dimensions sits in a run of three (for 1, 2 and
+// 3+ dimensions): PyTorch names a Linear's node by them (AddmmBackward0 for 2-D, ...).
+inline std::size_t node_index_by_dims(std::int64_t dims) {
+  return static_cast<std::size_t>(dims <= 1 ? 0 : dims == 2 ? 1 : 2);
+}
 
 }  // namespace lincore::bindings
