@@ -309,6 +309,105 @@ def test_linear_forward_sees_replaced_parameter():
     assert [n for n, _ in layer.named_parameters()] == ["weight"]
 
 
+# --- calling a Linear: the C-level __call__ against forward -------------------------------------
+# nn.Linear.__call__ handles one Tensor input itself (csrc/bindings/linear_call.cpp) and hands
+# every other call to forward; both must give the same result, graph and errors.
+
+def error_of(call):
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001 - the exception itself is what is compared
+        return type(e), str(e)
+    raise AssertionError("expected an exception")
+
+
+@pytest.mark.parametrize("grad", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(3,), (1, 3), (5, 3), (2, 4, 3)])
+def test_linear_call_same_as_forward(shape, bias, grad, rng):
+    layer = nn.Linear(3, 2, bias=bias)
+    x = lincore.tensor(rng.standard_normal(shape).astype(np.float32))
+    with lincore.set_grad_enabled(grad):
+        y, want = layer(x), layer.forward(x)
+    assert as_np(y).tobytes() == as_np(want).tobytes()
+    assert y.shape == want.shape == (*shape[:-1], 2)
+    assert type(y.grad_fn) is type(want.grad_fn)
+    assert (y.grad_fn is None) == (not grad)
+    if grad:
+        y.sum().backward()
+        check_linear(layer(x), x, layer)
+        assert layer.weight.grad is not None
+
+
+@pytest.mark.parametrize("form", ["parameter", "numpy", "list", "keyword"])
+def test_linear_call_other_inputs_go_through_forward(form, rng):
+    layer = nn.Linear(3, 2)
+    arr = rng.standard_normal((4, 3)).astype(np.float32)
+    if form == "parameter":
+        y = layer(nn.Parameter(lincore.tensor(arr)))
+    elif form == "numpy":
+        y = layer(arr)
+    elif form == "list":
+        y = layer(arr.tolist())
+    else:
+        y = layer(input=lincore.tensor(arr))
+    assert as_np(y).tobytes() == as_np(layer.forward(lincore.tensor(arr))).tobytes()
+
+
+@pytest.mark.parametrize("grad", [True, False])
+@pytest.mark.parametrize("case", ["no args", "two args", "bad keyword", "wrong features",
+                                  "wrong dtype", "weight not a tensor", "bias not a tensor",
+                                  "pack cache missing", "not a Linear"])
+def test_linear_call_errors_same_as_forward(case, grad, rng):
+    layer = nn.Linear(3, 2)
+    x = lincore.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    args, kwargs = (x,), {}
+    if case == "no args":
+        args = ()
+    elif case == "two args":
+        args = (x, x)
+    elif case == "bad keyword":
+        args, kwargs = (), {"x": x}
+    elif case == "wrong features":
+        args = (lincore.randn(4, 5),)
+    elif case == "wrong dtype":
+        args = (lincore.randn(4, 3, dtype=lincore.float64),)
+    elif case == "weight not a tensor":
+        object.__setattr__(layer, "weight", np.ones((2, 3), np.float32))
+    elif case == "bias not a tensor":
+        object.__setattr__(layer, "bias", 1.0)
+    elif case == "pack cache missing":
+        del layer.__dict__["_pack"]
+    target = object() if case == "not a Linear" else layer
+    with lincore.set_grad_enabled(grad):
+        got = error_of(lambda: nn.Linear.__call__(target, *args, **kwargs))
+        if case == "not a Linear":
+            assert got[0] is AttributeError and "forward" in got[1]
+            return
+        want = error_of(lambda: layer.forward(*args, **kwargs))
+    assert got == want
+    assert got[0] in (TypeError, ValueError, RuntimeError, AttributeError)
+    if case.endswith("not a tensor"):
+        assert got[0] is TypeError and case.split()[0] in got[1]
+
+
+def test_linear_call_reads_this_threads_grad_mode(rng):
+    import threading
+    layer = nn.Linear(3, 2)
+    x = lincore.randn(2, 3)
+    seen = {}
+
+    def other():
+        seen["other"] = layer(x).grad_fn is not None  # a new thread starts with grad enabled
+
+    with lincore.no_grad():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        seen["here"] = layer(x).grad_fn is not None
+    assert seen == {"other": True, "here": False}
+
+
 # --- user-defined modules ----------------------------------------------------------------------
 
 class TwoLayer(nn.Module):

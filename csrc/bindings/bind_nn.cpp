@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.h"
+#include "bindings/linear_call.h"
 #include "bindings/record.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
@@ -23,17 +24,6 @@ Epilogue make_epilogue(int act, double negative_slope) {
     throw std::invalid_argument("unknown activation code " + std::to_string(act));
   }
   return Epilogue{static_cast<Activation>(act), negative_slope};
-}
-
-// A Tensor argument that the binding takes as a Python object (to record it in the graph).
-const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
-  try {
-    return h.cast<const Tensor&>();  // one type lookup; an isinstance test first would be two
-  } catch (const py::cast_error&) {
-    throw py::type_error(std::string(fn) + "(): argument '" + name +
-                         "' must be a lincore Tensor, but got " +
-                         py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>());
-  }
 }
 
 // One step from its Python description: ("linear", name, weight, bias | None, cache),
@@ -64,6 +54,13 @@ Step make_step(const py::tuple& t) {
 
 }  // namespace
 
+const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
+  if (const Tensor* t = instance_of<Tensor>(h)) return *t;
+  throw py::type_error(std::string(fn) + "(): argument '" + name +
+                       "' must be a lincore Tensor, but got " +
+                       py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>());
+}
+
 void register_nn(py::module_& m) {
   py::class_<PackCache, std::shared_ptr<PackCache>>(m, "PackCache")
       .def(py::init<>())
@@ -83,24 +80,15 @@ void register_nn(py::module_& m) {
       "linear(x, weight, bias=None, act=0, negative_slope=0.01, cache=None)\n"
       "(*, in_features) -> (*, out_features): act(x @ weight.T + bias)");
 
+  m.def("linear_unrecorded", &linear_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("cache"),
+        "linear_unrecorded(x, weight, bias, cache)\n"
+        "x @ weight.T + bias, never recorded; a TypeError naming the argument that is not a "
+        "Tensor (bias may be None)");
+
   m.def(
       "linear_recorded",
-      [](py::handle x_obj, py::handle w_obj, py::handle b_obj, PackCache* cache,
-         const py::tuple& nodes) -> py::object {
-        const Tensor& x = tensor_arg(x_obj, "linear", "input");
-        const Tensor& w = tensor_arg(w_obj, "linear", "weight");
-        const Tensor* b = b_obj.is_none() ? nullptr : &tensor_arg(b_obj, "linear", "bias");
-        if (nodes.size() != 6) {
-          throw std::invalid_argument("linear_recorded: expected 6 node classes");
-        }
-        begin_computation();
-        py::object y = py::cast(without_gil([&] { return linear(x, w, b, Epilogue{}, cache); }));
-        if (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj)) {
-          const py::object node_class = nodes[(b ? 3 : 0) + node_index_by_dims(x.dim())];
-          set_grad_fn(y, node_class(x_obj, w_obj, b_obj));
-        }
-        return y;
-      },
+      &linear_forward_recorded,
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("cache"), py::arg("nodes"),
       "linear_recorded(x, weight, bias, cache, nodes)\n"
       "x @ weight.T + bias, recorded in the graph when an input requires grad: the output's "

@@ -4,12 +4,14 @@
 #include <pybind11/pybind11.h>
 
 #include "runtime/interrupt.h"
+#include "tensor/tensor.h"
 
 namespace lincore::bindings {
 
 void register_tensor(pybind11::module_& m);
 void register_nn(pybind11::module_& m);
 void register_runtime(pybind11::module_& m);
+void register_linear_call(pybind11::module_& m);
 
 // Chains a SIGINT handler in front of the current one (Python's), so that Ctrl-C also asks a
 // running computation to stop (runtime/interrupt.h). POSIX only; elsewhere a no-op.
@@ -22,6 +24,21 @@ auto without_gil(F&& f) -> decltype(f()) {
   pybind11::gil_scoped_release nogil;
   return f();
 }
+
+// The T that h holds (h's type is T's bound class or a subclass of it), else nullptr: h.cast<T>()
+// without its lookup of T's type record, which hashes T's C++ name on every call (a tenth of a
+// small Linear's binding cost).
+template <class T>
+T* instance_of(pybind11::handle h) {
+  static const pybind11::detail::type_info* const type =
+      pybind11::detail::get_type_info(typeid(T), /*throw_if_missing=*/true);
+  pybind11::detail::type_caster_generic caster(type);
+  return caster.load(h, /*convert=*/false) ? static_cast<T*>(caster.value) : nullptr;
+}
+
+// The Tensor a binding took as a Python object (to record it in the graph); a TypeError naming
+// `fn`'s argument `name` when h is not one.
+const Tensor& tensor_arg(pybind11::handle h, const char* fn, const char* name);
 
 // Starts a computation called from Python: an interrupt requested before it began belongs to
 // Python code that has already seen it.

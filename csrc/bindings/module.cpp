@@ -31,4 +31,5 @@ PYBIND11_MODULE(_core, m) {
   lincore::bindings::register_tensor(m);
   lincore::bindings::register_nn(m);
   lincore::bindings::register_runtime(m);
+  lincore::bindings::register_linear_call(m);
 }

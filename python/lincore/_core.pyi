@@ -191,10 +191,16 @@ def _from_buffer(obj: Buffer) -> Tensor: ...
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, act: int = 0,
            negative_slope: float = 0.01, cache: PackCache | None = None) -> Tensor:
     """(*, in_features) -> (*, out_features): act(x @ weight.T + bias)"""
+def linear_unrecorded(x: Any, weight: Any, bias: Any, cache: PackCache | None) -> Any:
+    """linear_unrecorded(x, weight, bias, cache)
+    x @ weight.T + bias, never recorded; a TypeError naming the argument that is not a Tensor (bias may be None)"""
 def linear_recorded(x: Any, weight: Any, bias: Any, cache: PackCache | None,
                     nodes: tuple[Any, ...]) -> Any:
     """linear_recorded(x, weight, bias, cache, nodes)
     x @ weight.T + bias, recorded in the graph when an input requires grad: the output's grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)"""
+def make_linear_call(grad_state: Any, load_epoch: Any, nodes: tuple[Any, ...]) -> Any:
+    """make_linear_call(grad_state, load_epoch, nodes)
+    nn.Linear's __call__: the forward for one Tensor input, reading the grad mode from grad_state and the load counter from load_epoch; every other call goes to self.forward."""
 def activation(x: Tensor, act: int, negative_slope: float = 0.01) -> Tensor: ...
 def linear_backward(x: Tensor, weight: Tensor, grad_output: Tensor, need_dx: bool, need_dw: bool,
                     need_db: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:

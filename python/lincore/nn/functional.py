@@ -61,10 +61,10 @@ def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None) -> Any:
     when an input requires grad; pack caches the packed weight across calls."""
     if grad_mode_state.__dict__.get("enabled", True):
         return _linear_recorded(x, weight, bias, pack, LINEAR_NODES)
-    return _linear(x, weight, bias, 0, 0.01, pack)
+    return _linear_unrecorded(x, weight, bias, pack)
 
 
-_linear = _core.linear
+_linear_unrecorded = _core.linear_unrecorded
 _linear_recorded = _core.linear_recorded
 
 

@@ -17,7 +17,7 @@ from .module import Module, _load_epoch, consistent
 from .parameter import Parameter
 
 _Tensor = _core.Tensor
-_linear = _core.linear
+_linear_unrecorded = _core.linear_unrecorded
 _linear_recorded = _core.linear_recorded
 
 
@@ -73,15 +73,17 @@ class Linear(Module):
         if _grad_state.__dict__.get("enabled", True):
             y = _linear_recorded(x, w, b, self._pack, LINEAR_NODES)
         else:
-            y = _linear(x, w, b, 0, 0.01, self._pack)
+            y = _linear_unrecorded(x, w, b, self._pack)
         if epoch == _load_epoch[0] and not epoch & 1:
             return y
         # A load_state_dict overlapped this call (see module.py): compute again.
         return consistent(lambda: linear_op(x, self.weight, self.bias, self._pack))
 
-    # Called directly, skipping Module.__call__'s extra frame (Linear runs no hooks); a subclass
-    # that overrides forward gets Module.__call__ back, so its forward is the one called.
-    __call__ = forward
+    # forward in C (csrc/bindings/linear_call.cpp) for a Tensor input, and forward itself for
+    # any other call: it skips Module.__call__'s extra frame (Linear runs no hooks) and this
+    # one's. A subclass that overrides forward gets Module.__call__ back, so its forward is the
+    # one called.
+    __call__ = _core.make_linear_call(_grad_state, _load_epoch, LINEAR_NODES)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
