@@ -731,3 +731,101 @@ def test_optim_sgd_non_contiguous_momentum_state_raises_like_the_per_parameter_s
     opt.state[p[0]]["momentum_buffer"] = lincore.ones(4, 3).transpose(0, 1)
     with pytest.raises((RuntimeError, ValueError), match="contiguous"):
         opt.step()
+
+
+# --- an SGD step rebuilds the pack of a Linear it updates (csrc/nn/sgd.cpp, step_and_pack) ------
+# A Linear's weight whose pack is current is stepped strip by strip, each strip packed right
+# after its update. The parameters must be bitwise those of the plain step, the pack must be
+# the one a fresh Linear builds from them, and the forward after the step must not repack.
+
+def linear_pair(dt, n, k, bias, rng):
+    """Two Linears with the same weights; only the first has been called (its pack is current,
+    so the step takes the fused path), the second takes the plain one."""
+    layers = [lnn.Linear(k, n, bias=bias, dtype=dt) for _ in range(2)]
+    state = {"weight": rng.standard_normal((n, k))}
+    if bias:
+        state["bias"] = rng.standard_normal(n)
+    for layer in layers:
+        layer.load_state_dict({key: v.astype(np.float32 if dt == lincore.float32 else np.float64)
+                               for key, v in state.items()})
+    return layers
+
+
+@pytest.mark.parametrize("config", sorted(SGD_CONFIGS))
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dt", [lincore.float32, lincore.float64])
+@pytest.mark.parametrize("n, k", [(1, 1), (1, 17), (15, 3), (16, 16), (17, 9), (31, 33),
+                                  (32, 321), (33, 641), (65, 7), (97, 129)])
+def test_optim_sgd_step_keeps_the_linear_pack_current(isa, rng, config, bias, dt, n, k):
+    fused, plain = linear_pair(dt, n, k, bias, rng)
+    npdt = np.float32 if dt == lincore.float32 else np.float64
+    x = lincore.tensor(rng.standard_normal((5, k)).astype(npdt))
+    with lincore.no_grad():
+        fused(x)
+    opts = [SGD(layer.parameters(), **SGD_CONFIGS[config]) for layer in (fused, plain)]
+    for step in range(3):
+        grads = [rng.standard_normal(tuple(p.shape)) for p in fused.parameters()]
+        for layer, opt in zip((fused, plain), opts):
+            # (np.asarray of a parameter would export it: its pack is then never trusted)
+            set_grads(list(layer.parameters()), [g.astype(npdt) for g in grads])
+            opt.step()
+        built = fused._pack.packs_built
+        with lincore.no_grad():
+            y_fused, y_plain = np.asarray(fused(x)), np.asarray(plain(x))
+        assert fused._pack.packs_built == built, "the forward after the step repacked"
+        np.testing.assert_array_equal(y_fused, y_plain)
+        # (after the forward: reading a parameter as an array exports it, which makes its pack
+        # stale; the next step then takes the plain path, and the next forward repacks)
+        for a, b in zip(arrays(fused.parameters()), arrays(plain.parameters())):
+            np.testing.assert_array_equal(a, b)
+        with lincore.no_grad():
+            fused(x)  # a current pack again, for the next step
+    s_fused, s_plain = state_arrays(opts[0]), state_arrays(opts[1])
+    assert s_fused.keys() == s_plain.keys()
+    for key in s_fused:
+        np.testing.assert_array_equal(s_fused[key], s_plain[key])
+
+
+@pytest.mark.parametrize("case", ["bias frozen", "bias in another group", "shared weight",
+                                  "written after the pack", "family changed"])
+def test_optim_sgd_step_leaves_other_packs_to_the_forward(case, rng):
+    """Where the step cannot rebuild the pack (its bias is not stepped with the weight, or the
+    pack was stale already), the next forward repacks, and every result is still right."""
+    fused, plain = linear_pair(lincore.float32, 33, 20, True, rng)
+    x = lincore.randn(4, 20)
+    with lincore.no_grad():
+        fused(x)
+    other = None
+    if case == "shared weight":
+        other = lnn.Linear(20, 33)
+        other.weight = fused.weight
+        with lincore.no_grad():
+            other(x)  # the storage's packer is now other's cache; fused's pack stays
+    previous = lincore.cpu_capability()
+    try:
+        if case == "written after the pack":
+            with lincore.no_grad():
+                fused.weight.copy_(plain.weight)  # same values, a new version
+        if case == "family changed":
+            lincore._core._set_cpu_capability("sse2")
+        for layer in (fused, plain):
+            if case == "bias frozen":
+                params = [layer.weight]
+            elif case == "bias in another group":
+                params = [{"params": [layer.weight]}, {"params": [layer.bias]}]
+            else:
+                params = list(layer.parameters())
+            opt = SGD(params, lr=0.1, momentum=0.9)
+            layer.weight.grad = lincore.full((33, 20), 0.25)
+            layer.bias.grad = lincore.full((33,), -0.5)
+            opt.step()
+        for a, b in zip(arrays(fused.parameters()), arrays(plain.parameters())):
+            np.testing.assert_array_equal(a, b)
+        with lincore.no_grad():
+            y = np.asarray(fused(x))
+            np.testing.assert_array_equal(y, np.asarray(plain(x)))
+            if other is not None:
+                want = np.asarray(lnn.functional.linear(x, other.weight, other.bias))
+                np.testing.assert_array_equal(np.asarray(other(x)), want)
+    finally:
+        lincore._core._set_cpu_capability(previous)

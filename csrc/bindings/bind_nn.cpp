@@ -64,7 +64,9 @@ const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
 void register_nn(py::module_& m) {
   py::class_<PackCache, std::shared_ptr<PackCache>>(m, "PackCache")
       .def(py::init<>())
-      .def_property_readonly("packed_bytes", &PackCache::packed_bytes);
+      .def_property_readonly("packed_bytes", &PackCache::packed_bytes)
+      .def_property_readonly("packs_built", &PackCache::packs_built,
+                             "how many packs this cache has built");
 
   m.def(
       "linear",

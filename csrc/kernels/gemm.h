@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace lincore {
@@ -59,9 +60,15 @@ struct PackedWeight {
 // W^T and x^T this way). `recycled`, when given, is a previous pack that nobody else holds any
 // more: its buffers are written again if they have the right size (a weight repacked after
 // each optimizer step stays in the same, cache-warm memory, with no allocation).
+//
+// `write_rows`, when given, is called once for each strip of rows [j0, j1) of w (together they
+// cover [0, n)) right before the strip is packed, on the thread that packs it: a writer of w
+// (an optimizer step) then packs each strip while it is still in cache.
+using RowWriter = std::function<void(std::int64_t j0, std::int64_t j1)>;
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b, std::int64_t ldw_col = 1, PackedWeight<T> recycled = {});
+                          const T* b, std::int64_t ldw_col = 1, PackedWeight<T> recycled = {},
+                          const RowWriter* write_rows = nullptr);
 
 // y = act(x . w^T + b) with w given packed. Same contract as gemm_ref. Splits the work over the
 // thread pool when it is large enough to gain; call from any thread.

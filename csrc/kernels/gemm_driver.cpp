@@ -34,10 +34,14 @@ using detail::run_of;
 
 // Packing is a pass over memory: threads take ranges of panels once it is this big (elements).
 constexpr std::int64_t kPackParallelElements = 1 << 15;
+// The rows of w that a RowWriter writes just before they are packed: a fraction of L2, so that
+// the strip (and the writer's other operands over it) is still there when it is packed.
+constexpr std::int64_t kWriteStripBytes = 128 << 10;
 
 template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b, std::int64_t ldw_col, PackedWeight<T> recycled) {
+                          const T* b, std::int64_t ldw_col, PackedWeight<T> recycled,
+                          const RowWriter* write_rows) {
   PackedWeight<T> pw;
   pw.family = detail::active_family_index();
   const auto& family = detail::family_at(pw.family);
@@ -56,7 +60,7 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
     if (ldw_col == 1 && ldw != 1) pack_fn = family.pack_f32;
   }
   const std::int64_t panel_grain = std::max<std::int64_t>(1, kPackParallelElements / (nr * (k + 1)));
-  parallel_for(panels, panel_grain, [&](std::int64_t jr0, std::int64_t jr1) {
+  auto pack_panels = [&](std::int64_t jr0, std::int64_t jr1) {
     if (pack_fn) {
       pack_fn(n, k, pw.kc, w, ldw, dst, jr0, jr1);
       return;
@@ -92,6 +96,20 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
           }
         }
       }
+    }
+  };
+  // A written strip is packed while it is in L2: strips of at most kWriteStripBytes of w.
+  const std::int64_t strip = std::max<std::int64_t>(
+      1, kWriteStripBytes / (nr * std::max<std::int64_t>(k, 1) * static_cast<std::int64_t>(sizeof(T))));
+  parallel_for(panels, panel_grain, [&](std::int64_t jr0, std::int64_t jr1) {
+    if (write_rows == nullptr) {
+      pack_panels(jr0, jr1);
+      return;
+    }
+    for (std::int64_t jr = jr0; jr < jr1; jr += strip) {
+      const std::int64_t je = std::min(jr1, jr + strip);
+      (*write_rows)(jr * nr, std::min(n, je * nr));
+      pack_panels(jr, je);
     }
   });
   if (b) {
@@ -309,10 +327,10 @@ template void gemm_run_strided<double>(std::int64_t, std::int64_t, std::int64_t,
                                        Epilogue);
 template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,
                                               std::int64_t, const float*, std::int64_t,
-                                              PackedWeight<float>);
+                                              PackedWeight<float>, const RowWriter*);
 template PackedWeight<double> gemm_pack<double>(std::int64_t, std::int64_t, const double*,
                                                 std::int64_t, const double*, std::int64_t,
-                                                PackedWeight<double>);
+                                                PackedWeight<double>, const RowWriter*);
 template void gemm_run<float>(std::int64_t, const float*, std::int64_t, const PackedWeight<float>&,
                               float*, std::int64_t, Epilogue);
 template void gemm_run<double>(std::int64_t, const double*, std::int64_t,

@@ -20,7 +20,7 @@ bool PackCache::Key::operator==(const Key& o) const {
 }
 
 template <class T>
-std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Tensor* b) {
+PackCache::Key PackCache::key_of(const Tensor& w, const Tensor* b) {
   Key key;
   key.w_data = w.raw_data();
   key.b_data = b ? b->raw_data() : nullptr;
@@ -32,6 +32,24 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   key.b_version = b ? b->storage()->version() : 0;
   key.family = detail::active_family_index();
   key.dtype = dtype_of<T>();
+  return key;
+}
+
+void PackCache::install(const Key& key, std::shared_ptr<const void> packed, std::size_t bytes,
+                        const Tensor& w) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    key_ = key;
+    packed_ = std::move(packed);
+    bytes_ = bytes;
+    ++packs_built_;
+  }
+  w.storage()->set_packer(weak_from_this());  // empty when no shared_ptr owns this cache
+}
+
+template <class T>
+std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Tensor* b) {
+  const Key key = key_of<T>(w, b);
   const bool trusted = w.storage()->versioned() && (!b || b->storage()->versioned());
   PackedWeight<T> recycled;
   {
@@ -52,11 +70,46 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   auto packed = std::make_shared<PackedWeight<T>>(
       gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.strides()[0], b ? bc.data<T>() : nullptr,
                    w.strides()[1], std::move(recycled)));
-  std::lock_guard<std::mutex> lock(mutex_);
-  key_ = key;
-  packed_ = packed;
-  bytes_ = static_cast<std::size_t>(packed->npad() * (packed->k + (b ? 1 : 0))) * sizeof(T);
+  install(key, packed,
+          static_cast<std::size_t>(packed->npad() * (packed->k + (b ? 1 : 0))) * sizeof(T), w);
   return packed;
+}
+
+template <class T>
+bool PackCache::rewrite_and_pack(Tensor& w, const Tensor* b, const RowWriter& write_rows) {
+  if (w.dim() != 2 || !w.is_contiguous() || (b && !b->is_contiguous())) return false;
+  if (!w.storage()->versioned() || (b && !b->storage()->versioned())) return false;
+  Key key = key_of<T>(w, b);
+  PackedWeight<T> recycled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // b has had its own step already, so only its identity is compared, not its version.
+    key.b_version = key_.b_version;
+    if (!packed_ || !(key == key_)) return false;
+    if (packed_.use_count() == 1) {
+      recycled = *std::static_pointer_cast<const PackedWeight<T>>(packed_);
+    }
+    packed_.reset();
+    key_ = Key{};
+    bytes_ = 0;
+  }
+  auto packed = std::make_shared<PackedWeight<T>>(
+      gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.size(1), b ? b->data<T>() : nullptr, 1,
+                   std::move(recycled), &write_rows));
+  w.storage()->bump_version();
+  install(key_of<T>(w, b), packed,
+          static_cast<std::size_t>(packed->npad() * (packed->k + (b ? 1 : 0))) * sizeof(T), w);
+  return true;
+}
+
+const void* PackCache::bias_data() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return packed_ ? key_.b_data : nullptr;
+}
+
+std::uint64_t PackCache::packs_built() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return packs_built_;
 }
 
 std::size_t PackCache::packed_bytes() const {
@@ -260,5 +313,7 @@ template std::shared_ptr<const PackedWeight<float>> PackCache::get<float>(const 
                                                                           const Tensor*);
 template std::shared_ptr<const PackedWeight<double>> PackCache::get<double>(const Tensor&,
                                                                             const Tensor*);
+template bool PackCache::rewrite_and_pack<float>(Tensor&, const Tensor*, const RowWriter&);
+template bool PackCache::rewrite_and_pack<double>(Tensor&, const Tensor*, const RowWriter&);
 
 }  // namespace lincore

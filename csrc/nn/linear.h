@@ -15,12 +15,29 @@ namespace lincore {
 // their contents change (storage versions) or when the kernel family changes. Storage whose
 // writes lincore cannot see (exported to numpy as a writable view right now, or writable memory
 // borrowed from numpy) is never trusted: the weight is repacked on each call.
-class PackCache {
+//
+// A cache owned by a shared_ptr (a Linear's) registers itself with w's storage as its packer
+// (Storage::set_packer), so that an optimizer step can rewrite w and its pack in one pass.
+class PackCache : public std::enable_shared_from_this<PackCache> {
  public:
   // The packed form of w (and b).
   template <class T>
   std::shared_ptr<const PackedWeight<T>> get(const Tensor& w, const Tensor* b);
   std::size_t packed_bytes() const;
+  // How many packs this cache has built (a repack after each change of the weights).
+  std::uint64_t packs_built() const;
+
+  // The data pointer of the bias the current pack was built with (null: no bias, or no pack).
+  const void* bias_data() const;
+
+  // Rewrites w through write_rows (gemm.h's RowWriter: each strip of rows once, from the
+  // packing threads) and packs each strip right after it is written, then bumps w's version:
+  // the pack stays current across an optimizer step instead of being rebuilt, from memory, by
+  // the next forward. b, whose own update has already run, is packed as it is now. Does
+  // nothing and returns false unless this cache's pack is the current one of this very w
+  // (contiguous, unchanged since it was packed) with this b (the same tensor; b contiguous).
+  template <class T>
+  bool rewrite_and_pack(Tensor& w, const Tensor* b, const RowWriter& write_rows);
 
  private:
   // What the packed form was built from. Compared on every call without allocating: the
@@ -34,8 +51,14 @@ class PackCache {
     DType dtype = DType::float32;
     bool operator==(const Key& o) const;
   };
+  template <class T>
+  static Key key_of(const Tensor& w, const Tensor* b);
+  void install(const Key& key, std::shared_ptr<const void> packed, std::size_t bytes,
+               const Tensor& w);
+
   mutable std::mutex mutex_;
   Key key_;
+  std::uint64_t packs_built_ = 0;
   std::shared_ptr<const void> packed_;
   std::size_t bytes_ = 0;
 };

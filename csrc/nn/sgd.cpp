@@ -6,6 +6,7 @@
 #include <utility>
 #include <string>
 
+#include "nn/linear.h"
 #include "runtime/thread_pool.h"
 
 namespace lincore {
@@ -46,18 +47,33 @@ constexpr std::array<UpdateFn<T>, sizeof...(F)> update_table(std::integer_sequen
   return {&update<T, F>...};
 }
 
+// The update loop for these options, with its scalars.
 template <class T>
-void step(T* p, const T* grad, T* buf, std::int64_t n, bool first, const SgdOptions& o) {
+struct Update {
+  UpdateFn<T> fn;
+  Scalars<T> c;
+  void operator()(T* p, const T* grad, T* buf, std::int64_t i0, std::int64_t i1) const {
+    fn(p, grad, buf, i0, i1, c);
+  }
+};
+
+template <class T>
+Update<T> update_for(bool first, const SgdOptions& o) {
   static constexpr auto table = update_table<T>(std::make_integer_sequence<int, 32>{});
   const Scalars<T> c{static_cast<T>(o.lr), static_cast<T>(o.weight_decay),
                      static_cast<T>(o.momentum), static_cast<T>(1 - o.dampening)};
   const int flags = (o.maximize ? kMaximize : 0) | (o.weight_decay != 0 ? kDecay : 0) |
                     (o.momentum != 0 ? kMomentum : 0) | (o.nesterov ? kNesterov : 0) |
                     (first ? kFirst : 0);
-  const UpdateFn<T> fn = table[flags];
+  return {table[flags], c};
+}
+
+template <class T>
+void step(T* p, const T* grad, T* buf, std::int64_t n, bool first, const SgdOptions& o) {
+  const Update<T> u = update_for<T>(first, o);
   // Memory-bound: each thread updates its own contiguous range (more cores, more bandwidth).
   parallel_for(n, kParallelGrain,
-               [=](std::int64_t i0, std::int64_t i1) { fn(p, grad, buf, i0, i1, c); });
+               [=](std::int64_t i0, std::int64_t i1) { u(p, grad, buf, i0, i1); });
 }
 
 bool overlaps(const Tensor& a, const Tensor& b) {
@@ -89,6 +105,33 @@ bool accepts(const Tensor& p, const Tensor& grad, const Tensor* buf, const SgdOp
   return same(*buf) && buf->is_contiguous() && !overlaps(*buf, p) && !overlaps(*buf, grad);
 }
 
+// The gradient as the update loop reads it: contiguous, and a copy when it views the
+// parameter's own memory (p.grad = p.detach()), as the loop assumes no overlap (restrict).
+Tensor readable_grad(const Tensor& grad, const Tensor& p) {
+  Tensor g = grad.contiguous();
+  if (overlaps(g, p)) g = g.clone();
+  return g;
+}
+
+// An item (already accepted) whose weight `cache` packs: stepped strip by strip, each strip
+// packed right after its update (PackCache::rewrite_and_pack). False, with nothing changed, when
+// the cache's pack is not the current one of this weight.
+template <class T>
+bool step_and_pack(SgdItem& it, PackCache& cache, const Tensor* bias, bool first,
+                   const SgdOptions& o) {
+  const Tensor g = readable_grad(it.grad, it.param);
+  Tensor* buf = o.momentum != 0 ? &*it.buf : nullptr;
+  const Update<T> u = update_for<T>(first, o);
+  const std::int64_t k = it.param.size(1);
+  T* p = it.param.data<T>();
+  const T* gp = g.data<T>();
+  T* bp = buf ? buf->data<T>() : nullptr;
+  const RowWriter write = [=](std::int64_t j0, std::int64_t j1) { u(p, gp, bp, j0 * k, j1 * k); };
+  if (!cache.rewrite_and_pack<T>(it.param, bias, write)) return false;
+  if (buf) buf->storage()->bump_version();
+  return true;
+}
+
 }  // namespace
 
 bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o) {
@@ -106,10 +149,43 @@ bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o) {
   for (std::size_t i = 1; i < by_address.size(); ++i) {
     if (overlaps(*by_address[i - 1], *by_address[i])) return false;
   }
-  for (SgdItem& it : items) {
-    const bool first = o.momentum != 0 && !it.buf;
-    if (first) it.buf = Tensor::empty(it.param.shape(), it.param.dtype());
-    sgd_step(it.param, it.grad, o.momentum != 0 ? &*it.buf : nullptr, first, o);
+  // A weight that a layer packed (its storage names the cache) is stepped last, with its pack
+  // rebuilt in the same pass, after the other items: its bias among them, which the pack holds.
+  // The next forward then finds a current pack instead of repacking from memory (measured:
+  // 2-4 ms of a 1024x4 MLP's 20 ms forward at batch 256, on one thread).
+  std::vector<bool> firsts(items.size());
+  std::vector<std::pair<std::size_t, std::shared_ptr<PackCache>>> packed;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    SgdItem& it = items[i];
+    firsts[i] = o.momentum != 0 && !it.buf;
+    if (firsts[i]) it.buf = Tensor::empty(it.param.shape(), it.param.dtype());
+    // Only PackCache::install sets a storage's packer, so the cast is to its own type.
+    auto cache = it.param.dim() == 2 && it.param.numel() > 0
+                     ? std::static_pointer_cast<PackCache>(it.param.storage()->packer())
+                     : nullptr;
+    if (cache) {
+      packed.emplace_back(i, std::move(cache));
+      continue;
+    }
+    sgd_step(it.param, it.grad, o.momentum != 0 ? &*it.buf : nullptr, firsts[i], o);
+  }
+  for (auto& [i, cache] : packed) {
+    SgdItem& it = items[i];
+    // The pack's bias must be an item of this group (stepped above); otherwise, or when the
+    // pack is not current, the weight is stepped alone and repacked by its next forward.
+    const void* bias_data = cache->bias_data();
+    const Tensor* bias = nullptr;
+    for (const SgdItem& other : items) {
+      if (bias_data && other.param.dim() == 1 && other.param.raw_data() == bias_data) {
+        bias = &other.param;
+      }
+    }
+    const bool fused =
+        (bias_data == nullptr || bias != nullptr) &&
+        (it.param.dtype() == DType::float32
+             ? step_and_pack<float>(it, *cache, bias, firsts[i], o)
+             : step_and_pack<double>(it, *cache, bias, firsts[i], o));
+    if (!fused) sgd_step(it.param, it.grad, o.momentum != 0 ? &*it.buf : nullptr, firsts[i], o);
   }
   return true;
 }
@@ -130,9 +206,7 @@ void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdO
                                   "parameter or its gradient");
     }
   }
-  // The update loop assumes its arrays do not overlap (restrict): a gradient that views the
-  // parameter's own memory (p.grad = p.detach()) is read from a copy.
-  if (overlaps(g, p)) g = g.clone();
+  if (overlaps(g, p)) g = g.clone();  // (readable_grad's rule)
   if (p.dtype() == DType::float32) {
     step<float>(p.data<float>(), g.data<float>(), buf ? buf->data<float>() : nullptr, p.numel(),
                 first, o);

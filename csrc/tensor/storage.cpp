@@ -3,7 +3,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <utility>
 
 #include "tensor/errors.h"
 
@@ -36,6 +38,22 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
 std::shared_ptr<Storage> Storage::borrow(void* data, std::size_t nbytes, std::shared_ptr<void> owner,
                                          bool writable) {
   return std::make_shared<Storage>(data, nbytes, std::move(owner), writable, nullptr);
+}
+
+namespace {
+// One lock for every storage's packer slot: it is touched once per repack and once per
+// optimizer step of a weight, never on a call path that does not pack.
+std::mutex packer_mutex;
+}  // namespace
+
+void Storage::set_packer(std::weak_ptr<void> packer) {
+  std::lock_guard<std::mutex> lock(packer_mutex);
+  packer_ = std::move(packer);
+}
+
+std::shared_ptr<void> Storage::packer() const {
+  std::lock_guard<std::mutex> lock(packer_mutex);
+  return packer_.lock();
 }
 
 }  // namespace lincore

@@ -44,6 +44,13 @@ class Storage {
     exports_.fetch_sub(1, std::memory_order_acq_rel);
   }
 
+  // The packed form most recently built from this storage as a layer's weight (a PackCache,
+  // type-erased: tensors know nothing of layers), so that a writer of every element (an
+  // optimizer step) can rebuild it in the same pass, while each part is in cache. Weak: the
+  // storage does not keep it alive.
+  void set_packer(std::weak_ptr<void> packer);
+  std::shared_ptr<void> packer() const;
+
   // owned_block: the malloc'ed block that holds data (lincore's own memory), freed with the
   // storage; null for borrowed memory, which `owner` keeps alive.
   Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable,
@@ -62,6 +69,7 @@ class Storage {
   void* block_;  // lincore's own allocation that data_ lies in (freed with it); null if borrowed
   std::atomic<std::uint64_t> version_{0};
   std::atomic<int> exports_{0};
+  std::weak_ptr<void> packer_;  // guarded by a lock in storage.cpp (set and read rarely)
 };
 
 }  // namespace lincore

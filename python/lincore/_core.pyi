@@ -154,6 +154,9 @@ class PackCache:
     def __init__(self) -> None: ...
     @property
     def packed_bytes(self) -> int: ...
+    @property
+    def packs_built(self) -> int:
+        """how many packs this cache has built"""
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: int, need_grad: bool
                   ) -> tuple[Tensor, Tensor | None]:
