@@ -99,8 +99,9 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
     }
   };
   // A written strip is packed while it is in L2: strips of at most kWriteStripBytes of w.
-  const std::int64_t strip = std::max<std::int64_t>(
-      1, kWriteStripBytes / (nr * std::max<std::int64_t>(k, 1) * static_cast<std::int64_t>(sizeof(T))));
+  const std::int64_t panel_bytes =
+      nr * std::max<std::int64_t>(k, 1) * static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t strip = std::max<std::int64_t>(1, kWriteStripBytes / panel_bytes);
   parallel_for(panels, panel_grain, [&](std::int64_t jr0, std::int64_t jr1) {
     if (write_rows == nullptr) {
       pack_panels(jr0, jr1);

@@ -196,7 +196,7 @@ void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdO
                                 "tensor");
   }
   p.check_writable("sgd_step");
-  Tensor g = grad.contiguous();
+  const Tensor g = readable_grad(grad, p);
   check(g, p, "grad");
   if (o.momentum != 0) {
     if (!buf) throw std::invalid_argument("sgd_step: momentum needs a buffer");
@@ -206,7 +206,6 @@ void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdO
                                   "parameter or its gradient");
     }
   }
-  if (overlaps(g, p)) g = g.clone();  // (readable_grad's rule)
   if (p.dtype() == DType::float32) {
     step<float>(p.data<float>(), g.data<float>(), buf ? buf->data<float>() : nullptr, p.numel(),
                 first, o);
