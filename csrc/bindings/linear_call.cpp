@@ -8,6 +8,8 @@
 // Python method that handles everything; so the two can never disagree on what they accept.
 #include "bindings/linear_call.h"
 
+#include <cstdint>
+#include <stdexcept>
 #include <utility>
 
 #include <pybind11/pybind11.h>
@@ -19,25 +21,35 @@ namespace py = pybind11;
 
 namespace lincore::bindings {
 
-py::object linear_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
-                          PackCache* cache) {
+namespace {
+
+// The forward both bindings run; *x_dims gets x's number of dimensions (a recorded call picks
+// its node class by it), read from the Tensor cast here rather than by casting x again.
+py::object run_linear(py::handle x_obj, py::handle w_obj, py::handle b_obj, PackCache* cache,
+                      std::int64_t* x_dims) {
   const Tensor& x = tensor_arg(x_obj, "linear", "input");
   const Tensor& w = tensor_arg(w_obj, "linear", "weight");
   const Tensor* b = b_obj.is_none() ? nullptr : &tensor_arg(b_obj, "linear", "bias");
+  *x_dims = x.dim();
   begin_computation();
   return py::cast(without_gil([&] { return linear(x, w, b, Epilogue{}, cache); }));
 }
 
+}  // namespace
+
+py::object linear_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
+                          PackCache* cache) {
+  std::int64_t x_dims = 0;
+  return run_linear(x_obj, w_obj, b_obj, cache, &x_dims);
+}
+
 py::object linear_forward_recorded(py::handle x_obj, py::handle w_obj, py::handle b_obj,
                                    PackCache* cache, const py::tuple& nodes) {
-  const Tensor& x = tensor_arg(x_obj, "linear", "input");
-  const Tensor& w = tensor_arg(w_obj, "linear", "weight");
-  const Tensor* b = b_obj.is_none() ? nullptr : &tensor_arg(b_obj, "linear", "bias");
   if (nodes.size() != 6) throw std::invalid_argument("linear_recorded: expected 6 node classes");
-  begin_computation();
-  py::object y = py::cast(without_gil([&] { return linear(x, w, b, Epilogue{}, cache); }));
+  std::int64_t x_dims = 0;
+  py::object y = run_linear(x_obj, w_obj, b_obj, cache, &x_dims);
   if (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj)) {
-    const py::object node_class = nodes[(b ? 3 : 0) + node_index_by_dims(x.dim())];
+    const py::object node_class = nodes[(b_obj.is_none() ? 0 : 3) + node_index_by_dims(x_dims)];
     set_grad_fn(y, node_class(x_obj, w_obj, b_obj));
   }
   return y;

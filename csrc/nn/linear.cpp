@@ -35,8 +35,11 @@ PackCache::Key PackCache::key_of(const Tensor& w, const Tensor* b) {
   return key;
 }
 
-void PackCache::install(const Key& key, std::shared_ptr<const void> packed, std::size_t bytes,
+template <class T>
+void PackCache::install(const Key& key, std::shared_ptr<const PackedWeight<T>> packed,
                         const Tensor& w) {
+  const std::size_t bytes =
+      static_cast<std::size_t>(packed->npad() * (packed->k + (packed->bias ? 1 : 0))) * sizeof(T);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     key_ = key;
@@ -70,8 +73,7 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   auto packed = std::make_shared<PackedWeight<T>>(
       gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.strides()[0], b ? bc.data<T>() : nullptr,
                    w.strides()[1], std::move(recycled)));
-  install(key, packed,
-          static_cast<std::size_t>(packed->npad() * (packed->k + (b ? 1 : 0))) * sizeof(T), w);
+  install<T>(key, packed, w);
   return packed;
 }
 
@@ -97,8 +99,7 @@ bool PackCache::rewrite_and_pack(Tensor& w, const Tensor* b, const RowWriter& wr
       gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.size(1), b ? b->data<T>() : nullptr, 1,
                    std::move(recycled), &write_rows));
   w.storage()->bump_version();
-  install(key_of<T>(w, b), packed,
-          static_cast<std::size_t>(packed->npad() * (packed->k + (b ? 1 : 0))) * sizeof(T), w);
+  install<T>(key_of<T>(w, b), std::move(packed), w);
   return true;
 }
 

@@ -53,8 +53,9 @@ class PackCache : public std::enable_shared_from_this<PackCache> {
   };
   template <class T>
   static Key key_of(const Tensor& w, const Tensor* b);
-  void install(const Key& key, std::shared_ptr<const void> packed, std::size_t bytes,
-               const Tensor& w);
+  // Makes `packed`, built from w (and b) as `key` describes them, the current pack.
+  template <class T>
+  void install(const Key& key, std::shared_ptr<const PackedWeight<T>> packed, const Tensor& w);
 
   mutable std::mutex mutex_;
   Key key_;
