@@ -44,6 +44,23 @@ def test_sequential_whole_stack_bitwise_equal_to_layers(isa, stack, rows, dtype)
         assert np.array_equal(got, expected, equal_nan=True), (threads, stack, rows)
 
 
+@pytest.mark.parametrize("dtype", [lincore.float32, lincore.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("rows", [1, 11, 23, 24, 25, 47, 48, 49, 95, 96, 97, 150])
+def test_sequential_weights_past_l2_bitwise_equal_to_layers(isa, rows, dtype):
+    """Weights of more than 1 MiB (csrc/nn/sequential.cpp, kStackInL2Bytes) take one row block
+    per thread at few rows and go layer by layer at many: the rows here cross both thresholds
+    for every family's register tile, at 1 and 2 threads."""
+    lincore.manual_seed(rows)
+    model = nn.Sequential(nn.Linear(700, 400), nn.ReLU(), nn.Linear(400, 9)).to(dtype)
+    x = lincore.randn(rows, 700, dtype=dtype)
+    with lincore.no_grad():
+        expected = np.asarray(one_by_one(list(model), x))
+        for threads in (1, 2):
+            with num_threads(threads):
+                got = np.asarray(model(x))
+            assert np.array_equal(got, expected), (threads, rows)
+
+
 def test_sequential_rows_independent_of_batch(rng):
     model = nn.Sequential(nn.Linear(20, 50), nn.ReLU(), nn.Linear(50, 10))
     x = rng.standard_normal((300, 20)).astype(np.float32)

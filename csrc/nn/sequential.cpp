@@ -13,6 +13,13 @@
 namespace lincore {
 namespace {
 
+// Packed weights up to this size stay in a core's L2 (1 MiB on Zen 4 and Skylake-SP) while row
+// blocks go through the stack. Measured 2026-12-04 on Zen 4, no_grad, row blocks (four per
+// thread) against the layers one by one: 784-256-128-10 (0.95 MiB) 3-30% faster; 1024-wide
+// stacks (12 MiB) 8% slower at batch 64 on 1 thread and at batch 256 on 2 threads, but 22-28%
+// faster at batch 64 on 2 threads.
+constexpr std::int64_t kStackInL2Bytes = 1 << 20;
+
 // One step of a whole-stack run: a Linear (with the activation that follows it fused in), or an
 // activation on its own.
 template <class T>
@@ -102,18 +109,29 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
   // Many rows: row blocks go through all layers, each thread its own blocks (one parallel
   // region per call, intermediates in that thread's cache). Few rows: layer by layer, each
   // layer's gemm free to split W's columns over the threads.
+  //
+  // Weights past a core's L2 stream from L3 once per row block. Then a batch that each gemm
+  // would split by rows anyway (four row tiles per thread) goes layer by layer too, and a
+  // smaller one takes one row block per thread (where each gemm would split W's columns, with a
+  // barrier per layer).
   const auto& blk = [&]() -> const detail::Blocking<T>& {
     const auto& f = detail::active_family();
     if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
   }();
   const int threads = get_num_threads();
-  if (m < 2 * blk.mr * threads) {
+  std::int64_t weight_bytes = 0;
+  for (const Op<T>& op : ops)
+    if (op.pw) weight_bytes += op.pw->npad() * op.pw->k * static_cast<std::int64_t>(sizeof(T));
+  const bool weights_in_l2 = weight_bytes <= kStackInL2Bytes;
+  if (m < 2 * blk.mr * threads || (!weights_in_l2 && m >= 4 * blk.mr * threads)) {
     run_rows<T>(m, xp, ldx, ops, yp, width, false);
     return true;
   }
-  // Blocks of at most MC rows, at least four per thread, taken from a shared counter (a thread
-  // that starts late finds them done by the others).
-  const std::int64_t per_block = (m + 4 * threads - 1) / (4 * threads);
+  // Blocks of at most MC rows (four per thread while the weights fit in L2), taken from a shared
+  // counter: a thread that starts late finds them done by the others.
+  const std::int64_t blocks_per_thread = weights_in_l2 ? 4 : 1;
+  const std::int64_t per_block =
+      (m + blocks_per_thread * threads - 1) / (blocks_per_thread * threads);
   const std::int64_t block = std::min<std::int64_t>(
       blk.mc, std::max<std::int64_t>(blk.mr, (per_block + blk.mr - 1) / blk.mr * blk.mr));
   const std::int64_t blocks = (m + block - 1) / block;
