@@ -33,31 +33,14 @@ inline void transpose8(const float* in, std::int64_t ld, float* out, std::int64_
   for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + i * ldo, t[i]);
 }
 
-// The PackedWeight layout (NR = 16, slices of KC) from row-major w: full 16-row strips go
-// through 8x8 transposes, ragged edges through plain loops. Same output as the portable packing
-// loop, which writes each panel column with a 64-byte stride. Measured 2026-12-03 on Zen 3,
-// repacking into a warm buffer (median): 1024x1024 580 -> 340 us, 256x784 100 -> 34-51 us.
+// The PackedWeight layout (NR = 16) by 8x8 transposes. Measured 2026-12-03 on Zen 3, repacking
+// into a warm buffer (median), against the portable loop: 1024x1024 580 -> 340 us, 256x784
+// 100 -> 34-51 us.
 void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
               float* dst, std::int64_t jr0, std::int64_t jr1) {
-  constexpr std::int64_t NR = W32 * NV;
-  const std::int64_t npad = (n + NR - 1) / NR * NR;
-  for (std::int64_t pc = 0; pc < k; pc += KC) {
-    const std::int64_t kc = k - pc < KC ? k - pc : KC;
-    for (std::int64_t jr = jr0; jr < jr1; ++jr) {
-      float* panel = dst + pc * npad + jr * kc * NR;
-      const std::int64_t j0 = jr * NR, cols = n - j0 < NR ? n - j0 : NR;
-      const float* src = w + j0 * ldw + pc;
-      std::int64_t p = 0;
-      if (cols == NR) {
-        for (; p + 8 <= kc; p += 8) {
-          transpose8(src + p, ldw, panel + p * NR, NR);
-          transpose8(src + 8 * ldw + p, ldw, panel + p * NR + 8, NR);
-        }
-      }
-      for (std::int64_t c = 0; c < NR; ++c)
-        for (std::int64_t q = p; q < kc; ++q) panel[q * NR + c] = c < cols ? src[c * ldw + q] : 0.0f;
-    }
-  }
+  pack_f32_by_transposes<W32 * NV, 8>(n, k, KC, w, ldw, dst, jr0, jr1,
+                                         [](const float* in, std::int64_t ld, float* out,
+                                            std::int64_t ldo) { transpose8(in, ld, out, ldo); });
 }
 
 const KernelFamily& family() {

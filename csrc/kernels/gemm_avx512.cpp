@@ -41,29 +41,12 @@ inline void transpose16(const float* in, std::int64_t ld, float* out, std::int64
   for (int i = 0; i < 16; ++i) _mm512_storeu_ps(out + i * ldo, r[i]);
 }
 
-// The PackedWeight layout (NR = 32, slices of KC) from row-major w: full 32-row strips go through 16x16
-// transposes, ragged edges through plain loops. Same output as the portable packing loop.
+// The PackedWeight layout (NR = 32) by 16x16 transposes.
 void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
               float* dst, std::int64_t jr0, std::int64_t jr1) {
-  constexpr std::int64_t NR = W32 * NV;
-  const std::int64_t npad = (n + NR - 1) / NR * NR;
-  for (std::int64_t pc = 0; pc < k; pc += KC) {
-    const std::int64_t kc = k - pc < KC ? k - pc : KC;
-    for (std::int64_t jr = jr0; jr < jr1; ++jr) {
-      float* panel = dst + pc * npad + jr * kc * NR;
-      const std::int64_t j0 = jr * NR, cols = n - j0 < NR ? n - j0 : NR;
-      const float* src = w + j0 * ldw + pc;
-      std::int64_t p = 0;
-      if (cols == NR) {
-        for (; p + 16 <= kc; p += 16) {
-          transpose16(src + p, ldw, panel + p * NR, NR);
-          transpose16(src + 16 * ldw + p, ldw, panel + p * NR + 16, NR);
-        }
-      }
-      for (std::int64_t c = 0; c < NR; ++c)
-        for (std::int64_t q = p; q < kc; ++q) panel[q * NR + c] = c < cols ? src[c * ldw + q] : 0.0f;
-    }
-  }
+  pack_f32_by_transposes<W32 * NV, 16>(n, k, KC, w, ldw, dst, jr0, jr1,
+                                         [](const float* in, std::int64_t ld, float* out,
+                                            std::int64_t ldo) { transpose16(in, ld, out, ldo); });
 }
 
 const KernelFamily& family() {

@@ -239,6 +239,33 @@ void copy_panel(std::int64_t kc, const T* w, std::int64_t ldw, int cols, T* dst)
   }
 }
 
+// gemm_pack's layout for a row-major fp32 w (family.h's PackFn), for families with an in-register
+// transpose: full NR-row strips go through B x B blocks of transpose(in, ld, out, ldo), which
+// writes out[q * ldo + i] = in[i * ld + q] for i, q < B; ragged edges through plain loops. Same
+// output as the portable packing loop, which writes each panel column with an NR-value stride.
+template <int NR, int B, class Transpose>
+void pack_f32_by_transposes(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w,
+                            std::int64_t ldw, float* dst, std::int64_t jr0, std::int64_t jr1,
+                            Transpose transpose) {
+  static_assert(NR % B == 0, "a panel is a whole number of transposed blocks wide");
+  const std::int64_t npad = (n + NR - 1) / NR * NR;
+  for (std::int64_t pc = 0; pc < k; pc += KC) {
+    const std::int64_t kc = k - pc < KC ? k - pc : KC;
+    for (std::int64_t jr = jr0; jr < jr1; ++jr) {
+      float* panel = dst + pc * npad + jr * kc * NR;
+      const std::int64_t j0 = jr * NR, cols = n - j0 < NR ? n - j0 : NR;
+      const float* src = w + j0 * ldw + pc;
+      std::int64_t p = 0;
+      if (cols == NR) {
+        for (; p + B <= kc; p += B)
+          for (int c = 0; c < NR; c += B) transpose(src + c * ldw + p, ldw, panel + p * NR + c, NR);
+      }
+      for (std::int64_t c = 0; c < NR; ++c)
+        for (std::int64_t q = p; q < kc; ++q) panel[q * NR + c] = c < cols ? src[c * ldw + q] : 0.0f;
+    }
+  }
+}
+
 // The W block kept in L2 per K-slice, and the most a thread's packed row block of x may take
 // (see run()).
 constexpr std::int64_t kL2BlockBytes = 640 << 10;
