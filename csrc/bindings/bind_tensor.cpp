@@ -74,8 +74,12 @@ int tensor_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
   view->readonly = writable ? 0 : 1;
   view->itemsize = item;
   view->format = (flags & PyBUF_FORMAT) ? const_cast<char*>(buffer_format(t->dtype())) : nullptr;
-  view->ndim = static_cast<int>(t->dim());
-  view->shape = (flags & PyBUF_ND) == PyBUF_ND ? hold->shape.data() : nullptr;
+  // Without PyBUF_ND the consumer gets no shape: then the memory is one run of len bytes, which
+  // the buffer protocol states as ndim 1 with shape NULL (as CPython's array.array does). A
+  // shape-less view with ndim > 1 sends memoryview (t.__buffer__(0) on 3.12+) through NULL.
+  const bool want_shape = (flags & PyBUF_ND) == PyBUF_ND;
+  view->ndim = want_shape ? static_cast<int>(t->dim()) : 1;
+  view->shape = want_shape ? hold->shape.data() : nullptr;
   view->strides = want_strides ? hold->strides.data() : nullptr;
   view->suboffsets = nullptr;
   view->internal = hold;
@@ -155,10 +159,17 @@ py::tuple to_tuple(const Shape& s) {
 }  // namespace
 
 void register_tensor(py::module_& m) {
-  py::class_<Tensor> cls(m, "Tensor", py::buffer_protocol(), py::dynamic_attr());
-  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-  type->tp_as_buffer->bf_getbuffer = &tensor_getbuffer;
-  type->tp_as_buffer->bf_releasebuffer = &tensor_releasebuffer;
+  // The buffer slots are set before PyType_Ready (custom_type_setup runs just before it), not
+  // patched in afterwards: PyType_Ready wraps whatever bf_getbuffer holds then into the type's
+  // __buffer__ (Python 3.12+, PEP 688), and a Python subclass (Parameter, a user's own) takes its
+  // buffer slot from that wrapper. Patched later, subclasses kept pybind11's getbuffer, which has
+  // no def_buffer to call and fails with "pybind11_getbuffer(): Internal error".
+  py::class_<Tensor> cls(m, "Tensor", py::dynamic_attr(),
+                         py::custom_type_setup([](PyHeapTypeObject* heap_type) {
+                           heap_type->as_buffer.bf_getbuffer = &tensor_getbuffer;
+                           heap_type->as_buffer.bf_releasebuffer = &tensor_releasebuffer;
+                           heap_type->ht_type.tp_as_buffer = &heap_type->as_buffer;
+                         }));
 
   cls.def(py::init<const Tensor&>(), py::arg("other"),
           "Tensor(other) -> a new Tensor object sharing other's storage, shape and dtype")

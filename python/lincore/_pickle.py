@@ -1,6 +1,7 @@
 """Pickling for lincore.Tensor (installed on the compiled class at import): a tensor pickles as
 (_rebuild_tensor, (safetensors bytes,)), so its values travel in the same safe, validated format
-as lincore.save, and copy.copy / copy.deepcopy give independent copies the same way.
+as lincore.save, and copy.copy / copy.deepcopy give independent copies the same way. A Python
+subclass of Tensor comes back as that subclass, with its instance attributes (as in PyTorch).
 
 Modules pickle through Module.__getstate__ / __setstate__ (nn/module.py) and Parameters through
 Parameter.__reduce_ex__, both of which end up here for their tensors. Unpickling untrusted data
@@ -19,11 +20,22 @@ Tensor = _core.Tensor
 _REQUIRES_GRAD = "lincore.requires_grad"
 
 
+# Instance-dict entries that are autograd's, not the user's: a subclass's pickle leaves them out
+# (requires_grad travels in the metadata; a graph and a gradient are never pickled).
+_AUTOGRAD_KEYS = frozenset({"_requires_grad", "_grad", "grad_fn"})
+
+
 def _reduce_ex(self: Tensor, protocol: Any) -> tuple:
     # The view's values only (in C order), not the storage it may share: an unpickled tensor
     # owns its memory, as after clone().
     metadata = {_REQUIRES_GRAD: "true"} if self.requires_grad else None
-    return (_rebuild_tensor, (to_bytes(_arrays({"data": self}), metadata),))
+    data = to_bytes(_arrays({"data": self}), metadata)
+    cls = type(self)
+    if cls is Tensor:
+        return (_rebuild_tensor, (data,))
+    # A Python subclass comes back as itself with its own attributes, as torch.Tensor's do.
+    state = {k: v for k, v in self.__dict__.items() if k not in _AUTOGRAD_KEYS}
+    return (_rebuild_subclass, (cls, data), state or None)
 
 
 def _rebuild_tensor(data: bytes) -> Tensor:
@@ -34,6 +46,15 @@ def _rebuild_tensor(data: bytes) -> Tensor:
     out = tensors["data"]
     if metadata_of(data).get(_REQUIRES_GRAD) == "true":
         out.requires_grad_(True)
+    return out
+
+
+def _rebuild_subclass(cls: type, data: bytes) -> Tensor:
+    plain = _rebuild_tensor(data)
+    # The compiled constructor, not cls.__init__, whose signature is the subclass's own.
+    out = Tensor.__new__(cls)
+    Tensor.__init__(out, plain)
+    out.requires_grad_(plain.requires_grad)
     return out
 
 

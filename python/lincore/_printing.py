@@ -239,16 +239,18 @@ def _add_suffixes(tensor_str: str, suffixes: list[str], indent: int) -> str:
 
 
 def format_tensor(
-    values: np.ndarray, *, requires_grad: bool = False, grad_fn: str | None = None
+    values: np.ndarray, *, requires_grad: bool = False, grad_fn: str | None = None,
+    name: str = "tensor",
 ) -> str:
     """What repr(torch.tensor(values)) prints, with `lincore.` for `torch.`.
 
     values: float32, float64, int64 or bool, any shape and strides. grad_fn, the name of the node
-    that made the tensor (e.g. "AddmmBackward0"), replaces the requires_grad=True suffix.
+    that made the tensor (e.g. "AddmmBackward0"), replaces the requires_grad=True suffix. name
+    stands before the parenthesis: PyTorch prints a Tensor subclass's class name there.
     """
     values = np.asarray(values)
     dtype_name = _dtype_name(values.dtype)
-    prefix = "tensor("
+    prefix = name + "("
     indent = len(prefix)
     suffixes = []
 

@@ -383,10 +383,15 @@ def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 @_method
 def __repr__(self: Tensor) -> str:
     grad_fn = self.grad_fn
+    # PyTorch's rule: a subclass prints its class name in place of "tensor", except the classes
+    # that declare themselves plain tensors in their own body (nn.Parameter; not its subclasses).
+    cls = type(self)
+    plain = cls is Tensor or cls.__dict__.get("_prints_as_tensor", False)
     return format_tensor(
         np.asarray(memoryview(self)),
         requires_grad=self.requires_grad,
         grad_fn=None if grad_fn is None else type(grad_fn).__name__,
+        name="tensor" if plain else cls.__name__,
     )
 
 

@@ -11,6 +11,8 @@ from .._creation import empty
 class Parameter(_core.Tensor):
     """A Tensor that is a module parameter; shares memory with the tensor it is made from."""
 
+    _prints_as_tensor = True  # "tensor(...)" in its repr, as torch; subclasses print their name
+
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         if data is None:
             data = empty(0)
