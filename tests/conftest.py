@@ -10,6 +10,11 @@ import pytest
 
 import lincore
 
+# numpy < 2.1 (the newest numpy for Python 3.9) marks every array that np.from_dlpack imports
+# read-only, and its from_dlpack takes no copy=: tests write through such arrays only from 2.1 on,
+# and check that they are read-only before.
+NUMPY_DLPACK_WRITABLE = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
+
 UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0 ** -24, np.dtype(np.float64): 2.0 ** -53}
 SMALLEST_SUBNORMAL = {np.dtype(np.float32): float(np.finfo(np.float32).smallest_subnormal),
                       np.dtype(np.float64): float(np.finfo(np.float64).smallest_subnormal)}

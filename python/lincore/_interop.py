@@ -209,8 +209,11 @@ def _dlpack(self: Tensor, *, stream: Any = None, max_version: Any = None,
     """A DLPack capsule sharing this tensor's memory (the array API's __dlpack__)."""
     if self.requires_grad:
         raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+    # Only the keywords the consumer gave: numpy < 2.1 (the newest for Python 3.9) takes stream
+    # alone, and a consumer that asks for more retries without them on TypeError (array API).
+    given = {"max_version": max_version, "dl_device": dl_device, "copy": copy}
     return np.asarray(memoryview(self)).__dlpack__(
-        stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
+        stream=stream, **{k: v for k, v in given.items() if v is not None}
     )
 
 
@@ -222,7 +225,8 @@ def _dlpack_device(self: Tensor) -> tuple[int, int]:
 def from_dlpack(ext_tensor: Any) -> Tensor:
     """A lincore tensor sharing the memory of ext_tensor, any object with __dlpack__ (a torch
     tensor, a numpy array, ...) on the CPU, with dtype float32, float64, int64 or bool."""
-    arr = np.from_dlpack(ext_tensor)
+    # A numpy array is taken as it is: numpy < 2.1 marks what it imports through DLPack read-only.
+    arr = ext_tensor if isinstance(ext_tensor, np.ndarray) else np.from_dlpack(ext_tensor)
     if from_numpy_dtype(arr.dtype) is None:
         raise TypeError(f"from_dlpack: lincore has no dtype for {arr.dtype} (supported: "
                         "float32, float64, int64 and bool)")
