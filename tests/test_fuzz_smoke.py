@@ -1,9 +1,9 @@
-"""How CI runs the fuzz harness (tests/fuzz_harness.py): a short run per target with a fixed
+"""How CI runs the fuzz harness (tools/fuzz_harness.py): a short run per target with a fixed
 seed must end without a crash or a hang (exit status 0); and the harness itself must notice an
 injected crash and hang, exit 1 and leave a reproducer, so that a green run means something.
 
 LINCORE_FUZZ_SECONDS (default 10) sets the time per target. A longer local run:
-    python3 tests/fuzz_harness.py --seconds 300 --target all --seed 1
+    python3 tools/fuzz_harness.py --seconds 300 --target all --seed 1
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_harness.py")
+HARNESS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                       "fuzz_harness.py")
 SECONDS = float(os.environ.get("LINCORE_FUZZ_SECONDS", "10"))
 SEED = 20240611
 
@@ -57,4 +58,4 @@ def test_harness_catches_an_injected_crash_and_hang(what, signal_name, tmp_path)
     if signal_name:
         assert signal_name in text, text
     assert (tmp_path / "load-{}-seed1-i5.safetensors".format(what)).exists()
-    assert "python3 tests/fuzz_harness.py --replay load:1:5" in text
+    assert "python3 tools/fuzz_harness.py --replay load:1:5" in text

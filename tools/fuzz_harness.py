@@ -4,7 +4,7 @@ file loader. Any Python exception is fine; a crash or a hang is a bug.
 
 THE command (from the repository root; --seconds is per target):
 
-    python3 tests/fuzz_harness.py --seconds 60 --target all --seed 1 --out /tmp/lincore-fuzz
+    python3 tools/fuzz_harness.py --seconds 60 --target all --seed 1 --out /tmp/lincore-fuzz
 
   --target tensor   lincore.tensor / as_tensor / from_numpy on generated Python objects: nested
                     lists/tuples of random depth (ragged too) of ints of any size, floats (NaN,
@@ -29,8 +29,8 @@ input alone in a fresh process to confirm it, restarts fuzzing after it, and at 
 with a message. Input i of a run is a pure function of (target, --seed, i, the --skip list), so
 a run is reproducible, and any single input can be replayed:
 
-    python3 tests/fuzz_harness.py --replay tensor:SEED:INDEX     (or load:SEED:INDEX)
-    python3 tests/fuzz_harness.py --replay-file OUT/<reproducer>.pickle|.safetensors
+    python3 tools/fuzz_harness.py --replay tensor:SEED:INDEX     (or load:SEED:INDEX)
+    python3 tools/fuzz_harness.py --replay-file OUT/<reproducer>.pickle|.safetensors
 
 --skip LABEL (repeatable) leaves out one kind of input (a generator label such as self-ref,
 or an array layout such as huge-broadcast), e.g. while a reported bug awaits its fix; after a
@@ -1453,7 +1453,7 @@ def safe_repr(obj, limit: int) -> str:
 
 def replay_command(target: str, seed: int, index: int, skip) -> str:
     extra = "".join(f" --skip {s}" for s in sorted(skip))
-    return f"python3 tests/fuzz_harness.py --replay {target}:{seed}:{index}{extra}"
+    return f"python3 tools/fuzz_harness.py --replay {target}:{seed}:{index}{extra}"
 
 
 def child_cmd(args, mode: str, target: str, **kw) -> list[str]:
