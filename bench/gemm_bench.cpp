@@ -286,7 +286,7 @@ std::vector<T> random_values(std::int64_t count, std::mt19937_64& rng) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Verification against the oracle, with TESTING.md's bound for a length-k dot product in any
+// Verification against the oracle, with docs/testing.md's bound for a length-k dot product in any
 // summation order: |y - y_ref| <= c * gamma(k + 2) * G + (k + 1) * denorm_min, where
 // G[i, j] = |b[j]| + sum_p |x[i, p]| * |w[j, p]| in double and gamma(n) = n u / (1 - n u).
 // c = 2 for both dtypes: gemm_ref accumulates in double but rounds its result to T, which adds up

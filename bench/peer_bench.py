@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peer benchmark: lincore's nn.Linear / nn.Sequential called from Python against numpy, PyTorch
 and onnxruntime, with the same weights, in one process. Every engine's output is first checked
-against a float64 numpy reference under TESTING.md's error bound; then the engines are timed
+against a float64 numpy reference under docs/testing.md's error bound; then the engines are timed
 interleaved (a balanced order each round) and the medians over rounds are reported, one greppable
 line per (case, threads, engine). See bench/README.md, "Peer benchmark (Python)"."""
 
@@ -132,7 +132,7 @@ def gamma(n: int, u: float) -> float:
 def reference_and_bound(x, layers, dtype):
     """The float64 chain and a bound on |y - ref| that no correct engine can exceed.
 
-    One layer is TESTING.md's rule exactly: c*gamma(K+2)*G + (K+1)*smallest_subnormal with
+    One layer is docs/testing.md's rule exactly: c*gamma(K+2)*G + (K+1)*smallest_subnormal with
     G = |b| + |x|@|W|^T, c = 1 for float32 (against a float64 reference), c = 2 for float64.
     Through an MLP: with A_l = |b_l| + A_{l-1}@|W_l|^T (A_0 = |x|; ReLU is 1-Lipschitz and only
     shrinks |h|), the layer-l error is at most ((1+gamma(K_1+2))...(1+gamma(K_l+2)) - 1)*A_l
@@ -525,7 +525,7 @@ def header(args, threads_list, peaks, peak_note, peak_warnings):
       "Williams design (each engine follows each other equally often); "
       "median and min over rounds of the time per call")
     p("# check: every engine vs the float64 numpy chain, |y-ref| <= c*gamma(sum(K+2))*G_chain + "
-      "D (c=1 f32, c=2 f64; one layer = TESTING.md's rule); err_over_tol = max |y-ref|/bound")
+      "D (c=1 f32, c=2 f64; one layer = docs/testing.md's rule); err_over_tol = max |y-ref|/bound")
     p("# others_cpu_pct (summary lines) = CPU time used by other processes while that case was"
       " timed, % of all CPUs; > ~10 means the numbers are disturbed")
     p(f"# peak: {peak_note}")

@@ -1,5 +1,6 @@
-"""The seed notebook (../shared/seed-notebook.txt, a PyTorch beginner notebook) replayed with
-lincore in place of torch: every cell, printing what the notebook shows.
+"""The seed notebook (a PyTorch beginner notebook: tensors, nn.Linear, nn.Sequential and
+counting parameters) replayed with lincore in place of torch: every cell, printing what the
+notebook shows; the "# In [N]" lines name the notebook's cells.
 
     python examples/seed_notebook.py                   # with lincore
     python examples/seed_notebook.py --backend torch   # the same cells with PyTorch, to compare

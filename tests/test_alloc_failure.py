@@ -1,4 +1,4 @@
-# Allocation failure (../shared/TESTING.md, "Robustness"): in a child process whose address
+# Allocation failure (docs/testing.md, "Robustness"): in a child process whose address
 # space is capped with setrlimit(RLIMIT_AS), a tensor too large to allocate raises MemoryError,
 # the process goes on working, repeated failures leak nothing, and a Linear whose weights cannot
 # be allocated raises MemoryError without leaving a half-built module behind.

@@ -2,7 +2,7 @@
 # derived bound), the node name (type(y.grad_fn).__name__) and the repr with its grad_fn suffix;
 # the engine's semantics (accumulation, retain_graph, errors, grad modes, detach, in-place
 # checks, zero_grad, dtypes, thread-local grad mode); and Linear / activation / Sequential
-# backward, checked with THE tolerance rule of ../shared/TESTING.md (conftest.assert_linear_close)
+# backward, checked with THE tolerance rule of docs/testing.md (conftest.assert_linear_close)
 # for a single Linear, and with that rule composed through the chain (ChainBound below) for stacks.
 #
 # Tolerances (u = unit roundoff of the dtype, gamma(n) = n u / (1 - n u)):
@@ -176,8 +176,8 @@ class ChainBound:
     optionally followed by an activation; ("scale", c) steps multiply by a power of two, exactly)
     evaluated in a dtype with unit roundoff u, in any summation order.
 
-    Forward, per Linear with K inputs (TESTING.md's rule, plus the error E_a already in its input
-    a, which reaches z through |W|):  E_z = gamma(K+2) ((|a| + E_a) |W|^T + |b|) + E_a |W|^T
+    Forward, per Linear with K inputs (docs/testing.md's rule, plus the error E_a already in its
+    input a, which reaches z through |W|):  E_z = gamma(K+2) ((|a| + E_a) |W|^T + |b|) + E_a |W|^T
     + (K+1) denorm_min.  Through an activation f: E_f = lip E_z + R, where R, f's own rounding,
     is 8 ulps of max(|f|, |z|, 1) for sigmoid/tanh/gelu (libm-quality exp/erf/tanh), 2 ulps of
     |f| for LeakyReLU (its slope rounded to the dtype), 0 for ReLU.

@@ -1,4 +1,4 @@
-# The bad-input table of ../shared/TESTING.md: every bad input gives a clear Python exception
+# The bad-input table of docs/testing.md: every bad input gives a clear Python exception
 # (PyTorch's type and words where PyTorch has them), never a crash, and leaves every object it
 # touched bitwise unchanged; the inputs that look odd but are valid give the correct result.
 # The expected messages are hard-coded from what torch 2.13 prints; torch is not imported here.
@@ -634,7 +634,7 @@ def test_from_numpy_rejects_non_array():
 
 
 def test_tensor_rejects_self_referencing_list():
-    # Found by tests/fuzz_harness.py: the nesting walk never ended.
+    # Found by tools/fuzz_harness.py: the nesting walk never ended.
     cyclic: list = []
     cyclic.append(cyclic)
     with pytest.raises(ValueError, match="nested more than 64 levels"):
@@ -647,7 +647,7 @@ def test_tensor_rejects_self_referencing_list():
 
 
 def test_tensor_rejects_nested_array_larger_than_memory():
-    # Found by tests/fuzz_harness.py: the element-by-element walk of a huge broadcast view hung.
+    # Found by tools/fuzz_harness.py: the element-by-element walk of a huge broadcast view hung.
     huge = np.broadcast_to(np.float32(1), (2 ** 33, 2 ** 20))
     with pytest.raises(MemoryError, match="more than fit"):
         lincore.tensor([huge])

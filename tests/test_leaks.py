@@ -1,4 +1,4 @@
-# Leaks (../shared/TESTING.md, "Robustness"): thousands of calls, successful and failing (every
+# Leaks (docs/testing.md, "Robustness"): thousands of calls, successful and failing (every
 # error path of the bad-input table), leave the process's resident memory flat and every input's
 # reference count unchanged.
 #

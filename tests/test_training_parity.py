@@ -5,7 +5,7 @@
 # decay), Adam (plain, weight decay) or AdamW. Compared, in float32 and in float64:
 #
 # 1. The first step's loss and every parameter gradient, against torch in float64 on the same
-#    (float32-representable) weights and data, with the tolerance rule of TESTING.md composed
+#    (float32-representable) weights and data, with the tolerance rule of docs/testing.md composed
 #    through the network: test_autograd.ChainBound propagates the rule's per-dot-product bound
 #    gamma(K+2) * (|x| |W|^T + |b|) layer by layer (inputs that already carry an error bound pass
 #    it on through |W|, activations through their Lipschitz constant plus their own rounding,
