@@ -1,4 +1,4 @@
-"""Shared test helpers: the float64 reference, THE tolerance rule (../shared/TESTING.md), the
+"""Shared test helpers: the float64 reference, THE tolerance rule (docs/testing.md), the
 shape grid, and a fixture that runs a test under every kernel family this CPU supports."""
 
 from __future__ import annotations
@@ -60,12 +60,27 @@ def assert_linear_close(y, x, w, b=None, *, act=None) -> None:
         )
 
 
-# Sizes around every vector width (4, 8, 16 lanes) and tile (MR 4/6/12, NR 8/16/32), primes,
-# and edge sizes; the larger list has the cache blocks +- 1: MC (96 for AVX2/SSE2, 144 for
-# AVX-512, 64 scalar), KC (256; 320 for AVX-512) and K just past two and three slices (K-slices
-# are balanced: 641 = 3 x 214 - 1).
-EDGE_SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 31, 32, 33, 67]
-BLOCK_SIZES = [63, 65, 95, 97, 127, 143, 145, 191, 193, 255, 256, 257, 319, 320, 321, 513, 641]
+# The shape grids, derived from the block sizes that the kernel files state and the compiled
+# module exports (lincore._core._kernel_blocking(): every family, supported here or not), so
+# that a change of MR, NR, MC or KC moves the edge cases with it. EDGE_SIZES: 0-3, every
+# register tile's MR and NR (NR is a multiple of the vector width) +- 1, and the primes 7, 31,
+# 67. BLOCK_SIZES: MC and 2 MC +- 1 (one and two row blocks), KC and KC +- 1, 2 KC + 1 (K just
+# past two slices: slices are balanced, so 641 = 3 x 214 - 1 for KC 320), the few-row tile's
+# width (wide_panels x NR) +- 1, and the prime 127.
+def _around(values, deltas=(-1, 0, 1)):
+    return {v + d for v in values for d in deltas if v + d >= 0}
+
+
+_KERNELS = lincore._core._kernel_blocking()
+_TILES = [b for fam in _KERNELS["families"].values() for b in fam.values()]
+EDGE_SIZES = sorted({0, 1, 2, 3, 7, 31, 67} | _around({b["mr"] for b in _TILES} |
+                                                      {b["nr"] for b in _TILES}))
+BLOCK_SIZES = sorted(
+    (_around({b["mc"] for b in _TILES} | {2 * b["mc"] for b in _TILES}, (-1, 1))
+     | _around({b["kc"] for b in _TILES}) | {2 * b["kc"] + 1 for b in _TILES}
+     | _around({_KERNELS["wide_panels"] * b["nr"] for b in _TILES}, (-1, 1)) | {127})
+    - set(EDGE_SIZES)
+)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ namespace lincore::bindings {
 namespace {
 
 Epilogue make_epilogue(int act, double negative_slope) {
-  if (act < 0 || act > static_cast<int>(Activation::gelu_tanh)) {
+  if (act < 0 || act > static_cast<int>(kLastActivation)) {
     throw std::invalid_argument("unknown activation code " + std::to_string(act));
   }
   return Epilogue{static_cast<Activation>(act), negative_slope};
@@ -62,6 +62,12 @@ const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
 }
 
 void register_nn(py::module_& m) {
+  // The activation codes by their C++ names: Python reads them from here, never copies them.
+  py::dict activations;
+  for (int a = 0; a <= static_cast<int>(kLastActivation); ++a) {
+    activations[activation_name(static_cast<Activation>(a))] = a;
+  }
+  m.attr("ACTIVATIONS") = activations;
   py::class_<PackCache, std::shared_ptr<PackCache>>(m, "PackCache")
       .def(py::init<>())
       .def_property_readonly("packed_bytes", &PackCache::packed_bytes)

@@ -63,6 +63,33 @@ void register_runtime(py::module_& m) {
   m.def("cpu_capability", &cpu_capability);
   m.def("supported_cpu_capabilities", &supported_capabilities);
   m.def("_set_cpu_capability", &set_cpu_capability, py::arg("isa"));
+
+  // The kernels' block sizes, stated once in the kernel files and read from here by the tests,
+  // whose shape grids are derived from them (change KC and the edge cases follow).
+  m.def("_kernel_blocking", [] {
+    auto sizes = [](const auto& b) {
+      py::dict d;
+      d["mr"] = b.mr;
+      d["nr"] = b.nr;
+      d["mc"] = b.mc;
+      d["kc"] = b.kc;
+      return d;
+    };
+    py::dict families;
+    for (int i = 0; i < detail::family_count(); ++i) {
+      const detail::KernelFamily& f = detail::family_at(i);
+      py::dict per_dtype;
+      per_dtype["float32"] = sizes(f.f32);
+      per_dtype["float64"] = sizes(f.f64);
+      families[f.name] = per_dtype;
+    }
+    py::dict out;
+    out["families"] = families;
+    out["wide_rows"] = detail::kWideRows;
+    out["wide_panels"] = detail::kWidePanels;
+    return out;
+  }, "Every compiled kernel family's register tile (mr x nr) and cache blocks (mc, kc) per "
+     "dtype, and the row count and panel count of the few-row multi-panel tile");
 }
 
 }  // namespace lincore::bindings

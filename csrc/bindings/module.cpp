@@ -10,6 +10,7 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lincore's compiled core (private: import lincore instead)";
+  m.attr("__version__") = LINCORE_VERSION;  // pyproject.toml's, through CMake
   // std::invalid_argument -> ValueError, out_of_range -> IndexError, bad_alloc -> MemoryError and
   // runtime_error -> RuntimeError come from pybind11; TypeError needs our own translator.
   py::register_exception_translator([](std::exception_ptr p) {

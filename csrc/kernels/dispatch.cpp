@@ -112,6 +112,7 @@ namespace detail {
 int active_family_index() { return active().load(std::memory_order_relaxed); }
 const KernelFamily& active_family() { return kEntries[active_family_index()].get(); }
 const KernelFamily& family_at(int index) { return kEntries[index].get(); }
+int family_count() { return kCount; }
 }  // namespace detail
 
 }  // namespace lincore

@@ -19,6 +19,7 @@ namespace detail {
 const KernelFamily& active_family();
 int active_family_index();
 const KernelFamily& family_at(int index);
+int family_count();  // every family compiled in, supported by this CPU or not
 }  // namespace detail
 
 }  // namespace lincore

@@ -74,6 +74,8 @@ static inline bool stride_aliases_in_l1(std::int64_t ldx, std::int64_t size) {
 // Row tiles of at most this many rows use the multi-panel tile (gemm_impl.h); products with so
 // few rows use each W value once, so a direct w' is read in place rather than packed.
 constexpr int kWideRows = 3;
+// How many NR-column panels that multi-panel tile spans.
+constexpr int kWidePanels = 4;
 
 // The family's blocking and run() for one element type.
 //

@@ -2,7 +2,8 @@
 //
 //   y[i, j] = act( b[j] + sum_{p<k} x[i, p] * w[j, p] )     for i < m, j < n
 //
-//   x: m x k, row-major, row stride ldx >= k (contiguous along k)
+//   x: m x k, row-major, rows ldx apart (contiguous along k; any ldx, negative or 0 included:
+//      x is only read)
 //   w: n x k, row-major, row stride ldw >= k (nn.Linear's [out_features, in_features])
 //   b: n values, or nullptr for no bias
 //   y: m x n, row-major, row stride ldy >= n; write-only: never read before it is written, so it
@@ -14,7 +15,7 @@
 // mul-then-add chain on ISAs without FMA). The chain for an output does not depend on m, on its
 // row's position in the batch or on the thread count, so results are bitwise deterministic for
 // a given ISA. They are not bitwise equal to numpy (different summation order, FMA rounding) nor
-// across ISAs; tests compare against a float64 reference with the error bound in TESTING.md.
+// across ISAs; tests compare against a float64 reference with the error bound in docs/testing.md.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@
 namespace lincore {
 
 enum class Activation : std::uint8_t { none, relu, leaky_relu, sigmoid, tanh, gelu, gelu_tanh };
+constexpr Activation kLastActivation = Activation::gelu_tanh;  // codes run 0..kLastActivation
 
 struct Epilogue {
   Activation act = Activation::none;

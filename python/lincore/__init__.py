@@ -31,7 +31,7 @@ double = float64
 long = int64
 bool = bool_
 
-__version__ = "0.1.0"
+__version__ = _core.__version__  # pyproject.toml's version, compiled in
 
 __all__ = [
     "Size", "Tensor", "arange", "as_tensor", "bool", "cpu_capability", "double", "dtype",

@@ -10,8 +10,12 @@ from .._autograd import SavedNode, needs_grad, node_class, record
 from .._grad_mode import _state as grad_mode_state
 from .._creation import as_tensor, wrap_array
 
-# csrc/kernels/gemm.h's Activation values, and PyTorch's backward node name for each.
-RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH = 1, 2, 3, 4, 5, 6
+# csrc/kernels/gemm.h's Activation codes, as the compiled module binds them, and PyTorch's
+# backward node name for each.
+RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH = (
+    _core.ACTIVATIONS[name]
+    for name in ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh")
+)
 _ACTIVATION_NODES = {RELU: "ReluBackward0", LEAKY_RELU: "LeakyReluBackward0",
                      SIGMOID: "SigmoidBackward0", TANH: "TanhBackward0", GELU: "GeluBackward0",
                      GELU_TANH: "GeluBackward0"}
