@@ -8,7 +8,7 @@
 namespace lincore::detail::isa_avx2 {
 
 namespace {
-constexpr int MR = 6, NV = 2, W32 = 8, W64 = 4, MC = 96, KC = 256;
+constexpr int MR = 6, NV = 2, LANES32 = 8, LANES64 = 4, MC = 96, KC = 256;
 }
 
 // out[q * ldo + i] = in[i * ld + q] for i, q < 8: an 8x8 block transposed in registers
@@ -38,17 +38,17 @@ inline void transpose8(const float* in, std::int64_t ld, float* out, std::int64_
 // 100 -> 34-51 us.
 void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
               float* dst, std::int64_t jr0, std::int64_t jr1) {
-  pack_f32_by_transposes<W32 * NV, 8>(n, k, KC, w, ldw, dst, jr0, jr1,
+  pack_f32_by_transposes<LANES32 * NV, 8>(n, k, KC, w, ldw, dst, jr0, jr1,
                                          [](const float* in, std::int64_t ld, float* out,
                                             std::int64_t ldo) { transpose8(in, ld, out, ldo); });
 }
 
 const KernelFamily& family() {
   static const KernelFamily f{"avx2",
-                              {MR, W32 * NV, MC, KC},
-                              {MR, W64 * NV, MC, KC},
-                              &run<float, W32, NV, MR>,
-                              &run<double, W64, NV, MR>,
+                              {MR, LANES32 * NV, MC, KC},
+                              {MR, LANES64 * NV, MC, KC},
+                              &run<float, LANES32, NV, MR>,
+                              &run<double, LANES64, NV, MR>,
                               &pack_f32};
   return f;
 }

@@ -8,7 +8,7 @@
 namespace lincore::detail::isa_avx512 {
 
 namespace {
-constexpr int MR = 12, NV = 2, W32 = 16, W64 = 8, MC = 144, KC = 320;
+constexpr int MR = 12, NV = 2, LANES32 = 16, LANES64 = 8, MC = 144, KC = 320;
 }
 
 // out[q * ldo + i] = in[i * ld + q] for i, q < 16: a 16x16 block transposed in registers
@@ -44,17 +44,17 @@ inline void transpose16(const float* in, std::int64_t ld, float* out, std::int64
 // The PackedWeight layout (NR = 32) by 16x16 transposes.
 void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
               float* dst, std::int64_t jr0, std::int64_t jr1) {
-  pack_f32_by_transposes<W32 * NV, 16>(n, k, KC, w, ldw, dst, jr0, jr1,
+  pack_f32_by_transposes<LANES32 * NV, 16>(n, k, KC, w, ldw, dst, jr0, jr1,
                                          [](const float* in, std::int64_t ld, float* out,
                                             std::int64_t ldo) { transpose16(in, ld, out, ldo); });
 }
 
 const KernelFamily& family() {
   static const KernelFamily f{"avx512",
-                              {MR, W32 * NV, MC, KC},
-                              {MR, W64 * NV, MC, KC},
-                              &run<float, W32, NV, MR>,
-                              &run<double, W64, NV, MR>,
+                              {MR, LANES32 * NV, MC, KC},
+                              {MR, LANES64 * NV, MC, KC},
+                              &run<float, LANES32, NV, MR>,
+                              &run<double, LANES64, NV, MR>,
                               &pack_f32};
   return f;
 }

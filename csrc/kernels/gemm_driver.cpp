@@ -1,5 +1,6 @@
 // gemm_pack and gemm_run: the entry points of the packed-weight GEMM. Packing is ISA-neutral
 // (it only needs the family's NR and KC); the loop nest and micro-kernels run in the family's TU.
+#include <cassert>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,6 +11,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "runtime/aligned_alloc.h"
 #include "runtime/interrupt.h"
 #include "runtime/thread_pool.h"
 
@@ -18,11 +20,49 @@ namespace {
 
 template <class T>
 std::shared_ptr<T> aligned_array(std::int64_t count) {
-  std::size_t bytes = static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(T);
-  bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
-  return std::shared_ptr<T>(static_cast<T*>(p), [](T* q) { std::free(q); });
+  const AlignedBlock block =
+      aligned_allocate(static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(T));
+  if (block.data == nullptr) throw std::bad_alloc();
+  return std::shared_ptr<T>(static_cast<T*>(block.data),
+                            [base = block.base](T*) { aligned_free(base); });
+}
+
+// The elements [lo, hi) that a rows x cols operand with these element strides (any sign) spans.
+struct Span {
+  std::int64_t lo = 0, hi = 0;
+};
+Span span_of(std::int64_t rows, std::int64_t row_stride, std::int64_t cols,
+             std::int64_t col_stride) {
+  if (rows <= 0 || cols <= 0) return {};
+  const std::int64_t r = (rows - 1) * row_stride, c = (cols - 1) * col_stride;
+  return {std::min<std::int64_t>(r, 0) + std::min<std::int64_t>(c, 0),
+          std::max<std::int64_t>(r, 0) + std::max<std::int64_t>(c, 0) + 1};
+}
+
+template <class T>
+bool overlaps(const T* a, Span sa, const T* b, Span sb) {
+  return a && b && sa.hi > sa.lo && sb.hi > sb.lo && a + sa.lo < b + sb.hi && b + sb.lo < a + sa.hi;
+}
+
+// gemm.h's preconditions, checked at the entry of every product in debug builds (and in the
+// sanitizer build, which keeps assert on): a violation is a bug in the caller, so it aborts with
+// the condition's text instead of writing where it must not. x and w are only read, so any
+// strides do for them (rows may repeat or run backwards); y is write-only: its rows must not
+// overlap each other, nor any input.
+template <class T>
+void assert_contract(const detail::GemmArgs<T>& a, int nr) {
+  assert(a.m >= 0 && a.n >= 0 && a.k >= 0);
+  assert(a.m == 0 || a.n == 0 || (a.y != nullptr && (a.m == 1 || a.ldy >= a.n)));
+  assert(a.m == 0 || a.k == 0 || a.x != nullptr);
+  assert(a.w_direct || a.kc >= 1);
+  const std::int64_t npad = (a.n + nr - 1) / nr * nr;
+  const Span y = span_of(a.m, a.ldy, a.n, 1);
+  const Span x = a.x_colmajor ? span_of(a.m, 1, a.k, a.ldx) : span_of(a.m, a.ldx, a.k, 1);
+  const Span w = a.w_direct ? span_of(a.n, 1, a.k, a.ldw) : Span{0, npad * a.k};
+  assert(!overlaps(a.y, y, a.x, x));
+  assert(!overlaps(a.y, y, a.w, w));
+  assert(!overlaps(a.y, y, a.bias, Span{0, a.w_direct ? a.n : npad}));
+  (void)y, (void)x, (void)w;
 }
 
 using detail::blocking_of;
@@ -42,6 +82,8 @@ template <class T>
 PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
                           const T* b, std::int64_t ldw_col, PackedWeight<T> recycled,
                           const RowWriter* write_rows) {
+  assert(n >= 0 && k >= 0);
+  assert(n == 0 || k == 0 || w != nullptr);
   PackedWeight<T> pw;
   pw.family = detail::active_family_index();
   const auto& family = detail::family_at(pw.family);
@@ -178,9 +220,10 @@ class ChunkQueues {
 // thread pool when it is large enough to gain.
 template <class T>
 void run_product(const detail::KernelFamily& family, const GemmArgs<T>& a, bool serial) {
+  const auto& blk = blocking_of<T>(family);
+  assert_contract(a, blk.nr);
   if (a.m == 0 || a.n == 0) return;
   const auto run = run_of<T>(family);
-  const auto& blk = blocking_of<T>(family);
   const std::int64_t mr = blk.mr;
   const std::int64_t panels = (a.n + blk.nr - 1) / blk.nr;
   const double flops = 2.0 * static_cast<double>(a.m) * static_cast<double>(a.n) *

@@ -1,13 +1,15 @@
 // The blocked GEMM loop nest and its micro-kernels, written once over a vector type and compiled
-// once per instruction set. Each gemm_<isa>.cpp defines LINCORE_ISA_NS, the vector width W (in
+// once per instruction set. Each gemm_<isa>.cpp defines LINCORE_ISA_NS, the vector width LANES (in
 // elements, per dtype) and the tile sizes, then includes this file inside its own namespace so
 // that no inline function compiled with wide-vector flags can be merged into baseline code (ODR).
 //
-// Loops (Goto/BLIS names): pc over K by KC, ic over M by MC, jr over N panels of NR columns,
-// ir over rows by MR. The W panel (KC x NR) stays in L1 while ir sweeps the MC rows of x, which
-// stay in L2. x values are broadcast straight from x (row- or column-major), packed only when
-// rows of a row-major x alias in L1. W is packed once per weight (gemm_pack) or, for the
-// backward pass, read in place from a k-major view, a panel at a time.
+// Loops (Goto/BLIS names), outermost first, as run() below nests them: ic over M by MC, jc over
+// blocks of N panels (all of them unless y is too big for L2), pc over K by KC, jr over panels
+// of NR columns, ir over rows by MR. The W panel (KC x NR) stays in L1 while ir sweeps the MC
+// rows of x, which stay in L2. x values are broadcast straight from x (row- or column-major),
+// packed only when rows of a row-major x alias in L1. W is packed once per weight (gemm_pack)
+// or, for the backward pass, read in place from a k-major view, a panel at a time. The design,
+// with its sources: docs/kernels.md.
 //
 // This header deliberately has no include guard: it is meant to be included once per ISA TU.
 
@@ -15,9 +17,11 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <utility>
 
 #include "kernels/family.h"
+#include "runtime/aligned_alloc.h"
 
 #ifndef LINCORE_INLINE
 #define LINCORE_INLINE inline __attribute__((always_inline))
@@ -28,10 +32,10 @@
 
 namespace lincore::detail::LINCORE_ISA_NS {
 
-// V: a vector of W lanes of T (GCC/Clang vector extension), or T itself for the scalar family.
-template <class T, int W>
+// V: a vector of LANES lanes of T (GCC/Clang vector extension), or T itself for the scalar family.
+template <class T, int LANES>
 struct Simd {
-  typedef T V __attribute__((vector_size(W * sizeof(T))));
+  typedef T V __attribute__((vector_size(LANES * sizeof(T))));
   static V load(const T* p) {
     V v;
     std::memcpy(&v, p, sizeof v);
@@ -40,7 +44,7 @@ struct Simd {
   static void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
   static V broadcast(T s) {
     V v;
-    for (int l = 0; l < W; ++l) v[l] = s;
+    for (int l = 0; l < LANES; ++l) v[l] = s;
     return v;
   }
   static T& lane(V& v, int l) { return reinterpret_cast<T*>(&v)[l]; }
@@ -78,14 +82,14 @@ LINCORE_INLINE bool in_register(Activation a) {
 
 constexpr int kPrefetchPanels = 2;
 
-template <class T, int W>
-LINCORE_INLINE typename Simd<T, W>::V epilogue(typename Simd<T, W>::V v, const Epilogue& ep) {
-  using S = Simd<T, W>;
+template <class T, int LANES>
+LINCORE_INLINE typename Simd<T, LANES>::V epilogue(typename Simd<T, LANES>::V v, const Epilogue& ep) {
+  using S = Simd<T, LANES>;
   if (ep.act == Activation::relu) {
-    for (int l = 0; l < W; ++l) S::lane(v, l) = S::lane(v, l) < T(0) ? T(0) : S::lane(v, l);
+    for (int l = 0; l < LANES; ++l) S::lane(v, l) = S::lane(v, l) < T(0) ? T(0) : S::lane(v, l);
   } else if (ep.act == Activation::leaky_relu) {
     const T slope = static_cast<T>(ep.negative_slope);
-    for (int l = 0; l < W; ++l) {
+    for (int l = 0; l < LANES; ++l) {
       S::lane(v, l) = S::lane(v, l) < T(0) ? S::lane(v, l) * slope : S::lane(v, l);
     }
   }
@@ -107,28 +111,28 @@ __attribute__((noinline)) void activate_tile(T* y, std::int64_t ldy, int rows, i
 // x[r*ldx + p]) or column-major (COLX true: x(r, p) at x[p*ldx + r], as packed x and dy^T are).
 // Every output is the same FMA chain over p, whatever R, P, nvalid and layouts are: results do
 // not depend on which tile shape computed them (determinism across batches and threads).
-template <class T, int W, int NV, int MR, int R, int P, bool COLX, bool PREFETCH>
+template <class T, int LANES, int NV, int MR, int R, int P, bool COLX, bool PREFETCH>
 void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std::int64_t pstride,
              std::int64_t ldp, T* y, std::int64_t ldy, const T* bias, bool first, bool last,
              int nvalid, Epilogue ep) {
-  using S = Simd<T, W>;
+  using S = Simd<T, LANES>;
   using V = typename S::V;
-  constexpr int NR = W * NV;
+  constexpr int NR = LANES * NV;
   constexpr int C = P * NV;  // vectors per row of the tile
   const bool full = P > 1 || nvalid == NR;  // multi-panel tiles only ever cover full panels
   V acc[R * C];  // flat: GCC keeps it in registers more reliably than V[R][C]
   if (first) {
     unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA {
-      const V b0 = bias ? S::load(bias + c * W) : S::broadcast(T(0));
+      const V b0 = bias ? S::load(bias + c * LANES) : S::broadcast(T(0));
       unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { acc[r * C + c] = b0; });
     });
   } else if (full) {
-    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(y + r * ldy + c * W); }); });
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(y + r * ldy + c * LANES); }); });
   } else {
     alignas(64) T tmp[P * NR] = {};
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
       std::memcpy(tmp, y + r * ldy, sizeof(T) * ((P - 1) * NR + nvalid));
-      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(tmp + c * W); });
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(tmp + c * LANES); });
     });
   }
 
@@ -148,7 +152,7 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
     }
     V wv[C];
     unroll<P>([&](auto q) LINCORE_INLINE_LAMBDA {
-      unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA { wv[q * NV + v] = S::load(panel + q * pstride + p * ldp + v * W); });
+      unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA { wv[q * NV + v] = S::load(panel + q * pstride + p * ldp + v * LANES); });
     });
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
       const T a = COLX ? x[p * ldx + r] : x[r * ldx + p];
@@ -158,15 +162,15 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
 
   if (last && in_register(ep.act)) {
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
-      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = epilogue<T, W>(acc[r * C + c], ep); });
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = epilogue<T, LANES>(acc[r * C + c], ep); });
     });
   }
   if (full) {
-    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { S::store(y + r * ldy + c * W, acc[r * C + c]); }); });
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { S::store(y + r * ldy + c * LANES, acc[r * C + c]); }); });
   } else {
     alignas(64) T tmp[P * NR];
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
-      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { S::store(tmp + c * W, acc[r * C + c]); });
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { S::store(tmp + c * LANES, acc[r * C + c]); });
       std::memcpy(y + r * ldy, tmp, sizeof(T) * ((P - 1) * NR + nvalid));
     });
   }
@@ -181,19 +185,19 @@ using UkernelFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, std::
 
 // Row-count instantiations 1..ROWS of one tile shape, so that an edge tile of R rows runs
 // ukernel<R>.
-template <class T, int W, int NV, int MR, int P, bool COLX, bool PREFETCH, int... Rs>
+template <class T, int LANES, int NV, int MR, int P, bool COLX, bool PREFETCH, int... Rs>
 constexpr std::array<UkernelFn<T>, sizeof...(Rs)> ukernel_table(
     std::integer_sequence<int, Rs...>) {
-  return {&ukernel<T, W, NV, MR, Rs + 1, P, COLX, PREFETCH>...};
+  return {&ukernel<T, LANES, NV, MR, Rs + 1, P, COLX, PREFETCH>...};
 }
 
 // Tile tables for one kernel configuration: [prefetch][row count - 1], row counts 1..ROWS.
-template <class T, int W, int NV, int MR, int P, bool COLX, int ROWS = MR>
+template <class T, int LANES, int NV, int MR, int P, bool COLX, int ROWS = MR>
 struct Tiles {
   static constexpr auto seq = std::make_integer_sequence<int, ROWS>{};
   static constexpr std::array<std::array<UkernelFn<T>, ROWS>, 2> table{
-      ukernel_table<T, W, NV, MR, P, COLX, false>(seq),
-      ukernel_table<T, W, NV, MR, P, COLX, true>(seq)};
+      ukernel_table<T, LANES, NV, MR, P, COLX, false>(seq),
+      ukernel_table<T, LANES, NV, MR, P, COLX, true>(seq)};
 };
 
 // Packs rows [0, mc) x columns [0, kc) of x into MR-row panels, k-major: panel i holds
@@ -223,10 +227,9 @@ void pack_x_panels(std::int64_t mc, std::int64_t kc, const T* x, std::int64_t ld
   }
 }
 
-// The multi-panel tile is used for row tiles of at most kWideRows (family.h) rows: with few
-// rows, each accumulator's FMA chain is latency-bound, so more columns are needed to fill the
-// FMA units.
-constexpr int kWidePanels = 4;
+// The multi-panel tile (kWidePanels panels, family.h) is used for row tiles of at most
+// kWideRows rows: with few rows, each accumulator's FMA chain is latency-bound, so more columns
+// are needed to fill the FMA units.
 
 // Copies panel columns [0, cols) of a direct w' (step p at w + p*ldw) into a contiguous kc x NR
 // panel, zero-padded past cols: the ragged last panel, which the kernels (reading whole
@@ -274,20 +277,30 @@ constexpr std::int64_t kPackedXBytes = 4 << 20;
 // A thread's scratch buffer of at least `count` values, kept across calls.
 template <class T, int Which>
 T* scratch(std::int64_t count) {
-  thread_local std::unique_ptr<T[]> buf;
+  struct Free {
+    void operator()(void* base) const { aligned_free(base); }
+  };
+  thread_local std::unique_ptr<void, Free> base;
+  thread_local T* buf = nullptr;
   thread_local std::int64_t size = 0;
   if (size < count) {
-    buf.reset(new T[static_cast<std::size_t>(count)]);
+    base.reset();  // the old buffer first: never two alive at once
+    buf = nullptr;
+    size = 0;
+    const AlignedBlock block = aligned_allocate(static_cast<std::size_t>(count) * sizeof(T));
+    if (block.data == nullptr) throw std::bad_alloc();
+    base.reset(block.base);
+    buf = static_cast<T*>(block.data);
     size = count;
   }
-  return buf.get();
+  return buf;
 }
 
 // The blocked loop nest for the gemm.h contract on the columns of panels [jp0, jp1) (family.h's
 // RunFn).
-template <class T, int W, int NV, int MR>
+template <class T, int LANES, int NV, int MR>
 void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
-  constexpr int NR = W * NV;
+  constexpr int NR = LANES * NV;
   const Blocking<T>& blk = blocking_of<T>(family());
   const std::int64_t MC = blk.mc;
   // A packed w' fixes the K-slices; otherwise they are the family's, balanced.
@@ -301,7 +314,7 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
   // then the kernels prefetch the panels ahead.
   const int stream =
       packed_w && (jp1 - jp0) * NR * k * static_cast<std::int64_t>(sizeof(T)) > (1 << 20);
-  const auto& row_wide = Tiles<T, W, NV, MR, kWidePanels, false, kWideRows>::table[stream];
+  const auto& row_wide = Tiles<T, LANES, NV, MR, kWidePanels, false, kWideRows>::table[stream];
 
   // x is packed only when its leading stride is a multiple of 4 KiB: then the lines a row tile
   // reads (its MR rows at each k step, or, column-major, its kc k steps) alias one L1 set and
@@ -358,7 +371,7 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
           T* yblock = a.y + ic * ldy + jr * NR;
           // Few rows of a row-major x and enough full panels left: one tile over several
           // panels (read in place: with so few rows each W value is used by this call only).
-          if (NV == 2 && W > 1 && !colx && mc <= kWideRows && jr + kWidePanels <= jend &&
+          if (NV == 2 && LANES > 1 && !colx && mc <= kWideRows && jr + kWidePanels <= jend &&
               (jr + kWidePanels) * NR <= n) {
             row_wide[mc - 1](kc, xblock, ldx, panel, pstride, ldp, yblock, ldy, b, first, last,
                              NR, ep);
@@ -382,11 +395,11 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
             // panel in L1.
             const int prefetch = stream && ir == 0;
             if (colx) {
-              Tiles<T, W, NV, MR, 1, true>::table[prefetch][rows - 1](
+              Tiles<T, LANES, NV, MR, 1, true>::table[prefetch][rows - 1](
                   kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
                   last, nvalid, ep);
             } else {
-              Tiles<T, W, NV, MR, 1, false>::table[prefetch][rows - 1](
+              Tiles<T, LANES, NV, MR, 1, false>::table[prefetch][rows - 1](
                   kc, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
                   last, nvalid, ep);
             }

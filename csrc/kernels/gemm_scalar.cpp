@@ -5,15 +5,15 @@
 namespace lincore::detail::isa_scalar {
 
 namespace {
-constexpr int MR = 4, NV = 4, W32 = 1, W64 = 1, MC = 64, KC = 256;
+constexpr int MR = 4, NV = 4, LANES32 = 1, LANES64 = 1, MC = 64, KC = 256;
 }
 
 const KernelFamily& family() {
   static const KernelFamily f{"scalar",
-                              {MR, W32 * NV, MC, KC},
-                              {MR, W64 * NV, MC, KC},
-                              &run<float, W32, NV, MR>,
-                              &run<double, W64, NV, MR>};
+                              {MR, LANES32 * NV, MC, KC},
+                              {MR, LANES64 * NV, MC, KC},
+                              &run<float, LANES32, NV, MR>,
+                              &run<double, LANES64, NV, MR>};
   return f;
 }
 

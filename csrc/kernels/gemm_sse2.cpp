@@ -5,15 +5,15 @@
 namespace lincore::detail::isa_sse2 {
 
 namespace {
-constexpr int MR = 4, NV = 2, W32 = 4, W64 = 2, MC = 96, KC = 256;
+constexpr int MR = 4, NV = 2, LANES32 = 4, LANES64 = 2, MC = 96, KC = 256;
 }
 
 const KernelFamily& family() {
   static const KernelFamily f{"sse2",
-                              {MR, W32 * NV, MC, KC},
-                              {MR, W64 * NV, MC, KC},
-                              &run<float, W32, NV, MR>,
-                              &run<double, W64, NV, MR>};
+                              {MR, LANES32 * NV, MC, KC},
+                              {MR, LANES64 * NV, MC, KC},
+                              &run<float, LANES32, NV, MR>,
+                              &run<double, LANES64, NV, MR>};
   return f;
 }
 

@@ -1,5 +1,5 @@
-// A shared, reference-counted block of bytes. Our own allocations are 64-byte aligned so that
-// kernels can use aligned vector loads on them; foreign memory (a numpy array) is borrowed with
+// A shared, reference-counted block of bytes. Our own allocations come from aligned_allocate
+// (runtime/aligned_alloc.h), 64-byte aligned, so that kernels can use aligned vector loads; foreign memory (a numpy array) is borrowed with
 // an owner handle that keeps it alive.
 #pragma once
 
@@ -13,8 +13,6 @@ namespace lincore {
 
 class Storage {
  public:
-  static constexpr std::size_t alignment = 64;
-
   // Allocates nbytes (at least one cache line, so data() is never null). Throws std::bad_alloc.
   static std::shared_ptr<Storage> allocate(std::size_t nbytes);
   // Borrows memory owned elsewhere; `owner` is released when the last tensor view goes away.
@@ -51,13 +49,13 @@ class Storage {
   void set_packer(std::weak_ptr<void> packer);
   std::shared_ptr<void> packer() const;
 
-  // owned_block: the malloc'ed block that holds data (lincore's own memory), freed with the
-  // storage; null for borrowed memory, which `owner` keeps alive.
+  // owned_block: the aligned_allocate'd block that holds data (lincore's own memory), freed
+  // with the storage; null for borrowed memory, which `owner` keeps alive.
   Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable,
           void* owned_block)
       : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable),
         block_(owned_block) {}
-  ~Storage() { std::free(block_); }
+  ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 

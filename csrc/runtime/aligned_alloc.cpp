@@ -1,0 +1,26 @@
+#include "runtime/aligned_alloc.h"
+
+#include <cstdint>
+#include <cstdlib>
+
+namespace lincore {
+
+AlignedBlock aligned_allocate(std::size_t nbytes) noexcept {
+  std::size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (rounded < nbytes) return {};
+  if (rounded == 0) rounded = kAlignment;
+  // malloc, aligned by hand, rather than std::aligned_alloc: glibc's aligned allocation carves
+  // every block out of a larger one, several hundred instructions, as much as the rest of a
+  // batch-1 Linear's output allocation. malloc's own alignment (16) leaves at most
+  // kAlignment - 16 bytes to skip.
+  const std::size_t slack = kAlignment - alignof(std::max_align_t);
+  if (rounded + slack < rounded) return {};
+  void* base = std::malloc(rounded + slack);
+  if (base == nullptr) return {};
+  const auto addr = reinterpret_cast<std::uintptr_t>(base);
+  return {reinterpret_cast<void*>((addr + kAlignment - 1) / kAlignment * kAlignment), base};
+}
+
+void aligned_free(void* base) noexcept { std::free(base); }
+
+}  // namespace lincore
