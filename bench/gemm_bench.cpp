@@ -239,7 +239,7 @@ double measure_read_gbps(int nthreads) {
 }
 
 struct Peak {
-  double f32, f64;  // GFLOP/s for all threads together
+  double f32, f64;       // GFLOP/s for all threads together
   double read_gbps = 0;  // memory read bandwidth, all threads together
   template <class T>
   double of() const {
@@ -261,9 +261,9 @@ std::vector<Case> all_cases(bool quick) {
   struct IssueShape {
     std::int64_t batch, in, out;
   };
-  const IssueShape f32_cases[] = {{1, 3, 2},         {1, 784, 128},      {64, 784, 128},
-                                  {256, 512, 512},   {1024, 1024, 1024}, {2048, 2048, 2048},
-                                  {1, 4096, 4096},   {8, 4096, 4096},    {4096, 4096, 4096}};
+  const IssueShape f32_cases[] = {{1, 3, 2},       {1, 784, 128},      {64, 784, 128},
+                                  {256, 512, 512}, {1024, 1024, 1024}, {2048, 2048, 2048},
+                                  {1, 4096, 4096}, {8, 4096, 4096},    {4096, 4096, 4096}};
   const IssueShape f64_cases[] = {{64, 784, 128}, {256, 512, 512}, {1024, 1024, 1024}};
   std::vector<Case> out;
   auto add = [&](const IssueShape& c, bool f64) {
@@ -307,8 +307,8 @@ CheckResult check_against_ref(const Case& c, const std::vector<T>& x, const std:
   for (std::int64_t i = 0; i < m; ++i) {
     for (std::int64_t j = 0; j < n; ++j) {
       if (!std::isfinite(y[i * n + j])) {
-        die("case " + c.name + ": y[" + std::to_string(i) + ", " + std::to_string(j) + "] = " +
-            std::to_string(y[i * n + j]) +
+        die("case " + c.name + ": y[" + std::to_string(i) + ", " + std::to_string(j) +
+            "] = " + std::to_string(y[i * n + j]) +
             " after gemm_run (y was pre-filled with NaN: not written, or not finite)");
       }
     }
@@ -342,8 +342,8 @@ CheckResult check_against_ref(const Case& c, const std::vector<T>& x, const std:
                       "case %s: MISMATCH at y[%lld, %lld]: gemm_run gives %.9g, gemm_ref %.9g, "
                       "|diff| %.3g > bound %.3g (isa=%s)",
                       c.name.c_str(), static_cast<long long>(i), static_cast<long long>(j),
-                      static_cast<double>(y[i * n + j]), static_cast<double>(y_ref[j]), err,
-                      bound, lincore::cpu_capability().c_str());
+                      static_cast<double>(y[i * n + j]), static_cast<double>(y_ref[j]), err, bound,
+                      lincore::cpu_capability().c_str());
         die(msg);
       }
       r.worst = std::max(r.worst, err / bound);
@@ -411,12 +411,12 @@ void run_case(const Case& c, const Peak& peak, bool quick) {
 
   const double flops = 2.0 * static_cast<double>(m) * n * k;
   const double gflops = flops / tm.median_s / 1e9;
-  std::printf("case=%s dtype=%s m=%lld n=%lld k=%lld threads=%d isa=%s min_us=%.3f median_us=%.3f "
-              "gflops=%.2f pct_peak=%.1f",
-              c.name.c_str(), c.f64 ? "f64" : "f32", static_cast<long long>(m),
-              static_cast<long long>(n), static_cast<long long>(k), lincore::get_num_threads(),
-              lincore::cpu_capability().c_str(), tm.min_s * 1e6, tm.median_s * 1e6, gflops,
-              100.0 * gflops / peak.of<T>());
+  std::printf(
+      "case=%s dtype=%s m=%lld n=%lld k=%lld threads=%d isa=%s min_us=%.3f median_us=%.3f "
+      "gflops=%.2f pct_peak=%.1f",
+      c.name.c_str(), c.f64 ? "f64" : "f32", static_cast<long long>(m), static_cast<long long>(n),
+      static_cast<long long>(k), lincore::get_num_threads(), lincore::cpu_capability().c_str(),
+      tm.min_s * 1e6, tm.median_s * 1e6, gflops, 100.0 * gflops / peak.of<T>());
   if (m <= 8) {
     // Bandwidth-bound: every call streams the whole packed weight (panels and padded bias).
     const double bytes = static_cast<double>(pw.npad()) * (pw.k + (pw.bias ? 1 : 0)) * sizeof(T);
@@ -549,21 +549,24 @@ int main(int argc, char** argv) {
     const PeakRun r32 = measure_peak(loop.f32, loop.flops_per_iter_f32, nt, peak_seconds);
     const PeakRun r64 = measure_peak(loop.f64, loop.flops_per_iter_f64, nt, peak_seconds);
     const double f32 = r32.gflops, f64 = r64.gflops;
-    std::printf("peak isa=%s threads=%d f32_gflops=%.1f f32_gflops_per_core=%.1f f64_gflops=%.1f "
-                "f64_gflops_per_core=%.1f\n",
-                loop.isa, nt, f32, f32 / nt, f64, f64 / nt);
+    std::printf(
+        "peak isa=%s threads=%d f32_gflops=%.1f f32_gflops_per_core=%.1f f64_gflops=%.1f "
+        "f64_gflops_per_core=%.1f\n",
+        loop.isa, nt, f32, f32 / nt, f64, f64 / nt);
     // pct_peak is only as good as the peak: say so when the machine was not ours alone.
     const double share = std::min(r32.cpu_share, r64.cpu_share);
     if (share < 0.9) {
-      std::printf("# warning: the %d-thread peak loop got only %.0f%% of its CPU time (a busy "
-                  "machine): pct_peak of this run is unreliable\n",
-                  nt, 100.0 * share);
+      std::printf(
+          "# warning: the %d-thread peak loop got only %.0f%% of its CPU time (a busy "
+          "machine): pct_peak of this run is unreliable\n",
+          nt, 100.0 * share);
     }
     if (nt == 1) f32_per_core_1 = f32;
     if (nt > 1 && f32 / nt < 0.75 * f32_per_core_1) {
-      std::printf("# warning: %d threads reach only %.0f%% of the 1-thread peak per core: fewer "
-                  "free cores than threads, or a busy machine\n",
-                  nt, 100.0 * f32 / nt / f32_per_core_1);
+      std::printf(
+          "# warning: %d threads reach only %.0f%% of the 1-thread peak per core: fewer "
+          "free cores than threads, or a busy machine\n",
+          nt, 100.0 * f32 / nt / f32_per_core_1);
     }
     peak.read_gbps = measure_read_gbps(nt);
     std::printf("bandwidth threads=%d read_gbps=%.1f (64 MiB buffer)\n", nt, peak.read_gbps);

@@ -11,8 +11,9 @@ import sys
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be set on this machine for old OpenBLAS builds; they
 # slow a current numpy down. OpenBLAS reads them when it is loaded, so drop them (for this
 # process only) before numpy is imported.
-_UNSET_ENV = {v: os.environ.pop(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-              if v in os.environ}
+_UNSET_ENV = {
+    v: os.environ.pop(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ
+}
 _NUMPY_PRELOADED = "numpy" in sys.modules
 
 import argparse  # noqa: E402
@@ -46,8 +47,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 HARNESS = REPO / "build" / "bench" / "bench" / "lincore_bench"
-MIN_MEASUREMENT_S = 0.020   # one timed measurement lasts at least this long
-WARMUP_S = 0.1              # per engine, (case, threads); at least 2 calls
+MIN_MEASUREMENT_S = 0.020  # one timed measurement lasts at least this long
+WARMUP_S = 0.1  # per engine, (case, threads); at least 2 calls
 
 
 # -- cases ------------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ def reference_and_bound(x, layers, dtype):
     eta = float(np.finfo(dtype).smallest_subnormal)
     h = x.astype(np.float64)
     a = np.abs(h)
-    d = np.zeros(1)       # broadcasts; stays a scalar until a layer gives it a shape
+    d = np.zeros(1)  # broadcasts; stays a scalar until a layer gives it a shape
     n_sum = 0
     for i, (w, b) in enumerate(layers):
         w64, b64 = w.astype(np.float64), b.astype(np.float64)
@@ -163,15 +164,18 @@ def check(case_name, engine_name, y, ref, bound) -> float:
     """Aborts the run when any element is outside the bound; returns max |y - ref| / bound."""
     y = np.asarray(y)
     if y.shape != ref.shape:
-        sys.exit(f"FAIL case={case_name} engine={engine_name}: shape {y.shape}, "
-                 f"expected {ref.shape}")
+        sys.exit(
+            f"FAIL case={case_name} engine={engine_name}: shape {y.shape}, expected {ref.shape}"
+        )
     err = np.abs(y.astype(np.float64) - ref)
     bad = ~(err <= bound)  # NaN counts as bad
     if bad.any():
         i = tuple(int(v) for v in np.argwhere(bad)[0])
-        sys.exit(f"FAIL case={case_name} engine={engine_name}: element {i} = {float(y[i])!r}, "
-                 f"reference {float(ref[i])!r}, |diff| {err[i]:.3g} > bound {bound[i]:.3g} "
-                 f"({int(bad.sum())} elements out of bound)")
+        sys.exit(
+            f"FAIL case={case_name} engine={engine_name}: element {i} = {float(y[i])!r}, "
+            f"reference {float(ref[i])!r}, |diff| {err[i]:.3g} > bound {bound[i]:.3g} "
+            f"({int(bad.sum())} elements out of bound)"
+        )
     return float((err / bound).max()) if err.size else 0.0
 
 
@@ -179,7 +183,7 @@ def check(case_name, engine_name, y, ref, bound) -> float:
 @dataclass
 class Engine:
     name: str
-    call: Callable[[], Any]         # one forward on the pre-built input
+    call: Callable[[], Any]  # one forward on the pre-built input
     to_numpy: Callable[[Any], Any]  # its output as a numpy array, for the check
     mode: Callable[[], Any] = contextlib.nullcontext  # entered around a run of calls
 
@@ -200,8 +204,10 @@ def build_lincore(case, x, layers):
     linears = [m for m in mods if isinstance(m, lnn.Linear)]
     xl = lincore.from_numpy(x)  # zero-copy, made once
     call = functools.partial(model, xl)
-    return [Engine("lincore", call, np.asarray),
-            Engine("lincore_no_grad", call, np.asarray, lincore.no_grad)], linears
+    return [
+        Engine("lincore", call, np.asarray),
+        Engine("lincore_no_grad", call, np.asarray, lincore.no_grad),
+    ], linears
 
 
 def lincore_memory(case, linears) -> dict:
@@ -212,8 +218,11 @@ def lincore_memory(case, linears) -> dict:
     except AttributeError:
         return {"mem_ratio": "na"}
     held = case.param_bytes + packed
-    return {"lincore_bytes": held, "param_bytes": case.param_bytes,
-            "mem_ratio": f"{held / case.param_bytes:.3f}"}
+    return {
+        "lincore_bytes": held,
+        "param_bytes": case.param_bytes,
+        "mem_ratio": f"{held / case.param_bytes:.3f}",
+    }
 
 
 def build_numpy(x, layers):
@@ -264,9 +273,12 @@ def onnx_model(case, layers) -> bytes:
             out = f"r{i}"
         prev = out
     graph = helper.make_graph(
-        nodes, case.name,
+        nodes,
+        case.name,
         [helper.make_tensor_value_info("x", et, [case.m, case.widths[0]])],
-        [helper.make_tensor_value_info("y", et, [case.m, case.widths[-1]])], inits)
+        [helper.make_tensor_value_info("y", et, [case.m, case.widths[-1]])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model.SerializeToString()
@@ -427,8 +439,11 @@ class CpuMonitor:
 def measure_peaks(threads_list, peak_arg):
     """{threads: {"f32": GFLOP/s, "f64": GFLOP/s}} and a note saying where they came from."""
     if peak_arg:
-        return ({t: {"f32": peak_arg * t, "f64": peak_arg * t / 2} for t in threads_list},
-                f"--peak-gflops {peak_arg} (fp32 per thread; fp64 = half; x threads)", [])
+        return (
+            {t: {"f32": peak_arg * t, "f64": peak_arg * t / 2} for t in threads_list},
+            f"--peak-gflops {peak_arg} (fp32 per thread; fp64 = half; x threads)",
+            [],
+        )
     if HARNESS.exists():
         peaks, warnings = {}, []
         for t in sorted(set(threads_list), reverse=True):
@@ -439,19 +454,25 @@ def measure_peaks(threads_list, peak_arg):
             for _ in range(3):
                 # One tiny case is needed for the harness to run at all; only peak lines are read.
                 try:
-                    out = subprocess.run([str(HARNESS), "--quick", "--filter", "f32-m1-n2-k3",
-                                          "--threads", str(t)], capture_output=True,
-                                         text=True, timeout=60).stdout
+                    out = subprocess.run(
+                        [str(HARNESS), "--quick", "--filter", "f32-m1-n2-k3", "--threads", str(t)],
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                    ).stdout
                 except (OSError, subprocess.SubprocessError):  # e.g. being rebuilt right now
                     out = ""
                 warned = [ln for ln in out.splitlines() if ln.startswith("# warning")]
                 for line in out.splitlines():
                     mt = re.match(
-                        r"peak .*threads=(\d+) f32_gflops=([\d.]+) .*f64_gflops=([\d.]+)", line)
+                        r"peak .*threads=(\d+) f32_gflops=([\d.]+) .*f64_gflops=([\d.]+)", line
+                    )
                     if mt:
                         old = peaks.get(int(mt[1]), {"f32": 0.0, "f64": 0.0})
-                        peaks[int(mt[1])] = {"f32": max(old["f32"], float(mt[2])),
-                                             "f64": max(old["f64"], float(mt[3]))}
+                        peaks[int(mt[1])] = {
+                            "f32": max(old["f32"], float(mt[2])),
+                            "f64": max(old["f64"], float(mt[3])),
+                        }
                 if not warned:
                     break
             warnings += warned  # those of the last try: the best may still be too low
@@ -466,19 +487,25 @@ def measure_peaks(threads_list, peak_arg):
             lin = lnn.Linear(size, size, dtype=dt)
             xl = lincore.randn(size, size, dtype=dt)
             lin(xl)
-            best = min(timed(Engine("peak", functools.partial(lin, xl), None), 1)
-                       for _ in range(3))
+            best = min(timed(Engine("peak", functools.partial(lin, xl), None), 1) for _ in range(3))
             peaks[t][key] = 2 * size**3 / best / 1e9
-    return peaks, ("ESTIMATED from a large lincore matmul (no harness built, no --peak-gflops):"
-                   " a lower bound, so pct_peak reads high"), []
+    return (
+        peaks,
+        (
+            "ESTIMATED from a large lincore matmul (no harness built, no --peak-gflops):"
+            " a lower bound, so pct_peak reads high"
+        ),
+        [],
+    )
 
 
 # -- output -----------------------------------------------------------------------------------
 def header(args, threads_list, peaks, peak_note, peak_warnings):
     def git(*a):
         try:
-            return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True,
-                                  text=True).stdout.strip()
+            return subprocess.run(
+                ["git", "-C", str(REPO), *a], capture_output=True, text=True
+            ).stdout.strip()
         except OSError:
             return ""
 
@@ -490,44 +517,70 @@ def header(args, threads_list, peaks, peak_note, peak_warnings):
                 break
     except OSError:
         pass
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain",
-                                                 "--untracked-files=no") else ""
+    dirty = (
+        " (with uncommitted changes)"
+        if git("status", "--porcelain", "--untracked-files=no")
+        else ""
+    )
     libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} "
-                     f"arch={i.get('architecture', '?')}" for i in libs) or "none found"
+    blas = (
+        ", ".join(
+            f"{i.get('internal_api')} {i.get('version')} arch={i.get('architecture', '?')}"
+            for i in libs
+        )
+        or "none found"
+    )
     torch_blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
     p = print
     p("# lincore peer benchmark (bench/peer_bench.py)")
-    p(f"# date={datetime.datetime.now().astimezone().isoformat(timespec='seconds')} "
-      f"host={platform.node()} loadavg={' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    p(f"# cpu='{cpu}' cpus_available={len(os.sched_getaffinity(0))} "
-      f"lincore.cpu_capability={lincore.cpu_capability()}")
+    p(
+        f"# date={datetime.datetime.now().astimezone().isoformat(timespec='seconds')} "
+        f"host={platform.node()} loadavg={' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
+    p(
+        f"# cpu='{cpu}' cpus_available={len(os.sched_getaffinity(0))} "
+        f"lincore.cpu_capability={lincore.cpu_capability()}"
+    )
     p(f"# git={git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}")
-    p(f"# python={platform.python_version()} lincore={lincore.__version__} numpy={np.__version__}"
-      f" torch={torch.__version__} onnxruntime={ort.__version__} onnx={onnx.__version__}")
+    p(
+        f"# python={platform.python_version()} lincore={lincore.__version__} numpy={np.__version__}"
+        f" torch={torch.__version__} onnxruntime={ort.__version__} onnx={onnx.__version__}"
+    )
     p(f"# numpy BLAS: {blas}; torch BLAS: {torch_blas[1] if torch_blas else '?'}")
     unset = " ".join(f"{k}={v}" for k, v in _UNSET_ENV.items()) or "neither was set"
-    p(f"# env: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this process before numpy was "
-      f"imported ({unset})" + ("; WARNING numpy was already imported" if _NUMPY_PRELOADED else ""))
+    p(
+        f"# env: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this process before numpy was "
+        f"imported ({unset})" + ("; WARNING numpy was already imported" if _NUMPY_PRELOADED else "")
+    )
     if max(threads_list) > len(os.sched_getaffinity(0)):
         p("# WARNING: more threads than CPUs available: those numbers measure oversubscription")
-    p(f"# threads={','.join(map(str, threads_list))}: lincore.set_num_threads, "
-      f"torch.set_num_threads, threadpoolctl (numpy's BLAS), ort intra_op_num_threads "
-      f"(inter_op 1); before each measurement the process's other threads are let go idle "
-      f"(no CPU use for {SETTLE_QUIET_S * 1e3:.0f} ms, at most {SETTLE_MAX_S} s): no engine "
-      f"runs beside another's spinning pool")
-    p("# ort: Gemm(transB=1) [+Relu] graph, weights as initializers, CPUExecutionProvider, "
-      "run_with_iobinding (input bound once; output allocated by ORT each run)")
+    p(
+        f"# threads={','.join(map(str, threads_list))}: lincore.set_num_threads, "
+        f"torch.set_num_threads, threadpoolctl (numpy's BLAS), ort intra_op_num_threads "
+        f"(inter_op 1); before each measurement the process's other threads are let go idle "
+        f"(no CPU use for {SETTLE_QUIET_S * 1e3:.0f} ms, at most {SETTLE_MAX_S} s): no engine "
+        f"runs beside another's spinning pool"
+    )
+    p(
+        "# ort: Gemm(transB=1) [+Relu] graph, weights as initializers, CPUExecutionProvider, "
+        "run_with_iobinding (input bound once; output allocated by ORT each run)"
+    )
     p("# numpy: h = x @ W.T; h += b; np.maximum(h, 0, out=h) between MLP layers")
     p("# no_grad engines: the mode is entered once around each run of timed calls")
-    p(f"# rounds={args.rounds} quick={int(args.quick)} min_measurement_ms="
-      f"{MIN_MEASUREMENT_S * 1e3:.0f}; engines interleaved, each round in the next order of a "
-      "Williams design (each engine follows each other equally often); "
-      "median and min over rounds of the time per call")
-    p("# check: every engine vs the float64 numpy chain, |y-ref| <= c*gamma(sum(K+2))*G_chain + "
-      "D (c=1 f32, c=2 f64; one layer = docs/testing.md's rule); err_over_tol = max |y-ref|/bound")
-    p("# others_cpu_pct (summary lines) = CPU time used by other processes while that case was"
-      " timed, % of all CPUs; > ~10 means the numbers are disturbed")
+    p(
+        f"# rounds={args.rounds} quick={int(args.quick)} min_measurement_ms="
+        f"{MIN_MEASUREMENT_S * 1e3:.0f}; engines interleaved, each round in the next order of a "
+        "Williams design (each engine follows each other equally often); "
+        "median and min over rounds of the time per call"
+    )
+    p(
+        "# check: every engine vs the float64 numpy chain, |y-ref| <= c*gamma(sum(K+2))*G_chain + "
+        "D (c=1 f32, c=2 f64; one layer = docs/testing.md's rule); err_over_tol = max |y-ref|/bound"
+    )
+    p(
+        "# others_cpu_pct (summary lines) = CPU time used by other processes while that case was"
+        " timed, % of all CPUs; > ~10 means the numbers are disturbed"
+    )
     p(f"# peak: {peak_note}")
     for t in threads_list:
         p(f"peak threads={t} f32_gflops={peaks[t]['f32']:.1f} f64_gflops={peaks[t]['f64']:.1f}")
@@ -542,38 +595,51 @@ def fmt_line(fields: dict) -> str:
 
 def markdown(rows):
     print()
-    print("| case | threads | lincore µs | numpy µs | torch µs | ort µs | best peer | ratio "
-          "| % peak |")
+    print(
+        "| case | threads | lincore µs | numpy µs | torch µs | ort µs | best peer | ratio "
+        "| % peak |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['threads']} | {r['lincore']:.2f} | {r['numpy']:.2f} | "
-              f"{r['torch']:.2f} | {r['ort']} | {r['best_peer']} | {r['ratio']:.2f} | "
-              f"{r['pct_peak']:.1f} |")
+        print(
+            f"| {r['case']} | {r['threads']} | {r['lincore']:.2f} | {r['numpy']:.2f} | "
+            f"{r['torch']:.2f} | {r['ort']} | {r['best_peer']} | {r['ratio']:.2f} | "
+            f"{r['pct_peak']:.1f} |"
+        )
     print()
-    print("lincore µs: plain call (no no_grad); torch µs: the better of plain and no_grad; "
-          "ratio = best peer µs / lincore µs (> 1: lincore faster); % peak: lincore's.")
+    print(
+        "lincore µs: plain call (no no_grad); torch µs: the better of plain and no_grad; "
+        "ratio = best peer µs / lincore µs (> 1: lincore faster); % peak: lincore's."
+    )
 
 
 # -- main -------------------------------------------------------------------------------------
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (1,2)")
     ap.add_argument("--filter", default="", help="only cases whose name contains SUBSTR")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds (15; --quick: 5)")
-    ap.add_argument("--quick", action="store_true",
-                    help="5 rounds, and no f32-m2048-n2048-k2048 / f32-m4096-n4096-k4096")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="5 rounds, and no f32-m2048-n2048-k2048 / f32-m4096-n4096-k4096",
+    )
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
-    ap.add_argument("--peak-gflops", type=float, default=None,
-                    help="fp32 GFLOP/s of ONE thread (fp64: half); overrides the harness")
+    ap.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=None,
+        help="fp32 GFLOP/s of ONE thread (fp64: half); overrides the harness",
+    )
     args = ap.parse_args()
     if args.rounds is None:
         args.rounds = 5 if args.quick else 15
     threads_list = [int(t) for t in args.threads.split(",") if t.strip()]
     cases = [c for c in CASES if args.filter in c.name and not (args.quick and c.big)]
     if not cases:
-        sys.exit(f"no case matches --filter {args.filter!r}: "
-                 + ", ".join(c.name for c in CASES))
+        sys.exit(f"no case matches --filter {args.filter!r}: " + ", ".join(c.name for c in CASES))
 
     start, whole_run = time.perf_counter(), CpuMonitor()
     peaks, peak_note, peak_warnings = measure_peaks(threads_list, args.peak_gflops)
@@ -611,11 +677,15 @@ def main():
             med = {n: statistics.median(s) for n, s in samples.items()}
             mem = lincore_memory(case, linears)
             for e in engines:
-                fields = {"case": case.name, "threads": t, "engine": e.name,
-                          "median_us": f"{med[e.name] * 1e6:.3f}",
-                          "min_us": f"{min(samples[e.name]) * 1e6:.3f}",
-                          "gflops": f"{case.flops / med[e.name] / 1e9:.2f}",
-                          "pct_peak": f"{100 * case.flops / med[e.name] / 1e9 / peaks[t][key]:.1f}"}
+                fields = {
+                    "case": case.name,
+                    "threads": t,
+                    "engine": e.name,
+                    "median_us": f"{med[e.name] * 1e6:.3f}",
+                    "min_us": f"{min(samples[e.name]) * 1e6:.3f}",
+                    "gflops": f"{case.flops / med[e.name] / 1e9:.2f}",
+                    "pct_peak": f"{100 * case.flops / med[e.name] / 1e9 / peaks[t][key]:.1f}",
+                }
                 if small_m:
                     fields["gbps"] = f"{case.param_bytes / med[e.name] / 1e9:.2f}"
                 fields["err_over_tol"] = f"{err[e.name]:.3g}"
@@ -626,28 +696,48 @@ def main():
             peers = {n: med[n] for n in PEERS if n in med}
             best = min(peers, key=peers.get)
             for lc in ("lincore", "lincore_no_grad"):
-                print(fmt_line({"case": case.name, "threads": t, "best_peer": best,
-                                "lincore_call": "plain" if lc == "lincore" else "no_grad",
-                                "lincore_us": f"{med[lc] * 1e6:.3f}",
-                                "peer_us": f"{peers[best] * 1e6:.3f}",
-                                "ratio": f"{peers[best] / med[lc]:.3f}",
-                                "others_cpu_pct": others}))
+                print(
+                    fmt_line(
+                        {
+                            "case": case.name,
+                            "threads": t,
+                            "best_peer": best,
+                            "lincore_call": "plain" if lc == "lincore" else "no_grad",
+                            "lincore_us": f"{med[lc] * 1e6:.3f}",
+                            "peer_us": f"{peers[best] * 1e6:.3f}",
+                            "ratio": f"{peers[best] / med[lc]:.3f}",
+                            "others_cpu_pct": others,
+                        }
+                    )
+                )
             sys.stdout.flush()
-            md_rows.append({
-                "case": case.name, "threads": t, "lincore": med["lincore"] * 1e6,
-                "numpy": med["numpy"] * 1e6,
-                "torch": min(med["torch"], med["torch_no_grad"]) * 1e6,
-                "ort": f"{med['ort'] * 1e6:.2f}" if "ort" in med else "–",
-                "best_peer": best, "ratio": peers[best] / med["lincore"],
-                "pct_peak": 100 * case.flops / med["lincore"] / 1e9 / peaks[t][key]})
+            md_rows.append(
+                {
+                    "case": case.name,
+                    "threads": t,
+                    "lincore": med["lincore"] * 1e6,
+                    "numpy": med["numpy"] * 1e6,
+                    "torch": min(med["torch"], med["torch_no_grad"]) * 1e6,
+                    "ort": f"{med['ort'] * 1e6:.2f}" if "ort" in med else "–",
+                    "best_peer": best,
+                    "ratio": peers[best] / med["lincore"],
+                    "pct_peak": 100 * case.flops / med["lincore"] / 1e9 / peaks[t][key],
+                }
+            )
             del engines, samples
         del base, linears, ref, bound, x, layers
 
     others = whole_run.others_pct()
-    print(f"# done in {time.perf_counter() - start:.0f} s; loadavg="
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; other processes used {others}% of "
-          "the CPUs during the run" + (" -- WARNING: timings shared the machine; rerun on a "
-                                       "quiet one" if others != "na" and int(others) > 10 else ""))
+    print(
+        f"# done in {time.perf_counter() - start:.0f} s; loadavg="
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; other processes used {others}% of "
+        "the CPUs during the run"
+        + (
+            " -- WARNING: timings shared the machine; rerun on a quiet one"
+            if others != "na" and int(others) > 10
+            else ""
+        )
+    )
     if args.markdown:
         markdown(md_rows)
 

@@ -99,12 +99,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--filter", default="")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    print(f"# lincore training-step benchmark  commit={commit} lincore={lincore.__version__} "
-          f"torch={torch.__version__} isa={lincore.cpu_capability()}")
-    print("# step = zero_grad + forward + CrossEntropyLoss + backward + SGD(momentum=0.9); "
-          "engines interleaved, median over rounds")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"# lincore training-step benchmark  commit={commit} lincore={lincore.__version__} "
+        f"torch={torch.__version__} isa={lincore.cpu_capability()}"
+    )
+    print(
+        "# step = zero_grad + forward + CrossEntropyLoss + backward + SGD(momentum=0.9); "
+        "engines interleaved, median over rounds"
+    )
     for threads in [int(t) for t in args.threads.split(",")]:
         lincore.set_num_threads(threads)
         torch.set_num_threads(threads)
@@ -116,14 +121,18 @@ def main() -> None:
                 time_engine(step, 0.1)
             samples: dict[str, list[float]] = {k: [] for k in steps}
             for r in range(args.rounds):
-                for engine in (list(steps) if r % 2 == 0 else list(reversed(steps))):
+                for engine in list(steps) if r % 2 == 0 else list(reversed(steps)):
                     samples[engine].append(time_engine(steps[engine], 0.05))
             med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
             for engine, us in med.items():
-                print(f"case={name} threads={threads} engine={engine} median_us={us:.1f} "
-                      f"min_us={min(samples[engine]) * 1e6:.1f}")
-            print(f"case={name} threads={threads} speedup_vs_torch="
-                  f"{med['torch'] / med['lincore']:.3f}")
+                print(
+                    f"case={name} threads={threads} engine={engine} median_us={us:.1f} "
+                    f"min_us={min(samples[engine]) * 1e6:.1f}"
+                )
+            print(
+                f"case={name} threads={threads} speedup_vs_torch="
+                f"{med['torch'] / med['lincore']:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def main(backend: str = "lincore") -> None:
     output = linear_layer(input_tensor)
     print(output)
 
-    print("# (aside) the int64 tensor of In [8] cannot go through a float32 Linear, in PyTorch "
-          "either")
+    print(
+        "# (aside) the int64 tensor of In [8] cannot go through a float32 Linear, in PyTorch either"
+    )
     try:
         nn.Linear(3, 2)(tensor)
     except RuntimeError as error:

@@ -48,13 +48,16 @@ def main() -> None:
     x_train, x_test, y_train, y_test = load_data(args.seed)
     test_x = lincore.tensor(x_test)
 
-    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
-                          nn.Linear(64, 10))
+    model = nn.Sequential(
+        nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
     loss_fn = nn.CrossEntropyLoss()
     optimizer = lincore.optim.Adam(model.parameters(), lr=args.lr)
     print(model)
-    print(f"{sum(p.numel() for p in model.parameters())} parameters; "
-          f"{len(x_train)} training and {len(x_test)} test images")
+    print(
+        f"{sum(p.numel() for p in model.parameters())} parameters; "
+        f"{len(x_train)} training and {len(x_test)} test images"
+    )
 
     losses, accuracies = [], []
     start = time.perf_counter()
@@ -63,7 +66,7 @@ def main() -> None:
         order = rng.permutation(len(x_train))
         epoch_loss = 0.0
         for first in range(0, len(order), args.batch_size):
-            batch = order[first:first + args.batch_size]
+            batch = order[first : first + args.batch_size]
             loss = loss_fn(model(lincore.tensor(x_train[batch])), lincore.tensor(y_train[batch]))
             optimizer.zero_grad()
             loss.backward()
@@ -74,8 +77,9 @@ def main() -> None:
         bar.set_postfix(loss=f"{losses[-1]:.4f}", test_acc=f"{accuracies[-1]:.3f}")
     elapsed = time.perf_counter() - start
 
-    print(f"trained {args.epochs} epochs in {elapsed:.1f} s; "
-          f"final test accuracy {accuracies[-1]:.1%}")
+    print(
+        f"trained {args.epochs} epochs in {elapsed:.1f} s; final test accuracy {accuracies[-1]:.1%}"
+    )
     plot(losses, accuracies, args.plot)
     print(f"wrote {args.plot}")
 

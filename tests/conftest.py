@@ -15,9 +15,11 @@ import lincore
 # and check that they are read-only before.
 NUMPY_DLPACK_WRITABLE = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
 
-UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0 ** -24, np.dtype(np.float64): 2.0 ** -53}
-SMALLEST_SUBNORMAL = {np.dtype(np.float32): float(np.finfo(np.float32).smallest_subnormal),
-                      np.dtype(np.float64): float(np.finfo(np.float64).smallest_subnormal)}
+UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
+SMALLEST_SUBNORMAL = {
+    np.dtype(np.float32): float(np.finfo(np.float32).smallest_subnormal),
+    np.dtype(np.float64): float(np.finfo(np.float64).smallest_subnormal),
+}
 
 
 def linear_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -49,8 +51,9 @@ def assert_linear_close(y, x, w, b=None, *, act=None) -> None:
         tol = tol + u * np.abs(ref)  # the activation's own rounding
     err = np.abs(y.astype(np.float64) - ref)
     bad = ~(err <= tol)
-    same_nonfinite = ~np.isfinite(ref) & (np.isnan(ref) == np.isnan(y)) & \
-        ((ref == y) | np.isnan(ref))
+    same_nonfinite = (
+        ~np.isfinite(ref) & (np.isnan(ref) == np.isnan(y)) & ((ref == y) | np.isnan(ref))
+    )
     bad &= ~same_nonfinite
     if bad.any():
         i = tuple(np.argwhere(bad)[0])
@@ -73,12 +76,17 @@ def _around(values, deltas=(-1, 0, 1)):
 
 _KERNELS = lincore._core._kernel_blocking()
 _TILES = [b for fam in _KERNELS["families"].values() for b in fam.values()]
-EDGE_SIZES = sorted({0, 1, 2, 3, 7, 31, 67} | _around({b["mr"] for b in _TILES} |
-                                                      {b["nr"] for b in _TILES}))
+EDGE_SIZES = sorted(
+    {0, 1, 2, 3, 7, 31, 67} | _around({b["mr"] for b in _TILES} | {b["nr"] for b in _TILES})
+)
 BLOCK_SIZES = sorted(
-    (_around({b["mc"] for b in _TILES} | {2 * b["mc"] for b in _TILES}, (-1, 1))
-     | _around({b["kc"] for b in _TILES}) | {2 * b["kc"] + 1 for b in _TILES}
-     | _around({_KERNELS["wide_panels"] * b["nr"] for b in _TILES}, (-1, 1)) | {127})
+    (
+        _around({b["mc"] for b in _TILES} | {2 * b["mc"] for b in _TILES}, (-1, 1))
+        | _around({b["kc"] for b in _TILES})
+        | {2 * b["kc"] + 1 for b in _TILES}
+        | _around({_KERNELS["wide_panels"] * b["nr"] for b in _TILES}, (-1, 1))
+        | {127}
+    )
     - set(EDGE_SIZES)
 )
 

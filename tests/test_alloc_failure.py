@@ -21,13 +21,14 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="RLIMIT_AS and /proc/self/statm are Linux's")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc/self/statm are Linux's"
+)
 
 SANITIZED = os.environ.get("LINCORE_SANITIZED") == "1"
-HEADROOM = 1 << 30   # bytes of address space the child may still map after the warm-up
+HEADROOM = 1 << 30  # bytes of address space the child may still map after the warm-up
 TOO_LARGE = 4 << 30  # bytes the child tries to allocate: > HEADROOM, a plain size without the cap
-SLACK = 2 << 20      # RSS growth allowed over the repeated failures
+SLACK = 2 << 20  # RSS growth allowed over the repeated failures
 
 PRELUDE = textwrap.dedent(f"""
     import gc, json, resource, sys
@@ -76,14 +77,16 @@ PRELUDE = textwrap.dedent(f"""
 
 def run_child(body: str, timeout: int = 300) -> dict:
     code = PRELUDE + textwrap.dedent(body) + "\nprint('RESULT ' + json.dumps(result))\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, (
         f"child exited with {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
-        f"\n--- stderr\n{proc.stderr[-8000:]}")
+        f"\n--- stderr\n{proc.stderr[-8000:]}"
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, f"no result from the child\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_alloc_failure_too_large_tensor_raises_memory_error_and_process_goes_on():
@@ -155,7 +158,8 @@ def test_alloc_failure_linear_weights_raise_memory_error_without_a_half_built_mo
 
 
 def test_alloc_failure_repeated_failures_leak_nothing():
-    result = run_child("""
+    result = run_child(
+        """
         cap()
         n = TOO_LARGE // 4
         lincore.manual_seed(0)
@@ -192,8 +196,11 @@ def test_alloc_failure_repeated_failures_leak_nothing():
         result["growth"] = growth
         result["refs_same"] = refs == [sys.getrefcount(o)
                                        for o in (x, layer, layer.weight, big_in, wide_x)]
-    """ % SLACK)
+    """
+        % SLACK
+    )
     assert result["refs_same"], "an input's reference count changed"
     if not SANITIZED:
         assert min(result["growth"]) < SLACK, (
-            f"RSS grew by {[g // 1024 for g in result['growth']]} KiB per 1000 rounds of failures")
+            f"RSS grew by {[g // 1024 for g in result['growth']]} KiB per 1000 rounds of failures"
+        )

@@ -42,7 +42,7 @@ import lincore.nn as lnn
 import lincore.nn.functional as LF
 from conftest import SMALLEST_SUBNORMAL, UNIT_ROUNDOFF, assert_linear_close
 
-U64 = 2.0 ** -53
+U64 = 2.0**-53
 NP = {"f32": np.float32, "f64": np.float64}
 LC = {"f32": lincore.float32, "f64": lincore.float64}
 
@@ -86,9 +86,11 @@ def assert_within(got, ref, tol, what=""):
     bad = ~(err <= tol)
     if bad.any():
         i = tuple(np.argwhere(bad)[0])
-        raise AssertionError(f"{what}: {bad.sum()} of {bad.size} elements outside tolerance; "
-                             f"first at {i}: got {got[i]!r}, expected {ref[i]!r} "
-                             f"+- {np.broadcast_to(tol, ref.shape)[i]!r}")
+        raise AssertionError(
+            f"{what}: {bad.sum()} of {bad.size} elements outside tolerance; "
+            f"first at {i}: got {got[i]!r}, expected {ref[i]!r} "
+            f"+- {np.broadcast_to(tol, ref.shape)[i]!r}"
+        )
 
 
 def assert_exact(got, ref, what=""):
@@ -114,20 +116,21 @@ def _dgelu(z):
 
 
 def _gelu_tanh(z):
-    return 0.5 * z * (1.0 + np.tanh(_GELU_C * (z + 0.044715 * z ** 3)))
+    return 0.5 * z * (1.0 + np.tanh(_GELU_C * (z + 0.044715 * z**3)))
 
 
 def _dgelu_tanh(z):
-    t = np.tanh(_GELU_C * (z + 0.044715 * z ** 3))
+    t = np.tanh(_GELU_C * (z + 0.044715 * z**3))
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
 
 
 def _dgelu_tanh_terms(z):
     """Sum of |terms| of _dgelu_tanh: 1 - t^2 loses all relative accuracy where |t| ~ 1, and is
     then multiplied by up to ~|z|^3."""
-    t = np.tanh(_GELU_C * (z + 0.044715 * z ** 3))
+    t = np.tanh(_GELU_C * (z + 0.044715 * z**3))
     return 0.5 * (1.0 + np.abs(t)) + 0.5 * np.abs(z) * (1.0 + t * t) * _GELU_C * (
-        1.0 + 3 * 0.044715 * z * z)
+        1.0 + 3 * 0.044715 * z * z
+    )
 
 
 def _sigmoid(z):
@@ -149,27 +152,52 @@ class Act:
 
 
 def leaky(slope):
-    return Act(lambda: lnn.LeakyReLU(slope), lambda tnn: tnn.LeakyReLU(slope),
-               lambda z: np.where(z > 0, z, slope * z), lambda z: np.where(z > 0, 1.0, slope),
-               max(1.0, abs(slope)), jump=abs(1.0 - slope), slope=slope)
+    return Act(
+        lambda: lnn.LeakyReLU(slope),
+        lambda tnn: tnn.LeakyReLU(slope),
+        lambda z: np.where(z > 0, z, slope * z),
+        lambda z: np.where(z > 0, 1.0, slope),
+        max(1.0, abs(slope)),
+        jump=abs(1.0 - slope),
+        slope=slope,
+    )
 
 
 ACTIVATIONS = {
-    "relu": Act(lambda: lnn.ReLU(), lambda tnn: tnn.ReLU(), lambda z: np.maximum(z, 0.0),
-                lambda z: (z > 0).astype(np.float64), 1.0, jump=1.0),
+    "relu": Act(
+        lambda: lnn.ReLU(),
+        lambda tnn: tnn.ReLU(),
+        lambda z: np.maximum(z, 0.0),
+        lambda z: (z > 0).astype(np.float64),
+        1.0,
+        jump=1.0,
+    ),
     "leaky0.2": leaky(0.2),
     "leaky0.01": leaky(0.01),
-    "sigmoid": Act(lambda: lnn.Sigmoid(), lambda tnn: tnn.Sigmoid(), _sigmoid,
-                   lambda z: _sigmoid(z) * (1 - _sigmoid(z)), 0.25),
-    "tanh": Act(lambda: lnn.Tanh(), lambda tnn: tnn.Tanh(), np.tanh,
-                lambda z: 1 - np.tanh(z) ** 2, 1.0),
+    "sigmoid": Act(
+        lambda: lnn.Sigmoid(),
+        lambda tnn: tnn.Sigmoid(),
+        _sigmoid,
+        lambda z: _sigmoid(z) * (1 - _sigmoid(z)),
+        0.25,
+    ),
+    "tanh": Act(
+        lambda: lnn.Tanh(), lambda tnn: tnn.Tanh(), np.tanh, lambda z: 1 - np.tanh(z) ** 2, 1.0
+    ),
     "gelu": Act(lambda: lnn.GELU(), lambda tnn: tnn.GELU(), _gelu, _dgelu, 1.14),
-    "gelu_tanh": Act(lambda: lnn.GELU("tanh"), lambda tnn: tnn.GELU("tanh"), _gelu_tanh,
-                     _dgelu_tanh, 1.14, dmag=lambda z: np.maximum(_dgelu_tanh_terms(z), 1.0)),
+    "gelu_tanh": Act(
+        lambda: lnn.GELU("tanh"),
+        lambda tnn: tnn.GELU("tanh"),
+        _gelu_tanh,
+        _dgelu_tanh,
+        1.14,
+        dmag=lambda z: np.maximum(_dgelu_tanh_terms(z), 1.0),
+    ),
 }
 
 
 # --- the tolerance rule composed through a chain of layers ----------------------------------------
+
 
 class ChainBound:
     """Float64 reference values and elementwise error bounds for a stack of Linear layers (each
@@ -250,8 +278,13 @@ class ChainBound:
             edz = eg * (np.abs(d) + dd) + np.abs(g) * dd + 2 * u * np.abs(dz)
             adz, aa, aw = np.abs(dz), np.abs(a), np.abs(w)
             dw = dz.T @ a
-            edw = (gamma(m + 2, u) * (adz + edz).T @ (aa + ea)
-                   + edz.T @ aa + adz.T @ ea + edz.T @ ea + (m + 1) * tiny)
+            edw = (
+                gamma(m + 2, u) * (adz + edz).T @ (aa + ea)
+                + edz.T @ aa
+                + adz.T @ ea
+                + edz.T @ ea
+                + (m + 1) * tiny
+            )
             db = dz.sum(axis=0)
             edb = gamma(m + 2, u) * (adz + edz).sum(axis=0) + edz.sum(axis=0) + (m + 1) * tiny
             da = dz @ w
@@ -299,14 +332,17 @@ def chain_tolerance(x, layers, dtype, g, eg_fn=None):
     return {
         "y": (cb.y, cb.ey + cb64.ey),
         "dx": (dx, edx + edx64),
-        "params": [(dw, edw + edw64, db, edb + edb64)
-                   for (dw, edw, db, edb), (_, edw64, _, edb64) in zip(params, params64)],
+        "params": [
+            (dw, edw + edw64, db, edb + edb64)
+            for (dw, edw, db, edb), (_, edw64, _, edb64) in zip(params, params64)
+        ],
     }
 
 
 # ================================================================================================
 # 1. Every recorded op: gradients, node names, reprs against torch
 # ================================================================================================
+
 
 def run_both(torch, fn, arrays, grad_out=None, requires=None):
     """fn on lincore leaves and on torch leaves made from the same float64 arrays, then backward
@@ -322,14 +358,36 @@ def run_both(torch, fn, arrays, grad_out=None, requires=None):
         grad_out = np.random.default_rng(7).standard_normal(tuple(ty.shape))
     ly.backward(lincore.tensor(np.array(grad_out)))
     ty.backward(torch.tensor(np.array(grad_out)))
-    return {"lx": lx, "tx": tx, "ly": ly, "ty": ty, "lrepr": lrepr, "trepr": trepr,
-            "lname": lname, "tname": tname, "g": grad_out}
+    return {
+        "lx": lx,
+        "tx": tx,
+        "ly": ly,
+        "ty": ty,
+        "lrepr": lrepr,
+        "trepr": trepr,
+        "lname": lname,
+        "tname": tname,
+        "g": grad_out,
+    }
 
 
-BINARY_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-              "truediv": operator.truediv, "pow": operator.pow}
-SHAPE_PAIRS = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((2, 3, 4), (4,)), ((4,), (2, 1, 4)),
-               ((), (3, 4)), ((3, 4), ()), ((2, 1, 3), (5, 1)), ((1,), (2, 3))]
+BINARY_OPS = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "truediv": operator.truediv,
+    "pow": operator.pow,
+}
+SHAPE_PAIRS = [
+    ((3, 4), (3, 4)),
+    ((3, 1), (1, 4)),
+    ((2, 3, 4), (4,)),
+    ((4,), (2, 1, 4)),
+    ((), (3, 4)),
+    ((3, 4), ()),
+    ((2, 1, 3), (5, 1)),
+    ((1,), (2, 3)),
+]
 
 
 def binary_operands(op, sa, sb, rng):
@@ -346,8 +404,9 @@ def binary_operands(op, sa, sb, rng):
 def elementwise_magnitude(torch, fn, arrays, out_shape, g):
     """For each operand: the sum over the output elements it feeds of |that term's gradient|,
     and the number of terms (torch on operands expanded to the output shape)."""
-    leaves = [torch.tensor(np.broadcast_to(a, out_shape).copy(), requires_grad=True)
-              for a in arrays]
+    leaves = [
+        torch.tensor(np.broadcast_to(a, out_shape).copy(), requires_grad=True) for a in arrays
+    ]
     fn(*leaves).backward(torch.tensor(g))
     mags, counts = [], []
     for a, leaf in zip(arrays, leaves):
@@ -401,13 +460,26 @@ def test_binary_op_with_one_operand_not_requiring_grad(torch, op, which):
 # Tensor-scalar and scalar-tensor forms (torch's reflected nodes: RsubBackward1, MulBackward0 for
 # 2 / t, PowBackward2 for 2 ** t), unary ops.
 SCALAR_OPS = {
-    "t+2": lambda t: t + 2, "2+t": lambda t: 2 + t, "t+2.5": lambda t: t + 2.5,
-    "t-2": lambda t: t - 2, "2-t": lambda t: 2 - t, "2.5-t": lambda t: 2.5 - t,
-    "t*3": lambda t: t * 3, "3*t": lambda t: 3 * t, "t*-0.5": lambda t: t * -0.5,
-    "t/4": lambda t: t / 4, "t/3": lambda t: t / 3, "2/t": lambda t: 2 / t,
-    "t**2": lambda t: t ** 2, "t**3": lambda t: t ** 3, "t**0.5": lambda t: t ** 0.5,
-    "t**-1.5": lambda t: t ** -1.5, "2**t": lambda t: 2 ** t, "0.5**t": lambda t: 0.5 ** t,
-    "-t": lambda t: -t, "t.abs()": lambda t: t.abs(),
+    "t+2": lambda t: t + 2,
+    "2+t": lambda t: 2 + t,
+    "t+2.5": lambda t: t + 2.5,
+    "t-2": lambda t: t - 2,
+    "2-t": lambda t: 2 - t,
+    "2.5-t": lambda t: 2.5 - t,
+    "t*3": lambda t: t * 3,
+    "3*t": lambda t: 3 * t,
+    "t*-0.5": lambda t: t * -0.5,
+    "t/4": lambda t: t / 4,
+    "t/3": lambda t: t / 3,
+    "2/t": lambda t: 2 / t,
+    "t**2": lambda t: t**2,
+    "t**3": lambda t: t**3,
+    "t**0.5": lambda t: t**0.5,
+    "t**-1.5": lambda t: t**-1.5,
+    "2**t": lambda t: 2**t,
+    "0.5**t": lambda t: 0.5**t,
+    "-t": lambda t: -t,
+    "t.abs()": lambda t: t.abs(),
 }
 
 
@@ -468,6 +540,7 @@ def test_op_with_int_tensor_operand(torch):
 
 # --- matmul ---------------------------------------------------------------------------------------
 
+
 def check_matmul_grads(a, b, g, da, db):
     """Each element of dA and dB is a dot product over the contracted dim and over the batch
     elements that broadcasting folded onto it: assert_linear_close with exactly those operands."""
@@ -507,17 +580,17 @@ def check_matmul_grads(a, b, g, da, db):
 
 
 MATMUL_SHAPES = [
-    ((5,), (5,)),            # DotBackward0
-    ((3, 5), (5,)),          # MvBackward0
-    ((5,), (5, 4)),          # SqueezeBackward4
-    ((3, 5), (5, 4)),        # MmBackward0
-    ((17, 33), (33, 12)),    # MmBackward0, kernel-tile sizes
-    ((2, 3, 5), (5, 4)),     # UnsafeViewBackward0 (batched)
+    ((5,), (5,)),  # DotBackward0
+    ((3, 5), (5,)),  # MvBackward0
+    ((5,), (5, 4)),  # SqueezeBackward4
+    ((3, 5), (5, 4)),  # MmBackward0
+    ((17, 33), (33, 12)),  # MmBackward0, kernel-tile sizes
+    ((2, 3, 5), (5, 4)),  # UnsafeViewBackward0 (batched)
     ((2, 3, 5), (2, 5, 4)),
     ((5,), (2, 5, 4)),
     ((2, 3, 5), (5,)),
     ((2, 1, 3, 5), (4, 5, 2)),
-    ((3, 5), (2, 5, 4)),     # torch: CloneBackward0
+    ((3, 5), (2, 5, 4)),  # torch: CloneBackward0
     ((0, 5), (5, 4)),
     ((3, 0), (0, 4)),
 ]
@@ -572,11 +645,16 @@ def test_matmul_one_operand_requires_grad(torch):
 # --- reductions, views, copies, conversions, indexing -------------------------------------------
 
 REDUCTIONS = {
-    "sum()": lambda t: t.sum(), "sum(1)": lambda t: t.sum(1), "sum(-1)": lambda t: t.sum(-1),
-    "sum((0,2))": lambda t: t.sum((0, 2)), "sum(1,keepdim)": lambda t: t.sum(1, keepdim=True),
+    "sum()": lambda t: t.sum(),
+    "sum(1)": lambda t: t.sum(1),
+    "sum(-1)": lambda t: t.sum(-1),
+    "sum((0,2))": lambda t: t.sum((0, 2)),
+    "sum(1,keepdim)": lambda t: t.sum(1, keepdim=True),
     "sum((0,2),keepdim)": lambda t: t.sum((0, 2), keepdim=True),
-    "mean()": lambda t: t.mean(), "mean(0)": lambda t: t.mean(0),
-    "mean(-1,keepdim)": lambda t: t.mean(-1, keepdim=True), "mean((1,2))": lambda t: t.mean((1, 2)),
+    "mean()": lambda t: t.mean(),
+    "mean(0)": lambda t: t.mean(0),
+    "mean(-1,keepdim)": lambda t: t.mean(-1, keepdim=True),
+    "mean((1,2))": lambda t: t.mean((1, 2)),
 }
 
 
@@ -609,6 +687,7 @@ def _lib(t):
     if isinstance(t, lincore.Tensor):
         return lincore
     import torch
+
     return torch
 
 
@@ -697,14 +776,18 @@ def test_chain_of_views_and_indexing(torch):
 
 # --- F.linear, activations, losses: names and reprs -------------------------------------------
 
+
 @pytest.mark.parametrize("x_shape", [(2, 3), (3,), (2, 2, 3), (0, 3), (1, 1, 1, 3)], ids=str)
 @pytest.mark.parametrize("bias", [True, False])
 def test_functional_linear_names_reprs(torch, x_shape, bias):
     rng = np.random.default_rng(13)
     x, w, b = rng.standard_normal(x_shape), rng.standard_normal((4, 3)), rng.standard_normal(4)
     arrays = [x, w] + ([b] if bias else [])
-    res = run_both(torch, lambda *t: (LF if isinstance(t[0], lincore.Tensor) else
-                                      torch.nn.functional).linear(*t), arrays)
+    res = run_both(
+        torch,
+        lambda *t: (LF if isinstance(t[0], lincore.Tensor) else torch.nn.functional).linear(*t),
+        arrays,
+    )
     assert res["lname"] == res["tname"]
     assert res["lrepr"] == lc_repr(res["trepr"])
     g = res["g"].reshape(-1, 4)
@@ -736,9 +819,13 @@ def test_linear_module_output_repr_matches_torch(torch, x_shape, bias):
 
 
 ACT_FUNCS = {
-    "relu": ("relu", {}), "leaky_relu": ("leaky_relu", {}),
-    "leaky_relu0.2": ("leaky_relu", {"negative_slope": 0.2}), "sigmoid": ("sigmoid", {}),
-    "tanh": ("tanh", {}), "gelu": ("gelu", {}), "gelu_tanh": ("gelu", {"approximate": "tanh"}),
+    "relu": ("relu", {}),
+    "leaky_relu": ("leaky_relu", {}),
+    "leaky_relu0.2": ("leaky_relu", {"negative_slope": 0.2}),
+    "sigmoid": ("sigmoid", {}),
+    "tanh": ("tanh", {}),
+    "gelu": ("gelu", {}),
+    "gelu_tanh": ("gelu", {"approximate": "tanh"}),
 }
 
 
@@ -746,14 +833,23 @@ ACT_FUNCS = {
 def test_activation_names_reprs(torch, name):
     fname, kw = ACT_FUNCS[name]
     x = np.array([[-1.5, 0.0, 0.5], [2.0, -0.25, 1.0]])
-    res = run_both(torch, lambda t: getattr(LF if isinstance(t, lincore.Tensor)
-                                            else torch.nn.functional, fname)(t, **kw), [x])
+    res = run_both(
+        torch,
+        lambda t: getattr(LF if isinstance(t, lincore.Tensor) else torch.nn.functional, fname)(
+            t, **kw
+        ),
+        [x],
+    )
     assert res["lname"] == res["tname"]
     assert res["lrepr"] == lc_repr(res["trepr"])
 
 
-LOSSES = {"mse_loss": "MSELoss", "l1_loss": "L1Loss", "cross_entropy": "CrossEntropyLoss",
-          "binary_cross_entropy_with_logits": "BCEWithLogitsLoss"}
+LOSSES = {
+    "mse_loss": "MSELoss",
+    "l1_loss": "L1Loss",
+    "cross_entropy": "CrossEntropyLoss",
+    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+}
 
 
 def loss_inputs(name, rng, shape=(4, 3)):
@@ -837,8 +933,9 @@ def test_cross_entropy_on_one_sample_and_bce_with_pos_weight(torch):
     pw = np.array([0.5, 2.0, 3.0])
     lx, tx = lc_leaf(x), t_leaf(torch, x)
     ly = LF.binary_cross_entropy_with_logits(lx, lincore.tensor(t), pos_weight=lincore.tensor(pw))
-    ty = torch.nn.functional.binary_cross_entropy_with_logits(tx, torch.tensor(t),
-                                                              pos_weight=torch.tensor(pw))
+    ty = torch.nn.functional.binary_cross_entropy_with_logits(
+        tx, torch.tensor(t), pos_weight=torch.tensor(pw)
+    )
     assert repr(ly) == lc_repr(repr(ty))
     ly.backward()
     ty.backward()
@@ -849,6 +946,7 @@ def test_cross_entropy_on_one_sample_and_bce_with_pos_weight(torch):
 # ================================================================================================
 # 2. Engine semantics
 # ================================================================================================
+
 
 def test_gradients_accumulate_across_backward_calls():
     x = lc_leaf(np.array([1.0, -2.0, 3.0]))
@@ -883,10 +981,14 @@ def test_second_backward_without_retain_graph_raises(torch):
         ty.backward()
 
 
-@pytest.mark.parametrize("make", [lambda: lnn.Linear(3, 2),
-                                  lambda: lnn.Sequential(lnn.Linear(3, 4), lnn.ReLU(),
-                                                         lnn.Linear(4, 2))],
-                         ids=["Linear", "Sequential"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lnn.Linear(3, 2),
+        lambda: lnn.Sequential(lnn.Linear(3, 4), lnn.ReLU(), lnn.Linear(4, 2)),
+    ],
+    ids=["Linear", "Sequential"],
+)
 @pytest.mark.parametrize("through_sum", [True, False])
 def test_second_backward_through_a_layer_raises(make, through_sum):
     """The layer's own node frees what it saved (through_sum=False starts backward at it)."""
@@ -896,8 +998,9 @@ def test_second_backward_through_a_layer_raises(make, through_sum):
     root.backward(grad, retain_graph=True)  # kept: a second pass works and accumulates
     first = next(model.parameters()).grad.clone()
     root.backward(grad)
-    assert np.allclose(np.asarray(memoryview(next(model.parameters()).grad)),
-                       2 * np.asarray(memoryview(first)))
+    assert np.allclose(
+        np.asarray(memoryview(next(model.parameters()).grad)), 2 * np.asarray(memoryview(first))
+    )
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         root.backward(grad)
     if not through_sum:
@@ -906,8 +1009,9 @@ def test_second_backward_through_a_layer_raises(make, through_sum):
 
 def test_backward_on_non_scalar_without_gradient_raises():
     x = lc_leaf(np.ones((2, 2)))
-    with pytest.raises(RuntimeError,
-                       match="grad can be implicitly created only for scalar outputs"):
+    with pytest.raises(
+        RuntimeError, match="grad can be implicitly created only for scalar outputs"
+    ):
         (x * 2).backward()
 
 
@@ -938,9 +1042,11 @@ def abs_gradient(torch, f_abs, a, g):
 
 def test_tensor_used_twice_gets_summed_gradients(torch):
     a = np.array([0.5, -1.0, 2.0])
-    for f, f_abs in ((lambda t: t * t + t, None), (lambda t: t * t * t - t / 2,
-                                                   lambda t: t * t * t + t / 2),
-                     (lambda t: t.sum() * t, None)):
+    for f, f_abs in (
+        (lambda t: t * t + t, None),
+        (lambda t: t * t * t - t / 2, lambda t: t * t * t + t / 2),
+        (lambda t: t.sum() * t, None),
+    ):
         res = run_both(torch, f, [a])
         ref = res["tx"][0].grad.numpy()
         mag = abs_gradient(torch, f_abs or f, a, res["g"])
@@ -970,13 +1076,36 @@ def test_non_requiring_branch_gets_no_grad():
 
 
 def _ops_under_mode(x, lin, seq):
-    return [x * 2, x + x, -x, x.sum(), x.mean(0), x.view(-1), x.T, x[0], x[[0, 1]], x @ x.T,
-            x.to(lincore.float32), x.clone(), lin(x), seq(x), LF.relu(x),
-            LF.mse_loss(x, lincore.zeros(2, 3, dtype=lincore.float64))]
+    return [
+        x * 2,
+        x + x,
+        -x,
+        x.sum(),
+        x.mean(0),
+        x.view(-1),
+        x.T,
+        x[0],
+        x[[0, 1]],
+        x @ x.T,
+        x.to(lincore.float32),
+        x.clone(),
+        lin(x),
+        seq(x),
+        LF.relu(x),
+        LF.mse_loss(x, lincore.zeros(2, 3, dtype=lincore.float64)),
+    ]
 
 
-@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "set_grad_enabled(False)",
-                                  "no_grad decorator", "set_grad_enabled call"])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "no_grad",
+        "inference_mode",
+        "set_grad_enabled(False)",
+        "no_grad decorator",
+        "set_grad_enabled call",
+    ],
+)
 def test_disabled_grad_modes_record_nothing(mode):
     x = lc_leaf(np.arange(6.0).reshape(2, 3) / 5)
     lin = lnn.Linear(3, 3, dtype=lincore.float64)
@@ -991,8 +1120,11 @@ def test_disabled_grad_modes_record_nothing(mode):
         finally:
             lincore.set_grad_enabled(True)
     else:
-        ctx = {"no_grad": lincore.no_grad, "inference_mode": lincore.inference_mode,
-               "set_grad_enabled(False)": lambda: lincore.set_grad_enabled(False)}[mode]()
+        ctx = {
+            "no_grad": lincore.no_grad,
+            "inference_mode": lincore.inference_mode,
+            "set_grad_enabled(False)": lambda: lincore.set_grad_enabled(False),
+        }[mode]()
         with ctx:
             assert not lincore.is_grad_enabled()
             outs = _ops_under_mode(x, lin, seq)
@@ -1089,8 +1221,11 @@ def test_in_place_on_leaf_requiring_grad(op):
             x.uniform_(0.0, 1.0)
 
     before = x
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an "
-                                           r"in-place operation\."):
+    with pytest.raises(
+        RuntimeError,
+        match="a leaf Variable that requires grad is being used in an "
+        r"in-place operation\.",
+    ):
         apply()
     assert_exact(before.detach().numpy(), np.array([1.0, 2.0, 3.0]))
     with lincore.no_grad():
@@ -1101,8 +1236,11 @@ def test_in_place_on_leaf_requiring_grad(op):
 
 def test_in_place_on_leaf_torch_says_the_same(torch):
     tx = t_leaf(torch, np.array([1.0]))
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an "
-                                           r"in-place operation\."):
+    with pytest.raises(
+        RuntimeError,
+        match="a leaf Variable that requires grad is being used in an "
+        r"in-place operation\.",
+    ):
         tx += 1
 
 
@@ -1142,8 +1280,9 @@ def test_int_and_bool_tensors_cannot_require_grad(data):
 
 @pytest.mark.parametrize("dt", ["f32", "f64"])
 def test_grads_keep_the_parameter_dtype(dt):
-    model = lnn.Sequential(lnn.Linear(3, 4, dtype=LC[dt]), lnn.Tanh(),
-                           lnn.Linear(4, 1, dtype=LC[dt]))
+    model = lnn.Sequential(
+        lnn.Linear(3, 4, dtype=LC[dt]), lnn.Tanh(), lnn.Linear(4, 1, dtype=LC[dt])
+    )
     x = lincore.tensor(np.ones((2, 3), NP[dt])).requires_grad_()
     LF.mse_loss(model(x), lincore.tensor(np.zeros((2, 1), NP[dt]))).backward()
     for p in list(model.parameters()) + [x]:
@@ -1231,10 +1370,15 @@ def test_linear_backward_against_torch(torch, isa, batch, features, bias, dt):
     w = tlin.weight.detach().numpy()
     m = int(np.prod(batch))
     g2, x2 = g.reshape(m, n_out), x.reshape(m, n_in)
-    for name, gx, gw, gb in (("lincore", grad_of(lx), grad_of(llin.weight),
-                              None if not bias else grad_of(llin.bias)),
-                             ("torch", tx.grad.numpy(), tlin.weight.grad.numpy(),
-                              None if not bias else tlin.bias.grad.numpy())):
+    for name, gx, gw, gb in (
+        ("lincore", grad_of(lx), grad_of(llin.weight), None if not bias else grad_of(llin.bias)),
+        (
+            "torch",
+            tx.grad.numpy(),
+            tlin.weight.grad.numpy(),
+            None if not bias else tlin.bias.grad.numpy(),
+        ),
+    ):
         assert gx.dtype == gw.dtype == NP[dt], name
         assert gx.shape == x.shape and gw.shape == w.shape, name
         assert_linear_close(gx.reshape(m, n_in), g2, w.T)
@@ -1284,8 +1428,11 @@ def test_activation_backward_against_torch(torch, isa, act, dt):
     assert_within(tz.grad.numpy(), ref, tol, f"torch {act}")
     # forward values too, with the activation's own rounding R (ChainBound)
     fz = spec.f(z64)
-    ftol = (2 * u * np.abs(fz) if spec.jump else
-            8 * u * np.maximum(np.maximum(np.abs(fz), np.abs(z64)), 1.0))
+    ftol = (
+        2 * u * np.abs(fz)
+        if spec.jump
+        else 8 * u * np.maximum(np.maximum(np.abs(fz), np.abs(z64)), 1.0)
+    )
     assert_within(ly.detach().numpy(), fz, ftol, f"lincore {act} forward")
 
 
@@ -1312,8 +1459,15 @@ STACKS = {
     "lin": [(13, 5, True)],
     "lin-relu-lin": [(13, 16, True), "relu", (16, 3, True)],
     "lin-tanh-lin-sigmoid": [(12, 17, True), "tanh", (17, 32, False), "sigmoid"],
-    "deep-gelu": [(16, 12, True), "gelu", (12, 12, True), "gelu_tanh", (12, 33, True),
-                  "leaky0.2", (33, 4, True)],
+    "deep-gelu": [
+        (16, 12, True),
+        "gelu",
+        (12, 12, True),
+        "gelu_tanh",
+        (12, 33, True),
+        "leaky0.2",
+        (33, 4, True),
+    ],
     "nobias-relu": [(7, 9, False), "relu", (9, 1, False)],
     "mixed-python": [(13, 16, True), "relu", "times2", (16, 12, True), "tanh", (12, 3, True)],
     "python-first": ["times2", (5, 8, True), "sigmoid", (8, 2, False)],
@@ -1346,15 +1500,19 @@ def _build(spec, lib, dt, torch):
     for item in spec:
         if isinstance(item, tuple):
             i, o, b = item
-            mods.append(lnn.Linear(i, o, bias=b, dtype=LC[dt]) if lib == "lincore"
-                        else torch.nn.Linear(i, o, bias=b,
-                                             dtype={"f32": torch.float32,
-                                                    "f64": torch.float64}[dt]))
+            mods.append(
+                lnn.Linear(i, o, bias=b, dtype=LC[dt])
+                if lib == "lincore"
+                else torch.nn.Linear(
+                    i, o, bias=b, dtype={"f32": torch.float32, "f64": torch.float64}[dt]
+                )
+            )
         elif item == "times2":
             mods.append(Times2() if lib == "lincore" else TTimes2.make(torch))
         else:
-            mods.append(ACTIVATIONS[item].lc() if lib == "lincore" else
-                        ACTIVATIONS[item].th(torch.nn))
+            mods.append(
+                ACTIVATIONS[item].lc() if lib == "lincore" else ACTIVATIONS[item].th(torch.nn)
+            )
     return mods
 
 
@@ -1363,8 +1521,9 @@ def in_features(spec):
 
 
 @pytest.mark.parametrize("dt", ["f32", "f64"])
-@pytest.mark.parametrize("batch", [(1,), (9,), (2, 3), (0,), ()],
-                         ids=lambda b: "x".join(map(str, b)) or "1d")
+@pytest.mark.parametrize(
+    "batch", [(1,), (9,), (2, 3), (0,), ()], ids=lambda b: "x".join(map(str, b)) or "1d"
+)
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_sequential_backward_one_node_vs_layer_by_layer_vs_torch(torch, isa, stack, batch, dt):
     spec = STACKS[stack]
@@ -1387,8 +1546,9 @@ def test_sequential_backward_one_node_vs_layer_by_layer_vs_torch(torch, isa, sta
     assert node_name(ly) == node_name(ty)
     # one node per run of built-in layers, one per op of the Python module
     n_python = spec.count("times2")
-    n_runs = sum(1 for i, item in enumerate(spec) if item != "times2" and
-                 (i == 0 or spec[i - 1] == "times2"))
+    n_runs = sum(
+        1 for i, item in enumerate(spec) if item != "times2" and (i == 0 or spec[i - 1] == "times2")
+    )
     assert len(graph_nodes(ly)) == n_runs + n_python
     if n_python == 0:  # the single node's edges: the input first, then every parameter
         edges = [n for n, _ in ly.grad_fn.next_functions if n is not None]
@@ -1422,8 +1582,11 @@ def test_sequential_backward_one_node_vs_layer_by_layer_vs_torch(torch, isa, sta
             expected.append((db, edb))
     assert len(expected) == len(seq_grads)
     assert_within(ly.detach().numpy(), *ref["y"], "sequential forward")
-    for who, grads in (("sequential", seq_grads), ("one by one", one_by_one),
-                       ("torch", torch_grads)):
+    for who, grads in (
+        ("sequential", seq_grads),
+        ("one by one", one_by_one),
+        ("torch", torch_grads),
+    ):
         for i, (got, (want, tol)) in enumerate(zip(grads, expected)):
             assert got.dtype == NP[dt]
             assert_within(got, want, tol, f"{who} gradient {i}")
@@ -1468,8 +1631,9 @@ FROZEN_MODELS = {
     "Linear no bias": lambda: lnn.Linear(4, 3, bias=False),
     "F.linear": lambda: _FunctionalLinear(),
     "Sequential": lambda: lnn.Sequential(lnn.Linear(4, 3), lnn.ReLU(), lnn.Linear(3, 2)),
-    "Sequential in two runs": lambda: lnn.Sequential(lnn.Linear(4, 3), _PyModule(),
-                                                     lnn.Linear(3, 2), lnn.Tanh()),
+    "Sequential in two runs": lambda: lnn.Sequential(
+        lnn.Linear(4, 3), _PyModule(), lnn.Linear(3, 2), lnn.Tanh()
+    ),
 }
 
 

@@ -18,8 +18,10 @@ from conftest import assert_linear_close
 
 def snapshot(module):
     """Every parameter's name, shape, dtype and bytes: equal snapshots mean bitwise unchanged."""
-    return [(name, tuple(p.shape), p.dtype, np.array(p.detach()).tobytes())
-            for name, p in module.named_parameters()]
+    return [
+        (name, tuple(p.shape), p.dtype, np.array(p.detach()).tobytes())
+        for name, p in module.named_parameters()
+    ]
 
 
 def seeded_linear(in_features, out_features, bias=True, dtype=None):
@@ -29,12 +31,17 @@ def seeded_linear(in_features, out_features, bias=True, dtype=None):
 
 # --- Linear forward ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape, text", [
-    ((4,), "(1x4 and 3x2)"),
-    ((5, 4), "(5x4 and 3x2)"),
-    ((2, 5, 4), "(10x4 and 3x2)"),
-    ((5, 2), "(5x2 and 3x2)"),
-], ids=["x4", "m5-k4", "b2-m5-k4", "m5-k2"])
+
+@pytest.mark.parametrize(
+    "shape, text",
+    [
+        ((4,), "(1x4 and 3x2)"),
+        ((5, 4), "(5x4 and 3x2)"),
+        ((2, 5, 4), "(10x4 and 3x2)"),
+        ((5, 2), "(5x2 and 3x2)"),
+    ],
+    ids=["x4", "m5-k4", "b2-m5-k4", "m5-k2"],
+)
 def test_linear_forward_rejects_mismatched_in_features(shape, text):
     layer = seeded_linear(3, 2)
     before = snapshot(layer)
@@ -47,17 +54,22 @@ def test_linear_forward_rejects_mismatched_in_features(shape, text):
     assert layer(lincore.ones(5, 3)).shape == (5, 2)  # still usable
 
 
-@pytest.mark.parametrize("x_dtype, layer_dtype, text", [
-    (lincore.int64, lincore.float32, "Long and Float"),
-    (lincore.float64, lincore.float32, "Double and Float"),
-    (lincore.float32, lincore.float64, "Float and Double"),
-    (lincore.bool, lincore.float32, "Bool and Float"),
-], ids=["int64-into-f32", "f64-into-f32", "f32-into-f64", "bool-into-f32"])
+@pytest.mark.parametrize(
+    "x_dtype, layer_dtype, text",
+    [
+        (lincore.int64, lincore.float32, "Long and Float"),
+        (lincore.float64, lincore.float32, "Double and Float"),
+        (lincore.float32, lincore.float64, "Float and Double"),
+        (lincore.bool, lincore.float32, "Bool and Float"),
+    ],
+    ids=["int64-into-f32", "f64-into-f32", "f32-into-f64", "bool-into-f32"],
+)
 def test_linear_forward_rejects_other_dtype(x_dtype, layer_dtype, text):
     layer = seeded_linear(3, 2, dtype=layer_dtype)
     before = snapshot(layer)
-    with pytest.raises(RuntimeError,
-                       match=re.escape(f"mat1 and mat2 must have the same dtype, but got {text}")):
+    with pytest.raises(
+        RuntimeError, match=re.escape(f"mat1 and mat2 must have the same dtype, but got {text}")
+    ):
         layer(lincore.ones(1, 3, dtype=x_dtype))
     assert snapshot(layer) == before
 
@@ -66,8 +78,10 @@ def test_linear_forward_rejects_other_dtype(x_dtype, layer_dtype, text):
 def test_linear_forward_rejects_0d_input(in_features):
     layer = seeded_linear(in_features, 2)
     before = snapshot(layer)
-    with pytest.raises(RuntimeError, match=re.escape(
-            "both arguments to linear need to be at least 1D, but they are 0D and 2D")):
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape("both arguments to linear need to be at least 1D, but they are 0D and 2D"),
+    ):
         layer(lincore.tensor(1.0))
     assert snapshot(layer) == before
 
@@ -142,22 +156,31 @@ def test_tensor_0d_creation_and_conversion_do_not_crash(name):
 
 # --- lincore.tensor() from nested lists -----------------------------------------------------------
 
-@pytest.mark.parametrize("data, text", [
-    ([[1, 2], [3]], "expected sequence of length 2 at dim 1 (got 1)"),
-    ([[1, 2], [3, 4, 5]], "expected sequence of length 2 at dim 1 (got 3)"),
-    ([[[1], [2]], [[3]]], "expected sequence of length 2 at dim 1 (got 1)"),
-    ([[[1, 2]], [[3]]], "expected sequence of length 2 at dim 2 (got 1)"),
-], ids=["short-row", "long-row", "dim1-3d", "dim2-3d"])
+
+@pytest.mark.parametrize(
+    "data, text",
+    [
+        ([[1, 2], [3]], "expected sequence of length 2 at dim 1 (got 1)"),
+        ([[1, 2], [3, 4, 5]], "expected sequence of length 2 at dim 1 (got 3)"),
+        ([[[1], [2]], [[3]]], "expected sequence of length 2 at dim 1 (got 1)"),
+        ([[[1, 2]], [[3]]], "expected sequence of length 2 at dim 2 (got 1)"),
+    ],
+    ids=["short-row", "long-row", "dim1-3d", "dim2-3d"],
+)
 def test_tensor_rejects_ragged_list(data, text):
     with pytest.raises(ValueError, match=re.escape(text)):
         lincore.tensor(data)
 
 
-@pytest.mark.parametrize("data, shown, type_name", [
-    ([[1, "a"]], "'a'", "str"),
-    ([1, None], "None", "NoneType"),
-    ([[1.0, 2.0], [3.0, object]], "object", "type"),
-], ids=["str", "none", "class"])
+@pytest.mark.parametrize(
+    "data, shown, type_name",
+    [
+        ([[1, "a"]], "'a'", "str"),
+        ([1, None], "None", "NoneType"),
+        ([[1.0, 2.0], [3.0, object]], "object", "type"),
+    ],
+    ids=["str", "none", "class"],
+)
 def test_tensor_rejects_non_numeric_element(data, shown, type_name):
     with pytest.raises(TypeError) as info:
         lincore.tensor(data)
@@ -166,8 +189,11 @@ def test_tensor_rejects_non_numeric_element(data, shown, type_name):
     assert type_name in message
 
 
-@pytest.mark.parametrize("data", [[[1, 2 ** 63]], [-2 ** 63 - 1], [[0], [2 ** 100]]],
-                         ids=["2pow63", "below-int64-min", "2pow100"])
+@pytest.mark.parametrize(
+    "data",
+    [[[1, 2**63]], [-(2**63) - 1], [[0], [2**100]]],
+    ids=["2pow63", "below-int64-min", "2pow100"],
+)
 def test_tensor_rejects_int_too_big_for_int64(data):
     # PyTorch 2.13 raises ValueError("Overflow when unpacking long long") here.
     with pytest.raises(ValueError, match="Overflow when unpacking long long"):
@@ -175,47 +201,60 @@ def test_tensor_rejects_int_too_big_for_int64(data):
 
 
 def test_tensor_accepts_int64_limits():
-    t = lincore.tensor([-2 ** 63, 2 ** 63 - 1])
+    t = lincore.tensor([-(2**63), 2**63 - 1])
     assert t.dtype is lincore.int64
-    assert t.tolist() == [-2 ** 63, 2 ** 63 - 1]
+    assert t.tolist() == [-(2**63), 2**63 - 1]
 
 
 @pytest.mark.parametrize("dtype", [lincore.float32, lincore.float64], ids=["f32", "f64"])
 def test_tensor_converts_huge_int_to_float_dtype(dtype):
     # PyTorch: torch.tensor([2**70], dtype=torch.float32) -> tensor([1.1806e+21]).
-    t = lincore.tensor([2 ** 70, 1], dtype=dtype)
+    t = lincore.tensor([2**70, 1], dtype=dtype)
     assert t.dtype is dtype
-    assert t.tolist() == [float(2 ** 70), 1.0]
+    assert t.tolist() == [float(2**70), 1.0]
 
 
-@pytest.mark.parametrize("make", [
-    lambda a: lincore.tensor(a), lambda a: lincore.tensor(a, dtype=lincore.int64),
-    lambda a: lincore.as_tensor(a), lambda a: lincore.tensor(a[1]),
-], ids=["tensor", "tensor-int64", "as_tensor", "scalar"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: lincore.tensor(a),
+        lambda a: lincore.tensor(a, dtype=lincore.int64),
+        lambda a: lincore.as_tensor(a),
+        lambda a: lincore.tensor(a[1]),
+    ],
+    ids=["tensor", "tensor-int64", "as_tensor", "scalar"],
+)
 @pytest.mark.parametrize("byteorder", ["=", ">"], ids=["native", "big-endian"])
 def test_uint64_too_big_for_int64_is_an_error_not_a_wrap(make, byteorder):
     # lincore has no uint64: such data becomes int64, where 2**63 would wrap to -2**63
     # (PyTorch keeps a uint64 tensor). An error that names the value, never a silent wrap.
-    a = np.array([1, 2 ** 63, 2 ** 64 - 1], dtype=np.dtype(np.uint64).newbyteorder(byteorder))
-    with pytest.raises(ValueError, match=r"uint64 to lincore.int64: it holds "
-                                         r"(9223372036854775808|18446744073709551615)"):
+    a = np.array([1, 2**63, 2**64 - 1], dtype=np.dtype(np.uint64).newbyteorder(byteorder))
+    with pytest.raises(
+        ValueError,
+        match=r"uint64 to lincore.int64: it holds "
+        r"(9223372036854775808|18446744073709551615)",
+    ):
         make(a)
 
 
 def test_uint64_that_fits_converts_exactly():
-    a = np.array([0, 7, 2 ** 63 - 1], dtype=np.uint64)
+    a = np.array([0, 7, 2**63 - 1], dtype=np.uint64)
     t = lincore.tensor(a)
-    assert t.dtype is lincore.int64 and t.tolist() == [0, 7, 2 ** 63 - 1]
-    assert lincore.tensor(np.array([2 ** 64 - 1], np.uint64), dtype=lincore.float64).tolist() \
-        == [float(2 ** 64 - 1)]
+    assert t.dtype is lincore.int64 and t.tolist() == [0, 7, 2**63 - 1]
+    assert lincore.tensor(np.array([2**64 - 1], np.uint64), dtype=lincore.float64).tolist() == [
+        float(2**64 - 1)
+    ]
     assert lincore.tensor(np.zeros((0, 3), np.uint64)).shape == (0, 3)
 
 
 # --- Linear constructor ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, name", [((-1, 4), "in_features"), ((4, -1), "out_features"),
-                                        ((-7, -3), "in_features")],
-                         ids=["in-neg1", "out-neg1", "both-neg"])
+
+@pytest.mark.parametrize(
+    "args, name",
+    [((-1, 4), "in_features"), ((4, -1), "out_features"), ((-7, -3), "in_features")],
+    ids=["in-neg1", "out-neg1", "both-neg"],
+)
 def test_linear_rejects_negative_features(args, name):
     value = args[0] if name == "in_features" else args[1]
     with pytest.raises(ValueError) as info:
@@ -225,12 +264,16 @@ def test_linear_rejects_negative_features(args, name):
     assert str(value) in message
 
 
-@pytest.mark.parametrize("args, name, type_name", [
-    ((2.5, 3), "in_features", "float"),
-    (("3", 2), "in_features", "str"),
-    ((3, 2.0), "out_features", "float"),
-    ((None, 2), "in_features", "NoneType"),
-], ids=["in-float", "in-str", "out-float", "in-none"])
+@pytest.mark.parametrize(
+    "args, name, type_name",
+    [
+        ((2.5, 3), "in_features", "float"),
+        (("3", 2), "in_features", "str"),
+        ((3, 2.0), "out_features", "float"),
+        ((None, 2), "in_features", "NoneType"),
+    ],
+    ids=["in-float", "in-str", "out-float", "in-none"],
+)
 def test_linear_rejects_non_int_features(args, name, type_name):
     with pytest.raises(TypeError) as info:
         nn.Linear(*args)
@@ -239,8 +282,9 @@ def test_linear_rejects_non_int_features(args, name, type_name):
     assert type_name in message
 
 
-@pytest.mark.parametrize("dtype", ["float", np.float32, lincore.int64],
-                         ids=["str", "numpy", "int64"])
+@pytest.mark.parametrize(
+    "dtype", ["float", np.float32, lincore.int64], ids=["str", "numpy", "int64"]
+)
 def test_linear_rejects_bad_dtype(dtype):
     with pytest.raises(TypeError, match="dtype"):
         nn.Linear(3, 2, dtype=dtype)
@@ -248,10 +292,15 @@ def test_linear_rejects_bad_dtype(dtype):
 
 # --- sizes and memory -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("factory", [lincore.zeros, lincore.ones, lincore.empty, lincore.rand],
-                         ids=["zeros", "ones", "empty", "rand"])
-@pytest.mark.parametrize("shape", [(2 ** 40, 2 ** 40), (2 ** 32, 2 ** 32), (3, 2 ** 62)],
-                         ids=["2p40x2p40", "2p32x2p32", "3x2p62"])
+
+@pytest.mark.parametrize(
+    "factory",
+    [lincore.zeros, lincore.ones, lincore.empty, lincore.rand],
+    ids=["zeros", "ones", "empty", "rand"],
+)
+@pytest.mark.parametrize(
+    "shape", [(2**40, 2**40), (2**32, 2**32), (3, 2**62)], ids=["2p40x2p40", "2p32x2p32", "3x2p62"]
+)
 def test_factory_rejects_numel_overflowing_int64(factory, shape):
     with pytest.raises(ValueError) as info:
         factory(*shape)
@@ -260,11 +309,15 @@ def test_factory_rejects_numel_overflowing_int64(factory, shape):
     assert str(shape[1]) in message
 
 
-@pytest.mark.parametrize("shape, dtype, nbytes", [
-    ((2 ** 40, 2 ** 10), lincore.float32, 2 ** 52),
-    ((2 ** 62,), lincore.float32, 2 ** 64),
-    ((2 ** 31, 2 ** 31), lincore.float64, 2 ** 65),
-], ids=["4PiB", "bytes-overflow-f32", "bytes-overflow-f64"])
+@pytest.mark.parametrize(
+    "shape, dtype, nbytes",
+    [
+        ((2**40, 2**10), lincore.float32, 2**52),
+        ((2**62,), lincore.float32, 2**64),
+        ((2**31, 2**31), lincore.float64, 2**65),
+    ],
+    ids=["4PiB", "bytes-overflow-f32", "bytes-overflow-f64"],
+)
 def test_empty_too_large_raises_memory_error(shape, dtype, nbytes):
     with pytest.raises(MemoryError) as info:
         lincore.empty(*shape, dtype=dtype)
@@ -281,17 +334,24 @@ def test_empty_too_large_raises_memory_error(shape, dtype, nbytes):
 
 
 @pytest.mark.parametrize("size, bad", [((-1,), -1), ((2, -3), -3)], ids=["neg1", "2x-neg3"])
-@pytest.mark.parametrize("factory", [lincore.zeros, lincore.ones, lincore.empty],
-                         ids=["zeros", "ones", "empty"])
+@pytest.mark.parametrize(
+    "factory", [lincore.zeros, lincore.ones, lincore.empty], ids=["zeros", "ones", "empty"]
+)
 def test_factory_rejects_negative_dim(factory, size, bad):
     with pytest.raises(ValueError, match=re.escape(f"negative dimension {bad}")):
         factory(*size)
 
 
-@pytest.mark.parametrize("dtype, type_name", [("float32", "str"), (np.float32, "type"), (1, "int")],
-                         ids=["str", "numpy-type", "int"])
-@pytest.mark.parametrize("factory", [lincore.zeros, lincore.ones, lincore.empty, lincore.randn],
-                         ids=["zeros", "ones", "empty", "randn"])
+@pytest.mark.parametrize(
+    "dtype, type_name",
+    [("float32", "str"), (np.float32, "type"), (1, "int")],
+    ids=["str", "numpy-type", "int"],
+)
+@pytest.mark.parametrize(
+    "factory",
+    [lincore.zeros, lincore.ones, lincore.empty, lincore.randn],
+    ids=["zeros", "ones", "empty", "randn"],
+)
 def test_factory_rejects_bad_dtype(factory, dtype, type_name):
     with pytest.raises(TypeError, match=f"argument 'dtype' must be lincore.dtype, not {type_name}"):
         factory(2, 3, dtype=dtype)
@@ -304,12 +364,17 @@ def test_tensor_rejects_bad_dtype():
 
 # --- views, indexing, scalars ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape, text", [
-    ((4, 2), "shape '[4, 2]' is invalid for input of size 6"),
-    ((7,), "shape '[7]' is invalid for input of size 6"),
-    ((-1, 4), "shape '[-1, 4]' is invalid for input of size 6"),
-    ((-1, -1), "only one dimension can be inferred"),
-], ids=["4x2", "7", "infer-4", "two-infer"])
+
+@pytest.mark.parametrize(
+    "shape, text",
+    [
+        ((4, 2), "shape '[4, 2]' is invalid for input of size 6"),
+        ((7,), "shape '[7]' is invalid for input of size 6"),
+        ((-1, 4), "shape '[-1, 4]' is invalid for input of size 6"),
+        ((-1, -1), "only one dimension can be inferred"),
+    ],
+    ids=["4x2", "7", "infer-4", "two-infer"],
+)
 def test_reshape_rejects_incompatible_size(shape, text):
     t = lincore.arange(6).reshape(2, 3)
     with pytest.raises(RuntimeError, match=re.escape(text)):
@@ -320,19 +385,25 @@ def test_reshape_rejects_incompatible_size(shape, text):
 
 
 def test_view_rejects_non_viewable_strides():
-    with pytest.raises(RuntimeError, match=re.escape(
-            "view size is not compatible with input tensor's size and stride")):
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape("view size is not compatible with input tensor's size and stride"),
+    ):
         lincore.ones(2, 3).T.view(6)
 
 
-@pytest.mark.parametrize("key, text", [
-    (2, "index 2 is out of bounds for dimension 0 with size 2"),
-    (-3, "index -3 is out of bounds for dimension 0 with size 2"),
-    ((0, 3), "index 3 is out of bounds for dimension 1 with size 3"),
-    ((1, -4), "index -4 is out of bounds for dimension 1 with size 3"),
-    ((0, 0, 0), "too many indices for tensor of dimension 2"),
-    ([0, 5], "index 5 is out of bounds for dimension 0 with size 2"),
-], ids=["row2", "row-neg3", "col3", "col-neg4", "too-many", "list-5"])
+@pytest.mark.parametrize(
+    "key, text",
+    [
+        (2, "index 2 is out of bounds for dimension 0 with size 2"),
+        (-3, "index -3 is out of bounds for dimension 0 with size 2"),
+        ((0, 3), "index 3 is out of bounds for dimension 1 with size 3"),
+        ((1, -4), "index -4 is out of bounds for dimension 1 with size 3"),
+        ((0, 0, 0), "too many indices for tensor of dimension 2"),
+        ([0, 5], "index 5 is out of bounds for dimension 0 with size 2"),
+    ],
+    ids=["row2", "row-neg3", "col3", "col-neg4", "too-many", "list-5"],
+)
 def test_getitem_rejects_index_out_of_range(key, text):
     t = lincore.ones(2, 3)
     with pytest.raises(IndexError, match=re.escape(text)):
@@ -368,9 +439,16 @@ def test_requires_grad_rejects_non_float(dtype):
 
 # --- modules --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, type_name", [
-    ([1.0, 2.0], "list"), (np.ones(2, np.float32), "ndarray"), (3.0, "float"),
-], ids=["list", "ndarray", "float"])
+
+@pytest.mark.parametrize(
+    "data, type_name",
+    [
+        ([1.0, 2.0], "list"),
+        (np.ones(2, np.float32), "ndarray"),
+        (3.0, "float"),
+    ],
+    ids=["list", "ndarray", "float"],
+)
 def test_parameter_rejects_non_tensor(data, type_name):
     with pytest.raises(TypeError) as info:
         nn.Parameter(data)
@@ -379,12 +457,16 @@ def test_parameter_rejects_non_tensor(data, type_name):
     assert type_name in message
 
 
-@pytest.mark.parametrize("value, type_text", [
-    (lambda: lincore.zeros(2, 3), "Tensor"),
-    (lambda: np.zeros((2, 3), np.float32), "numpy.ndarray"),
-    (lambda: 0.5, "float"),
-    (lambda: nn.ReLU(), "ReLU"),
-], ids=["tensor", "ndarray", "float", "module"])
+@pytest.mark.parametrize(
+    "value, type_text",
+    [
+        (lambda: lincore.zeros(2, 3), "Tensor"),
+        (lambda: np.zeros((2, 3), np.float32), "numpy.ndarray"),
+        (lambda: 0.5, "float"),
+        (lambda: nn.ReLU(), "ReLU"),
+    ],
+    ids=["tensor", "ndarray", "float", "module"],
+)
 @pytest.mark.parametrize("name", ["weight", "bias"])
 def test_linear_rejects_non_parameter_assignment(name, value, type_text):
     layer = seeded_linear(3, 2)
@@ -450,18 +532,25 @@ def test_leaky_relu_rejects_non_number_slope():
 
 def test_flatten_rejects_start_after_end():
     # PyTorch raises RuntimeError here (it is no ValueError in torch).
-    with pytest.raises(RuntimeError, match=re.escape(
-            "flatten() has invalid args: start_dim cannot come after end_dim")):
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape("flatten() has invalid args: start_dim cannot come after end_dim"),
+    ):
         nn.Flatten(2, 1)(lincore.ones(2, 3, 4))
 
 
 # --- Sequential widths that do not chain ----------------------------------------------------------
 
-@pytest.mark.parametrize("layers, name", [
-    (lambda: [nn.Linear(10, 18), nn.Linear(19, 5)], "1"),
-    (lambda: [nn.Linear(10, 18), nn.ReLU(), nn.Linear(19, 5)], "2"),
-    (lambda: OrderedDict(fc1=nn.Linear(10, 18), act=nn.Tanh(), fc2=nn.Linear(19, 5)), "fc2"),
-], ids=["two-linears", "with-relu", "named"])
+
+@pytest.mark.parametrize(
+    "layers, name",
+    [
+        (lambda: [nn.Linear(10, 18), nn.Linear(19, 5)], "1"),
+        (lambda: [nn.Linear(10, 18), nn.ReLU(), nn.Linear(19, 5)], "2"),
+        (lambda: OrderedDict(fc1=nn.Linear(10, 18), act=nn.Tanh(), fc2=nn.Linear(19, 5)), "fc2"),
+    ],
+    ids=["two-linears", "with-relu", "named"],
+)
 def test_sequential_rejects_widths_that_do_not_chain(layers, name):
     spec = layers()
     model = nn.Sequential(spec) if isinstance(spec, OrderedDict) else nn.Sequential(*spec)
@@ -475,6 +564,7 @@ def test_sequential_rejects_widths_that_do_not_chain(layers, name):
 
 
 # --- load_state_dict ------------------------------------------------------------------------------
+
 
 def three_layer_model():
     lincore.manual_seed(3)
@@ -508,9 +598,13 @@ def test_load_state_dict_rejects_non_tensor_value():
     before = snapshot(model)
     state = dict(model.state_dict())
     state["2.weight"] = "abc"
-    with pytest.raises(RuntimeError, match=re.escape(
-            'Error(s) in loading state_dict for Sequential:\n\tWhile copying the parameter named '
-            '"2.weight", expected lincore.Tensor')) as info:
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(
+            "Error(s) in loading state_dict for Sequential:\n\tWhile copying the parameter named "
+            '"2.weight", expected lincore.Tensor'
+        ),
+    ) as info:
         model.load_state_dict({k: v.clone() if k != "2.weight" else v for k, v in state.items()})
     assert "<class 'str'>" in str(info.value)
     assert snapshot(model) == before
@@ -525,8 +619,10 @@ def test_load_state_dict_rejects_non_mapping():
 def test_load_state_dict_non_strict_returns_incompatible_keys():
     model = three_layer_model()
     new_weight = np.arange(12, dtype=np.float32).reshape(4, 3)
-    result = model.load_state_dict({"0.weight": new_weight, "junk": lincore.zeros(3),
-                                    "2.extra": lincore.zeros(1)}, strict=False)
+    result = model.load_state_dict(
+        {"0.weight": new_weight, "junk": lincore.zeros(3), "2.extra": lincore.zeros(1)},
+        strict=False,
+    )
     missing, unexpected = result
     assert missing == ["0.bias", "2.weight", "2.bias"]
     assert unexpected == ["junk", "2.extra"]
@@ -537,15 +633,21 @@ def test_load_state_dict_non_strict_returns_incompatible_keys():
 def test_load_state_dict_non_strict_still_rejects_size_mismatch():
     model = three_layer_model()
     before = snapshot(model)
-    with pytest.raises(RuntimeError, match=re.escape(
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(
             "size mismatch for 2.bias: copying a param with shape lincore.Size([3]) from "
-            "checkpoint, the shape in current model is lincore.Size([2]).")):
-        model.load_state_dict({"0.weight": lincore.zeros(4, 3), "2.bias": lincore.zeros(3)},
-                              strict=False)
+            "checkpoint, the shape in current model is lincore.Size([2])."
+        ),
+    ):
+        model.load_state_dict(
+            {"0.weight": lincore.zeros(4, 3), "2.bias": lincore.zeros(3)}, strict=False
+        )
     assert snapshot(model) == before
 
 
 # --- numpy inputs in any layout -------------------------------------------------------------------
+
 
 def layouts(values):
     """(name, array) pairs holding the same values as `values` in the layouts a caller may use."""
@@ -560,22 +662,32 @@ def layouts(values):
     assert not readonly.flags.writeable
     yield "read-only", readonly
     raw = np.zeros(values.nbytes + dt.itemsize, np.uint8)
-    misaligned = raw[1:1 + values.nbytes].view(dt).reshape(values.shape)
+    misaligned = raw[1 : 1 + values.nbytes].view(dt).reshape(values.shape)
     misaligned[...] = values
     assert not misaligned.flags.aligned
     yield "misaligned", misaligned
     yield "big-endian", values.astype(dt.newbyteorder(">"))
 
 
-LAYOUT_NAMES = ["transposed", "fortran", "sliced", "negative-strides", "read-only", "misaligned",
-                "big-endian"]
+LAYOUT_NAMES = [
+    "transposed",
+    "fortran",
+    "sliced",
+    "negative-strides",
+    "read-only",
+    "misaligned",
+    "big-endian",
+]
 
 
 @pytest.mark.parametrize("how", ["tensor", "as_tensor", "ndarray"])
 @pytest.mark.parametrize("layout", LAYOUT_NAMES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("m, n, k", [(5, 3, 7), (1, 17, 33), (9, 1, 1), (3, 2, 257)],
-                         ids=["m5-n3-k7", "m1-n17-k33", "m9-n1-k1", "m3-n2-k257"])
+@pytest.mark.parametrize(
+    "m, n, k",
+    [(5, 3, 7), (1, 17, 33), (9, 1, 1), (3, 2, 257)],
+    ids=["m5-n3-k7", "m1-n17-k33", "m9-n1-k1", "m3-n2-k257"],
+)
 def test_linear_accepts_any_numpy_layout(m, n, k, dtype, layout, how, rng):
     values = rng.standard_normal((m, k)).astype(dtype)
     arr = dict(layouts(values))[layout]
@@ -618,13 +730,21 @@ def test_linear_accepts_zero_stride_numpy_input(rng):
 
 # --- from_numpy -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("np_dtype", [np.int32, np.int16, np.uint8, np.float16, np.complex64],
-                         ids=["int32", "int16", "uint8", "float16", "complex64"])
+
+@pytest.mark.parametrize(
+    "np_dtype",
+    [np.int32, np.int16, np.uint8, np.float16, np.complex64],
+    ids=["int32", "int16", "uint8", "float16", "complex64"],
+)
 def test_from_numpy_rejects_unsupported_dtype(np_dtype):
     arr = np.ones(3, np_dtype)
-    with pytest.raises(TypeError, match=re.escape(
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
             f"can't convert np.ndarray of type numpy.{np.dtype(np_dtype).name}. The only "
-            "supported types are: float64, float32, int64, and bool.")):
+            "supported types are: float64, float32, int64, and bool."
+        ),
+    ):
         lincore.from_numpy(arr)
 
 
@@ -648,7 +768,7 @@ def test_tensor_rejects_self_referencing_list():
 
 def test_tensor_rejects_nested_array_larger_than_memory():
     # Found by tools/fuzz_harness.py: the element-by-element walk of a huge broadcast view hung.
-    huge = np.broadcast_to(np.float32(1), (2 ** 33, 2 ** 20))
+    huge = np.broadcast_to(np.float32(1), (2**33, 2**20))
     with pytest.raises(MemoryError, match="more than fit"):
         lincore.tensor([huge])
 

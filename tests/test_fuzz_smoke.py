@@ -14,21 +14,32 @@ import sys
 
 import pytest
 
-HARNESS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
-                       "fuzz_harness.py")
+HARNESS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "fuzz_harness.py"
+)
 SECONDS = float(os.environ.get("LINCORE_FUZZ_SECONDS", "10"))
 SEED = 20240611
 
 
 def run_harness(*args: str, timeout: float, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, HARNESS, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, HARNESS, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.mark.parametrize("target", ["tensor", "load"])
 def test_fuzz_short_run_has_no_crash_or_hang(target, tmp_path):
-    proc = run_harness("--seconds", str(SECONDS), "--target", target, "--seed", str(SEED),
-                       "--out", str(tmp_path), timeout=4 * SECONDS + 300)
+    proc = run_harness(
+        "--seconds",
+        str(SECONDS),
+        "--target",
+        target,
+        "--seed",
+        str(SEED),
+        "--out",
+        str(tmp_path),
+        timeout=4 * SECONDS + 300,
+    )
     report = proc.stdout[-8000:] + proc.stderr[-4000:]
     for name in sorted(os.listdir(tmp_path)):
         if name.endswith(".txt") and "-seed" in name:
@@ -46,8 +57,22 @@ def test_harness_catches_an_injected_crash_and_hang(what, signal_name, tmp_path)
         # ASan's own SEGV handler would turn the injected SIGSEGV into "exit code 1"; this test
         # checks the harness's handling of a death by signal, so ASan leaves SIGSEGV alone here.
         env = {**os.environ, "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":handle_segv=0"}
-    proc = run_harness("--seconds", "3", "--target", "load", "--seed", "1", "--timeout", "2",
-                       "--inject", f"{what}:5", "--out", str(tmp_path), timeout=120, env=env)
+    proc = run_harness(
+        "--seconds",
+        "3",
+        "--target",
+        "load",
+        "--seed",
+        "1",
+        "--timeout",
+        "2",
+        "--inject",
+        f"{what}:5",
+        "--out",
+        str(tmp_path),
+        timeout=120,
+        env=env,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert f"{what.upper()} at input 5" in out, out

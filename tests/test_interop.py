@@ -25,32 +25,45 @@ def _bits(a):
 
 
 def test_interop_import_lincore_does_not_import_torch(tmp_path):
-    code = ("import sys\n"
-            "import numpy as np\n"
-            "import lincore\n"
-            "assert 'torch' not in sys.modules, 'import lincore imported torch'\n"
-            "lincore.save({'a': lincore.ones(2)}, sys.argv[1])\n"
-            "assert list(lincore.load(sys.argv[1])) == ['a']\n"
-            "assert np.from_dlpack(lincore.ones(3)).sum() == 3\n"
-            "assert 'torch' not in sys.modules, 'save, load or DLPack imported torch'\n")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.safetensors")],
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "import lincore\n"
+        "assert 'torch' not in sys.modules, 'import lincore imported torch'\n"
+        "lincore.save({'a': lincore.ones(2)}, sys.argv[1])\n"
+        "assert list(lincore.load(sys.argv[1])) == ['a']\n"
+        "assert np.from_dlpack(lincore.ones(3)).sum() == 3\n"
+        "assert 'torch' not in sys.modules, 'save, load or DLPack imported torch'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "a.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 
 # --- from_torch ----------------------------------------------------------------------------------
+
 
 def _torch_stack(torch, dtype):
     tnn = torch.nn
     torch.manual_seed(0)
     return tnn.Sequential(
         tnn.Flatten(1, -1),
-        tnn.Linear(6, 8, dtype=dtype), tnn.ReLU(),
-        tnn.Linear(8, 8, bias=False, dtype=dtype), tnn.LeakyReLU(0.2),
-        tnn.Linear(8, 7, dtype=dtype), tnn.Sigmoid(),
-        tnn.Linear(7, 5, dtype=dtype), tnn.Tanh(),
-        tnn.Linear(5, 5, dtype=dtype), tnn.GELU(),
-        tnn.Linear(5, 4, dtype=dtype), tnn.GELU(approximate="tanh"),
+        tnn.Linear(6, 8, dtype=dtype),
+        tnn.ReLU(),
+        tnn.Linear(8, 8, bias=False, dtype=dtype),
+        tnn.LeakyReLU(0.2),
+        tnn.Linear(8, 7, dtype=dtype),
+        tnn.Sigmoid(),
+        tnn.Linear(7, 5, dtype=dtype),
+        tnn.Tanh(),
+        tnn.Linear(5, 5, dtype=dtype),
+        tnn.GELU(),
+        tnn.Linear(5, 4, dtype=dtype),
+        tnn.GELU(approximate="tanh"),
         tnn.Identity(),
         tnn.Linear(4, 3, dtype=dtype),
     )
@@ -110,11 +123,21 @@ def test_interop_from_torch_sequential_matches_load_state_dict(torch, rng, dtype
     # (that route is checked against PyTorch unit by unit in test_parity_torch.py).
     d = _lincore_dtype(dtype)
     built = nn.Sequential(
-        nn.Flatten(1, -1), nn.Linear(6, 8, dtype=d), nn.ReLU(),
-        nn.Linear(8, 8, bias=False, dtype=d), nn.LeakyReLU(0.2),
-        nn.Linear(8, 7, dtype=d), nn.Sigmoid(), nn.Linear(7, 5, dtype=d), nn.Tanh(),
-        nn.Linear(5, 5, dtype=d), nn.GELU(), nn.Linear(5, 4, dtype=d), nn.GELU(approximate="tanh"),
-        nn.Identity(), nn.Linear(4, 3, dtype=d),
+        nn.Flatten(1, -1),
+        nn.Linear(6, 8, dtype=d),
+        nn.ReLU(),
+        nn.Linear(8, 8, bias=False, dtype=d),
+        nn.LeakyReLU(0.2),
+        nn.Linear(8, 7, dtype=d),
+        nn.Sigmoid(),
+        nn.Linear(7, 5, dtype=d),
+        nn.Tanh(),
+        nn.Linear(5, 5, dtype=d),
+        nn.GELU(),
+        nn.Linear(5, 4, dtype=d),
+        nn.GELU(approximate="tanh"),
+        nn.Identity(),
+        nn.Linear(4, 3, dtype=d),
     )
     built.load_state_dict(tmodel.state_dict())
     x = lincore.tensor(rng.standard_normal((5, 2, 3)).astype(dtype))
@@ -125,8 +148,9 @@ def test_interop_from_torch_sequential_matches_load_state_dict(torch, rng, dtype
 def test_interop_from_torch_nested_sequential_and_names(torch):
     tnn = torch.nn
     inner = tnn.Sequential(OrderedDict([("fc", tnn.Linear(4, 4)), ("act", tnn.GELU())]))
-    tmodel = tnn.Sequential(OrderedDict([("stem", tnn.Linear(3, 4)), ("block", inner),
-                                         ("head", tnn.Linear(4, 2))]))
+    tmodel = tnn.Sequential(
+        OrderedDict([("stem", tnn.Linear(3, 4)), ("block", inner), ("head", tnn.Linear(4, 2))])
+    )
     model = lincore.from_torch(tmodel)
     assert type(model.block) is nn.Sequential
     assert list(model.state_dict()) == list(tmodel.state_dict())
@@ -157,13 +181,15 @@ def test_interop_from_torch_draws_no_random_numbers(torch):
 
 
 def test_interop_from_torch_state_dict(torch):
-    state = OrderedDict([
-        ("z.weight", torch.randn(3, 2)),
-        ("a.weight", torch.randn(2, dtype=torch.float64)),
-        ("steps", torch.tensor(5)),
-        ("mask", torch.tensor([True, False])),
-        ("view", torch.arange(12.0).reshape(3, 4).t()),
-    ])
+    state = OrderedDict(
+        [
+            ("z.weight", torch.randn(3, 2)),
+            ("a.weight", torch.randn(2, dtype=torch.float64)),
+            ("steps", torch.tensor(5)),
+            ("mask", torch.tensor([True, False])),
+            ("view", torch.arange(12.0).reshape(3, 4).t()),
+        ]
+    )
     out = lincore.from_torch(state)
     assert isinstance(out, OrderedDict) and list(out) == list(state)
     for key, t in state.items():
@@ -205,20 +231,25 @@ def test_interop_from_torch_subclass_is_unsupported(torch):
         lincore.from_torch(torch.nn.Sequential(MyLinear(2, 2)))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda torch: torch.ones(2), "lincore.from_dlpack"),
-    (lambda torch: [1, 2], "expected a torch.nn.Module or a state dict"),
-    (lambda torch: {"a": [1.0]}, "must be a torch.Tensor, got list"),
-    (lambda torch: {"a": torch.ones(2, dtype=torch.float16)}, "torch.float16"),
-    (lambda torch: {"a": torch.ones(2, dtype=torch.int32)}, "torch.int32"),
-    (lambda torch: torch.nn.Linear(2, 2, dtype=torch.float16), "Linear at the top level"),
-], ids=["tensor", "list", "listvalue", "float16", "int32", "halflinear"])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda torch: torch.ones(2), "lincore.from_dlpack"),
+        (lambda torch: [1, 2], "expected a torch.nn.Module or a state dict"),
+        (lambda torch: {"a": [1.0]}, "must be a torch.Tensor, got list"),
+        (lambda torch: {"a": torch.ones(2, dtype=torch.float16)}, "torch.float16"),
+        (lambda torch: {"a": torch.ones(2, dtype=torch.int32)}, "torch.int32"),
+        (lambda torch: torch.nn.Linear(2, 2, dtype=torch.float16), "Linear at the top level"),
+    ],
+    ids=["tensor", "list", "listvalue", "float16", "int32", "halflinear"],
+)
 def test_interop_from_torch_bad_input(torch, make, match):
     with pytest.raises(TypeError, match=match):
         lincore.from_torch(make(torch))
 
 
 # --- to_torch and round trips --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_interop_round_trip_torch_lincore_torch(torch, dtype):
@@ -239,8 +270,9 @@ def test_interop_round_trip_torch_lincore_torch(torch, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_interop_round_trip_lincore_torch_lincore(rng, torch, dtype):
     d = _lincore_dtype(dtype)
-    model = nn.Sequential(nn.Linear(4, 6, dtype=d), nn.GELU("tanh"), nn.Linear(6, 2, dtype=d),
-                          nn.Sigmoid())
+    model = nn.Sequential(
+        nn.Linear(4, 6, dtype=d), nn.GELU("tanh"), nn.Linear(6, 2, dtype=d), nn.Sigmoid()
+    )
     torch_model = model.to_torch()
     assert str(torch_model).replace("torch", "lincore") == repr(model)
     again = lincore.from_torch(torch_model)
@@ -253,13 +285,30 @@ def test_interop_round_trip_lincore_torch_lincore(rng, torch, dtype):
 
 
 def test_interop_to_torch_every_layer(torch):
-    model = nn.Sequential(nn.Flatten(0, 1), nn.Linear(3, 2, bias=False), nn.ReLU(inplace=True),
-                          nn.LeakyReLU(0.5), nn.Sigmoid(), nn.Tanh(), nn.GELU(),
-                          nn.Identity(), nn.Sequential(nn.Linear(2, 2)))
+    model = nn.Sequential(
+        nn.Flatten(0, 1),
+        nn.Linear(3, 2, bias=False),
+        nn.ReLU(inplace=True),
+        nn.LeakyReLU(0.5),
+        nn.Sigmoid(),
+        nn.Tanh(),
+        nn.GELU(),
+        nn.Identity(),
+        nn.Sequential(nn.Linear(2, 2)),
+    )
     tmodel = model.to_torch()
     kinds = [type(m).__name__ for m in tmodel]
-    assert kinds == ["Flatten", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
-                     "Identity", "Sequential"]
+    assert kinds == [
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "LeakyReLU",
+        "Sigmoid",
+        "Tanh",
+        "GELU",
+        "Identity",
+        "Sequential",
+    ]
     assert tmodel[0].start_dim == 0 and tmodel[0].end_dim == 1
     assert tmodel[1].bias is None and tmodel[2].inplace and tmodel[3].negative_slope == 0.5
     assert str(tmodel) == repr(model)
@@ -366,10 +415,18 @@ def test_interop_dlpack_numpy_to_lincore_shares_memory(dt):
     assert a[2, 3] == _other(NP_DTYPES[dt])
 
 
-@pytest.mark.parametrize("make", [
-    lambda t: t.T, lambda t: t[::2], lambda t: t[:, 1], lambda t: t[1::2, ::3], lambda t: t[2, 3],
-    lambda t: t[:0],
-], ids=["transposed", "rows", "column", "strided", "scalar", "empty"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: t.T,
+        lambda t: t[::2],
+        lambda t: t[:, 1],
+        lambda t: t[1::2, ::3],
+        lambda t: t[2, 3],
+        lambda t: t[:0],
+    ],
+    ids=["transposed", "rows", "column", "strided", "scalar", "empty"],
+)
 def test_interop_dlpack_non_contiguous_views(torch, make):
     base = lincore.tensor(_sample(np.float32, (6, 8)))
     view = make(base)
@@ -382,10 +439,18 @@ def test_interop_dlpack_non_contiguous_views(torch, make):
         assert np.all(np.asarray(view) == -1.0) and bool((tt == -1.0).all())
 
 
-@pytest.mark.parametrize("make", [
-    lambda tt: tt.t(), lambda tt: tt[::2], lambda tt: tt[:, 1], lambda tt: tt[1:, 2:],
-    lambda tt: tt[0, 0], lambda tt: tt[2].expand(4, 8),
-], ids=["transposed", "rows", "column", "offset", "scalar", "zero_stride"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda tt: tt.t(),
+        lambda tt: tt[::2],
+        lambda tt: tt[:, 1],
+        lambda tt: tt[1:, 2:],
+        lambda tt: tt[0, 0],
+        lambda tt: tt[2].expand(4, 8),
+    ],
+    ids=["transposed", "rows", "column", "offset", "scalar", "zero_stride"],
+)
 def test_interop_dlpack_torch_views_to_lincore(torch, make):
     base = torch.arange(48.0).reshape(6, 8)
     view = make(base)

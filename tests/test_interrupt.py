@@ -71,8 +71,10 @@ CHILD = textwrap.dedent("""
 
 # Starts argv[1:] with SIGINT ignored, as a non-interactive shell starts `cmd &`: exec keeps
 # an ignored disposition, and the new program's Python sees SIGINT ignored from its start.
-EXEC_WITH_SIGINT_IGNORED = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-                            "os.execv(sys.argv[1], sys.argv[1:])")
+EXEC_WITH_SIGINT_IGNORED = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 class Child:
@@ -84,13 +86,15 @@ class Child:
         argv = [sys.executable, "-c", CHILD, str(threads), kind]
         if ignore_sigint:
             argv = [sys.executable, "-c", EXEC_WITH_SIGINT_IGNORED, *argv]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self._lines: queue.Queue[str] = queue.Queue()
         self._err: list[str] = []
-        self._readers = [threading.Thread(target=self._drain, args=args, daemon=True)
-                         for args in ((self.proc.stdout, self._lines.put),
-                                      (self.proc.stderr, self._err.append))]
+        self._readers = [
+            threading.Thread(target=self._drain, args=args, daemon=True)
+            for args in ((self.proc.stdout, self._lines.put), (self.proc.stderr, self._err.append))
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -105,8 +109,9 @@ class Child:
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
-            pytest.fail(f"no {what} line from the child within {timeout} s; stderr:\n"
-                        f"{self.stderr()}")
+            pytest.fail(
+                f"no {what} line from the child within {timeout} s; stderr:\n{self.stderr()}"
+            )
         if not line:
             self._lines.put(line)  # so that later reads see the end too, without waiting
         return line

@@ -29,13 +29,14 @@ import lincore.nn as nn
 
 SANITIZED = os.environ.get("LINCORE_SANITIZED") == "1"
 PAGE = os.sysconf("SC_PAGESIZE")
-SLACK = 2 * 2 ** 20  # bytes of RSS growth allowed over one round of N calls
-N = 5000             # calls per round for the cheap scenarios
-N_SLOW = 2000        # calls per round for the ones that take ~0.2 ms and more
+SLACK = 2 * 2**20  # bytes of RSS growth allowed over one round of N calls
+N = 5000  # calls per round for the cheap scenarios
+N_SLOW = 2000  # calls per round for the ones that take ~0.2 ms and more
 ROUNDS = 3
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
-                                reason="reads RSS from /proc/self/statm (Linux)")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/proc/self/statm"), reason="reads RSS from /proc/self/statm (Linux)"
+)
 
 
 def rss() -> int:
@@ -65,18 +66,22 @@ def assert_flat(step, inputs=(), n=N):
         assert refcounts(inputs) == refs, "an input's reference count changed"
         if SANITIZED or growth[-1] < SLACK:
             return
-    pytest.fail(f"RSS grew by {[g // 1024 for g in growth]} KiB in {ROUNDS} rounds of {n} calls "
-                f"(allowed: {SLACK // 1024} KiB in one round)")
+    pytest.fail(
+        f"RSS grew by {[g // 1024 for g in growth]} KiB in {ROUNDS} rounds of {n} calls "
+        f"(allowed: {SLACK // 1024} KiB in one round)"
+    )
 
 
 def raises(exc, fn, *args, **kwargs):
     """A step that must raise exc (and nothing else)."""
+
     def step():
         try:
             fn(*args, **kwargs)
         except exc:
             return
         raise AssertionError(f"{fn!r} did not raise {exc.__name__}")
+
     return step
 
 
@@ -87,6 +92,7 @@ def seeded(*layers):
 
 # --- successful calls ----------------------------------------------------------------------------
 
+
 def test_leaks_linear_forward_no_grad():
     layer = seeded(lambda: nn.Linear(64, 32))
     x = lincore.randn(16, 64)
@@ -95,6 +101,7 @@ def test_leaks_linear_forward_no_grad():
         with lincore.no_grad():
             y = layer(x)
         assert y.shape == (16, 32)
+
     assert_flat(step, [layer, layer.weight, layer.bias, x])
 
 
@@ -105,6 +112,7 @@ def test_leaks_linear_forward_recorded():
     def step():
         y = layer(x)
         assert y.grad_fn is not None
+
     assert_flat(step, [layer, layer.weight, layer.bias, x])
 
 
@@ -118,6 +126,7 @@ def test_leaks_linear_backward_and_optimizer_step(optimizer):
         opt.zero_grad()
         layer(x).sum().backward()
         opt.step()
+
     assert_flat(step, [layer, layer.weight, layer.bias, x, opt], n=N_SLOW)
 
 
@@ -134,11 +143,28 @@ def test_leaks_sequential_forward_backward():
         loss_fn(model(x), target).backward()
         with lincore.no_grad():
             assert model(x).shape == (16, 16)
+
     assert_flat(step, [model, x, target, *params], n=N_SLOW)
 
 
-@pytest.mark.parametrize("op", ["add", "sub", "rsub", "mul", "truediv", "pow", "matmul", "neg",
-                                "sum", "index", "relu", "tanh", "mse"])
+@pytest.mark.parametrize(
+    "op",
+    [
+        "add",
+        "sub",
+        "rsub",
+        "mul",
+        "truediv",
+        "pow",
+        "matmul",
+        "neg",
+        "sum",
+        "index",
+        "relu",
+        "tanh",
+        "mse",
+    ],
+)
 def test_leaks_recorded_ops_without_backward(op):
     # A graph that is recorded but never backpropagated (a metric computed outside no_grad) must
     # be freed with its output.
@@ -146,21 +172,30 @@ def test_leaks_recorded_ops_without_backward(op):
     w = lincore.randn(16, 64, requires_grad=True)
     target = lincore.zeros(32, 16)
     f = {
-        "add": lambda: x + x, "sub": lambda: x - 1.0, "rsub": lambda: 1.0 - x,
-        "mul": lambda: x * 2.0, "truediv": lambda: x / w[0], "pow": lambda: x ** 2,
-        "matmul": lambda: x @ w.T, "neg": lambda: -x, "sum": lambda: x.sum(dim=1),
-        "index": lambda: x[1:9], "relu": lambda: nn.functional.relu(x),
-        "tanh": lambda: nn.Tanh()(x), "mse": lambda: nn.MSELoss()(x @ w.T, target),
+        "add": lambda: x + x,
+        "sub": lambda: x - 1.0,
+        "rsub": lambda: 1.0 - x,
+        "mul": lambda: x * 2.0,
+        "truediv": lambda: x / w[0],
+        "pow": lambda: x**2,
+        "matmul": lambda: x @ w.T,
+        "neg": lambda: -x,
+        "sum": lambda: x.sum(dim=1),
+        "index": lambda: x[1:9],
+        "relu": lambda: nn.functional.relu(x),
+        "tanh": lambda: nn.Tanh()(x),
+        "mse": lambda: nn.MSELoss()(x @ w.T, target),
     }[op]
 
     def step():
         assert f().grad_fn is not None
+
     assert_flat(step, [x, w, target], n=N_SLOW)
 
 
 def test_leaks_tensor_from_lists():
     floats = np.random.default_rng(0).standard_normal((8, 16)).tolist()
-    ints = [[2 ** 40 + i * j for j in range(16)] for i in range(8)]
+    ints = [[2**40 + i * j for j in range(16)] for i in range(8)]
     flags = [[bool(i & j) for j in range(16)] for i in range(8)]
     # (small ints, True and False are shared by the whole interpreter: their counts move anyway)
     inputs = [floats, ints, flags, *floats, *ints, *flags, *floats[0], *ints[3]]
@@ -170,6 +205,7 @@ def test_leaks_tensor_from_lists():
         assert lincore.tensor(ints).dtype is lincore.int64
         assert lincore.tensor(flags).dtype is lincore.bool
         assert lincore.tensor(floats, dtype=lincore.float64).tolist()[0][0] == floats[0][0]
+
     assert_flat(step, inputs, n=N_SLOW)
 
 
@@ -178,22 +214,30 @@ def test_leaks_tensor_from_numpy_any_layout():
     raw = np.zeros(values.astype(np.float32).nbytes + 1, np.uint8)
     misaligned = raw[1:].view(np.float32).reshape(values.shape)
     misaligned[...] = values
-    arrays = [values, values.astype(np.float32), np.asfortranarray(values),
-              np.zeros((64, 96))[::2, ::-2], values.astype(">f8"),
-              np.frombuffer(values.tobytes(), np.float64).reshape(32, 48),
-              np.broadcast_to(values[0], (32, 48)), misaligned,
-              np.arange(96, dtype=np.int64), np.ones(10, np.bool_)]
+    arrays = [
+        values,
+        values.astype(np.float32),
+        np.asfortranarray(values),
+        np.zeros((64, 96))[::2, ::-2],
+        values.astype(">f8"),
+        np.frombuffer(values.tobytes(), np.float64).reshape(32, 48),
+        np.broadcast_to(values[0], (32, 48)),
+        misaligned,
+        np.arange(96, dtype=np.int64),
+        np.ones(10, np.bool_),
+    ]
     layer = seeded(lambda: nn.Linear(48, 8, dtype=lincore.float64))
 
     def step():
         for a in arrays:
             lincore.tensor(a)
             lincore.as_tensor(a)
-        shared = lincore.from_numpy(arrays[0])       # zero-copy: holds the array while alive
+        shared = lincore.from_numpy(arrays[0])  # zero-copy: holds the array while alive
         assert np.asarray(shared).shape == (32, 48)
         del shared
-        for a in arrays[:8]:                          # numpy straight into a layer
+        for a in arrays[:8]:  # numpy straight into a layer
             layer(a if a.dtype == np.float64 else a.astype(np.float64))
+
     assert_flat(step, [*arrays, raw, layer], n=N_SLOW)
 
 
@@ -207,6 +251,7 @@ def test_leaks_tensor_to_numpy_and_back():
         assert a.shape == b.shape == c.shape
         lincore.from_dlpack(a)
         t.tolist()
+
     assert_flat(step, [t], n=N_SLOW)
 
 
@@ -221,6 +266,7 @@ def test_leaks_printing():
         repr(model[0].weight)
         repr(model)
         repr(small.sum())
+
     assert_flat(step, [model, big, small, model[0].weight], n=N_SLOW)
 
 
@@ -233,6 +279,7 @@ def test_leaks_state_dict_round_trip():
         state = model.state_dict()
         other.load_state_dict(state)
         other.load_state_dict({k: v.clone() for k, v in state.items()})
+
     assert_flat(step, [model, other, *params])
 
 
@@ -248,10 +295,12 @@ def test_leaks_save_and_load(tmp_path):
         model.load_state_dict(lincore.load(buffer))
         lincore.save(model.state_dict(), path)
         model.load_state_dict(lincore.load(path))
+
     assert_flat(step, [model, *params], n=N_SLOW)
 
 
 # --- failing calls: the bad-input table ----------------------------------------------------------
+
 
 def _linear():
     return seeded(lambda: nn.Linear(3, 2))
@@ -271,8 +320,9 @@ CORRUPT_FILES = [
     _craft(b'{"a": {"dtype": "F32",'),
     _craft({"a": {"dtype": "F32", "shape": [4], "data_offsets": [1000, 1016]}}, bytes(16)),
     _craft({"a": F32x4, "b": F32x4}, bytes(16)),
-    _craft({"a": {"dtype": "F32", "shape": [2 ** 62, 2 ** 62, 16], "data_offsets": [0, 16]}},
-           bytes(16)),
+    _craft(
+        {"a": {"dtype": "F32", "shape": [2**62, 2**62, 16], "data_offsets": [0, 16]}}, bytes(16)
+    ),
     _craft({"a": {"dtype": "X99", "shape": [4], "data_offsets": [0, 16]}}, bytes(16)),
 ]
 
@@ -284,6 +334,7 @@ def case(name, n=N):
     def register(make):
         ERROR_CASES[name] = (make, n)
         return make
+
     return register
 
 
@@ -357,7 +408,7 @@ def _():
 
 @case("int-too-big")
 def _():
-    data = [[1, 2 ** 63]]
+    data = [[1, 2**63]]
     return raises(ValueError, lincore.tensor, data), [data, data[0], data[0][1]]
 
 
@@ -390,7 +441,7 @@ def _():
 
 @case("factory-numel-overflows-int64")
 def _():
-    return raises(ValueError, lincore.zeros, 2 ** 40, 2 ** 40), []
+    return raises(ValueError, lincore.zeros, 2**40, 2**40), []
 
 
 @case("factory-negative-dim")
@@ -405,17 +456,17 @@ def _():
 
 @case("empty-exceeds-memory")
 def _():
-    return raises(MemoryError, lincore.empty, 2 ** 40, 2 ** 10), []
+    return raises(MemoryError, lincore.empty, 2**40, 2**10), []
 
 
 @case("zeros-bytes-overflow")
 def _():
-    return raises(MemoryError, lincore.zeros, 2 ** 31, 2 ** 31, dtype=lincore.float64), []
+    return raises(MemoryError, lincore.zeros, 2**31, 2**31, dtype=lincore.float64), []
 
 
 @case("linear-weights-exceed-memory")
 def _():
-    return raises(MemoryError, nn.Linear, 2 ** 20, 2 ** 30), []
+    return raises(MemoryError, nn.Linear, 2**20, 2**30), []
 
 
 @case("reshape-incompatible")
@@ -463,10 +514,15 @@ def _():
 @case("load-state-dict-bad-keys")
 def _():
     model = seeded(lambda: nn.Linear(3, 4), nn.ReLU, lambda: nn.Linear(4, 2))
-    state = {"0.weight": lincore.full((4, 3), 9.0), "0.bias": lincore.zeros(5),
-             "extra.weight": lincore.zeros(1)}
-    return (raises(RuntimeError, model.load_state_dict, state),
-            [model, state, *state.values(), *model.parameters()])
+    state = {
+        "0.weight": lincore.full((4, 3), 9.0),
+        "0.bias": lincore.zeros(5),
+        "extra.weight": lincore.zeros(1),
+    }
+    return (
+        raises(RuntimeError, model.load_state_dict, state),
+        [model, state, *state.values(), *model.parameters()],
+    )
 
 
 @case("load-state-dict-non-tensor")
@@ -503,6 +559,7 @@ def _backward_twice(layer, x):
         except RuntimeError:
             return
         raise AssertionError("second backward did not raise")
+
     return step
 
 
@@ -514,6 +571,7 @@ def _load_each_corrupt(files):
             except ValueError:
                 continue
             raise AssertionError(f"{data[:40]!r} loaded")
+
     return step
 
 

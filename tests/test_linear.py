@@ -16,8 +16,9 @@ DTYPES = {"f32": (np.float32, lincore.float32), "f64": (np.float64, lincore.floa
 
 
 def run_linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, act: int = 0) -> np.ndarray:
-    y = lincore._core.linear(lincore.as_tensor(x), lincore.as_tensor(w),
-                             None if b is None else lincore.as_tensor(b), act)
+    y = lincore._core.linear(
+        lincore.as_tensor(x), lincore.as_tensor(w), None if b is None else lincore.as_tensor(b), act
+    )
     return np.asarray(y)
 
 
@@ -28,9 +29,12 @@ def _case(rng, m, n, k, np_dtype, bias=True):
     return x, w, b
 
 
-EDGE_GRID = [(m, n, k) for m, n, k in itertools.product([0, 1, 2, 3, 5, 12, 13, 25],
-                                                       [0, 1, 7, 8, 9, 16, 17, 32, 33, 65],
-                                                       [0, 1, 3, 4, 17, 33])]
+EDGE_GRID = [
+    (m, n, k)
+    for m, n, k in itertools.product(
+        [0, 1, 2, 3, 5, 12, 13, 25], [0, 1, 7, 8, 9, 16, 17, 32, 33, 65], [0, 1, 3, 4, 17, 33]
+    )
+]
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -55,8 +59,11 @@ def test_linear_each_dim_through_the_blocks(isa, rng, dt, axis, size):
     assert_linear_close(run_linear(x, w, b), x, w, b)
 
 
-@pytest.mark.parametrize("m,n,k", [(300, 70, 600), (1, 1000, 513), (200, 3, 1030)],
-                         ids=["m300-n70-k600", "m1-n1000-k513", "m200-n3-k1030"])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [(300, 70, 600), (1, 1000, 513), (200, 3, 1030)],
+    ids=["m300-n70-k600", "m1-n1000-k513", "m200-n3-k1030"],
+)
 def test_linear_several_k_slices_and_row_blocks(isa, rng, m, n, k):
     for dt in DTYPES.values():
         x, w, b = _case(rng, m, n, k, dt[0])
@@ -77,12 +84,13 @@ ACTS = {
     "sigmoid": (3, lambda r: 1 / (1 + np.exp(-r))),
     "tanh": (4, np.tanh),
     "gelu": (5, None),
-    "gelu_tanh": (6, lambda r: 0.5 * r * (1 + np.tanh(np.sqrt(2 / np.pi) * (r + 0.044715 * r ** 3)))),
+    "gelu_tanh": (6, lambda r: 0.5 * r * (1 + np.tanh(np.sqrt(2 / np.pi) * (r + 0.044715 * r**3)))),
 }
 
 
 def _gelu(r):
     from math import erf
+
     return 0.5 * r * (1 + np.vectorize(erf)(r / np.sqrt(2)))
 
 
@@ -94,8 +102,9 @@ def test_linear_fused_activation_matches_reference(isa, rng, dt, act):
     x, w, b = _case(rng, 29, 37, 45, DTYPES[dt][0])
     y = run_linear(x, w, b, code)
     # The activations used here have |f'| <= 1.13 (gelu); scale the bound a little for it.
-    assert_linear_close(y, x, w * 1.0, b, act=fn) if act != "gelu" and act != "gelu_tanh" \
-        else assert_linear_close(y, x * 1.0, w, b, act=fn)
+    assert_linear_close(
+        y, x, w * 1.0, b, act=fn
+    ) if act != "gelu" and act != "gelu_tanh" else assert_linear_close(y, x * 1.0, w, b, act=fn)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -147,8 +156,11 @@ def test_linear_any_input_layout_bitwise_equal_to_contiguous(isa, rng, layout):
     x_before, w_before = xl.copy(), wl.copy()
     # as_tensor shares memory where the layout allows (strided, zero-stride, read-only views)
     # and copies otherwise (misaligned, big-endian).
-    y = np.asarray(lincore.nn.functional.linear(lincore.as_tensor(xl), lincore.as_tensor(wl),
-                                                lincore.as_tensor(b)))
+    y = np.asarray(
+        lincore.nn.functional.linear(
+            lincore.as_tensor(xl), lincore.as_tensor(wl), lincore.as_tensor(b)
+        )
+    )
     y_direct = run_linear(np.ascontiguousarray(x), np.ascontiguousarray(w), b)
     assert np.array_equal(y, y_direct)
     assert_linear_close(y, x, w, b)
@@ -158,7 +170,7 @@ def test_linear_any_input_layout_bitwise_equal_to_contiguous(isa, rng, layout):
 def test_linear_strided_tensor_views_use_the_same_result(isa, rng):
     x, w, b = _case(rng, 40, 9, 30, np.float32)
     big = lincore.tensor(np.concatenate([x, x], axis=1))
-    view = big[:, :30]          # rows 60 apart: consumed in place, no copy
+    view = big[:, :30]  # rows 60 apart: consumed in place, no copy
     stepped = lincore.tensor(x)[::3]
     layer_w, layer_b = lincore.tensor(w), lincore.tensor(b)
     y1 = np.asarray(lincore.nn.functional.linear(view, layer_w, layer_b))
@@ -167,8 +179,11 @@ def test_linear_strided_tensor_views_use_the_same_result(isa, rng):
     assert np.array_equal(y1, ref) and np.array_equal(y2, ref[::3])
 
 
-@pytest.mark.parametrize("shape", [(), (0,), (8,), (2, 3), (2, 1, 3, 1, 2)],
-                         ids=lambda s: "batch" + "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape",
+    [(), (0,), (8,), (2, 3), (2, 1, 3, 1, 2)],
+    ids=lambda s: "batch" + "x".join(map(str, s)),
+)
 def test_linear_leading_batch_shapes(rng, shape):
     layer = lincore.nn.Linear(6, 5)
     x = rng.standard_normal(shape + (6,)).astype(np.float32)
@@ -183,8 +198,8 @@ def test_linear_nonfinite_values_propagate_like_torch(isa):
     b = np.zeros(2, np.float32)
     x = np.array([[np.nan, 1.0, 1.0], [np.inf, 1.0, 1.0], [1.0, 1.0, 1.0]], np.float32)
     y = run_linear(x, w, b)
-    assert np.isnan(y[0]).all()                       # NaN in x[i] -> row i NaN
-    assert y[1, 0] == np.inf and np.isnan(y[1, 1])    # inf * 0 -> NaN: no zero-skipping
+    assert np.isnan(y[0]).all()  # NaN in x[i] -> row i NaN
+    assert y[1, 0] == np.inf and np.isnan(y[1, 1])  # inf * 0 -> NaN: no zero-skipping
     assert np.array_equal(y[2], [3.0, 0.0])
 
 
@@ -206,7 +221,7 @@ def test_linear_row_result_independent_of_batch(isa, rng, dt):
         parts = np.concatenate([run_linear(x[:split], w, b), run_linear(x[split:], w, b)])
         assert np.array_equal(whole, parts), split
     for i in (0, 13, 74):
-        assert np.array_equal(whole[i], run_linear(x[i:i + 1], w, b)[0])
+        assert np.array_equal(whole[i], run_linear(x[i : i + 1], w, b)[0])
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -219,9 +234,9 @@ def test_linear_result_independent_of_thread_count(rng, threads):
 
 
 def test_linear_int64_is_exact_and_wraps_like_numpy(rng):
-    x = rng.integers(-2**40, 2**40, (6, 5), dtype=np.int64)
-    w = rng.integers(-2**40, 2**40, (4, 5), dtype=np.int64)
-    b = rng.integers(-2**62, 2**62, 4, dtype=np.int64)
+    x = rng.integers(-(2**40), 2**40, (6, 5), dtype=np.int64)
+    w = rng.integers(-(2**40), 2**40, (4, 5), dtype=np.int64)
+    b = rng.integers(-(2**62), 2**62, 4, dtype=np.int64)
     y = run_linear(x, w, b)
     with np.errstate(over="ignore"):
         ref = x @ w.T + b
@@ -250,13 +265,19 @@ def test_linear_large_weight_packed_by_threads_same_result(isa, rng, threads):
 # Column blocks of the loop nest (gemm_impl.h: ncp panels per block, 640 KiB of a K-slice of
 # W): 512 columns for AVX-512 f32, 256 f64; 640 / 320 for AVX2 and SSE2; with several K-slices
 # and row blocks.
-COLUMN_BLOCK_CASES = [(150, 513, 330), (13, 641, 300), (146, 257, 650), (2, 1025, 70),
-                      (200, 321, 520)]
+COLUMN_BLOCK_CASES = [
+    (150, 513, 330),
+    (13, 641, 300),
+    (146, 257, 650),
+    (2, 1025, 70),
+    (200, 321, 520),
+]
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("m,n,k", COLUMN_BLOCK_CASES,
-                         ids=[f"m{m}-n{n}-k{k}" for m, n, k in COLUMN_BLOCK_CASES])
+@pytest.mark.parametrize(
+    "m,n,k", COLUMN_BLOCK_CASES, ids=[f"m{m}-n{n}-k{k}" for m, n, k in COLUMN_BLOCK_CASES]
+)
 def test_linear_across_column_blocks(isa, rng, dt, m, n, k):
     x, w, b = _case(rng, m, n, k, DTYPES[dt][0])
     for act in (0, 1):  # the activation is applied once, at the last K-slice of each block
@@ -265,14 +286,17 @@ def test_linear_across_column_blocks(isa, rng, dt, m, n, k):
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("m,n,k", [(300, 600, 700), (5, 70, 1000), (150, 33, 64)],
-                         ids=["m300-n600-k700", "m5-n70-k1000", "m150-n33-k64"])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [(300, 600, 700), (5, 70, 1000), (150, 33, 64)],
+    ids=["m300-n600-k700", "m5-n70-k1000", "m150-n33-k64"],
+)
 def test_linear_rows_4kib_apart_packed_x(isa, rng, dt, m, n, k):
     """x rows 4 KiB apart (a view into a wider array) are packed by the kernel, a whole row
     block at once (all K-slices), reused by every column block; bitwise the same as unpacked."""
     np_dt = DTYPES[dt][0]
     per_4kib = 4096 // np.dtype(np_dt).itemsize
-    width = -(-k // per_4kib) * per_4kib   # rows a multiple of 4 KiB apart
+    width = -(-k // per_4kib) * per_4kib  # rows a multiple of 4 KiB apart
     big = rng.standard_normal((m, width)).astype(np_dt)
     x = big[:, :k]
     _, w, b = _case(rng, m, n, k, np_dt)

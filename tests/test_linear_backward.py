@@ -29,18 +29,24 @@ def check_grads(x, w, dy):
     n = w.shape[0]
     assert dx.shape == (m, k) and dw.shape == (n, k) and db.shape == (n,)
     assert dx.dtype == dw.dtype == db.dtype == x.dtype
-    assert_linear_close(dx, dy, np.ascontiguousarray(w.T))          # K = n
+    assert_linear_close(dx, dy, np.ascontiguousarray(w.T))  # K = n
     assert_linear_close(dw, np.ascontiguousarray(dy.T), np.ascontiguousarray(x.T))  # K = m
     assert_linear_close(db[None, :], np.ones((1, m), x.dtype), np.ascontiguousarray(dy.T))
 
 
 def _case(rng, m, n, k, dt):
-    return (rng.standard_normal((m, k)).astype(dt), rng.standard_normal((n, k)).astype(dt),
-            rng.standard_normal((m, n)).astype(dt))
+    return (
+        rng.standard_normal((m, k)).astype(dt),
+        rng.standard_normal((n, k)).astype(dt),
+        rng.standard_normal((m, n)).astype(dt),
+    )
 
 
-EDGE_GRID = list(itertools.product([0, 1, 2, 3, 5, 12, 13, 25], [0, 1, 3, 8, 17, 33, 65],
-                                   [0, 1, 4, 9, 16, 31, 33]))
+EDGE_GRID = list(
+    itertools.product(
+        [0, 1, 2, 3, 5, 12, 13, 25], [0, 1, 3, 8, 17, 33, 65], [0, 1, 4, 9, 16, 31, 33]
+    )
+)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -61,10 +67,25 @@ def test_linear_backward_each_dim_through_the_blocks(isa, rng, dt, axis, size):
     check_grads(*_case(rng, dims["m"], dims["n"], dims["k"], DTYPES[dt]))
 
 
-@pytest.mark.parametrize("m,n,k", [(300, 70, 600), (2, 1000, 513), (700, 3, 1030),
-                                   (256, 256, 1024), (37, 1024, 45), (300, 512, 70)],
-                         ids=["m300-n70-k600", "m2-n1000-k513", "m700-n3-k1030",
-                              "m256-n256-k1024", "m37-n1024-k45", "m300-n512-k70"])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [
+        (300, 70, 600),
+        (2, 1000, 513),
+        (700, 3, 1030),
+        (256, 256, 1024),
+        (37, 1024, 45),
+        (300, 512, 70),
+    ],
+    ids=[
+        "m300-n70-k600",
+        "m2-n1000-k513",
+        "m700-n3-k1030",
+        "m256-n256-k1024",
+        "m37-n1024-k45",
+        "m300-n512-k70",
+    ],
+)
 def test_linear_backward_several_slices_and_blocks(isa, rng, m, n, k):
     # n = 1024 (f32) or 512 (f64): dy's rows 4 KiB apart, so the kernel packs x' both ways (dy
     # row-major for dx, dy^T column-major for dW); k = 1024: x's rows 4 KiB apart.
@@ -98,8 +119,11 @@ def test_linear_backward_strided_operands_match_contiguous_bitwise(isa, rng, lay
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("m,n,k", [(37, 45, 70), (5, 200, 9), (130, 2, 333)],
-                         ids=["m37-n45-k70", "m5-n200-k9", "m130-n2-k333"])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [(37, 45, 70), (5, 200, 9), (130, 2, 333)],
+    ids=["m37-n45-k70", "m5-n200-k9", "m130-n2-k333"],
+)
 def test_linear_backward_bitwise_equal_to_forward_kernel(isa, rng, dt, m, n, k):
     """dx and dW read their operands in place; the forward packs its weight. Both are the same
     FMA chains (gemm.h), so dx == linear(dy, W^T) and dW == linear(dy^T, x^T) bitwise."""
@@ -107,8 +131,9 @@ def test_linear_backward_bitwise_equal_to_forward_kernel(isa, rng, dt, m, n, k):
     dx, dw, _ = backward(x, w, dy)
     t = lincore.as_tensor
     fwd_dx = np.asarray(lincore._core.linear(t(dy), t(np.ascontiguousarray(w.T)), None))
-    fwd_dw = np.asarray(lincore._core.linear(t(np.ascontiguousarray(dy.T)),
-                                             t(np.ascontiguousarray(x.T)), None))
+    fwd_dw = np.asarray(
+        lincore._core.linear(t(np.ascontiguousarray(dy.T)), t(np.ascontiguousarray(x.T)), None)
+    )
     assert np.array_equal(dx, fwd_dx)
     assert np.array_equal(dw, fwd_dw)
 
@@ -136,6 +161,6 @@ def test_linear_backward_nonfinite_values_propagate(rng):
     x[2, 3] = np.nan
     dy[4, 1] = np.inf
     dx, dw, db = backward(x, w, dy)
-    assert np.isnan(dw[:, 3]).any()              # NaN in x reaches dW's column 3
-    assert not np.isfinite(dx[4]).all()          # inf in dy reaches that row of dx
+    assert np.isnan(dw[:, 3]).any()  # NaN in x reaches dW's column 3
+    assert not np.isfinite(dx[4]).all()  # inf in dy reaches that row of dx
     assert np.isinf(db[1])

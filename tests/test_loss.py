@@ -17,7 +17,7 @@ import lincore
 import lincore.nn.functional as F
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
-U = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}
+U = {np.float32: 2.0**-24, np.float64: 2.0**-53}
 
 
 def reference(z: np.ndarray, t: np.ndarray):
@@ -40,8 +40,16 @@ def _reference(z64, t, dt):
     # the dtype's rounding of d, plus the double arithmetic (exp, c-term sum, log) after it
     lse_err = u * pd.sum(axis=1) + 2 * u + (c + 2) * ud * (1 + np.abs(lse))
     loss_tol = 2 * (u * np.abs(d[rows, t]) + lse_err + u * np.abs(loss)) + 1e-300
-    grad_tol = 2 * (u * pd + p * (2 * u + lse_err[:, None] + ud * np.abs(lse)[:, None]) + ud * pd
-                    + u * np.abs(grad)) + 1e-300
+    grad_tol = (
+        2
+        * (
+            u * pd
+            + p * (2 * u + lse_err[:, None] + ud * np.abs(lse)[:, None])
+            + ud * pd
+            + u * np.abs(grad)
+        )
+        + 1e-300
+    )
     return loss, grad, loss_tol, grad_tol
 
 
@@ -58,8 +66,9 @@ def run(z: np.ndarray, t: np.ndarray, reduction: str):
 
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("n,c", [(1, 1), (1, 2), (5, 3), (64, 10), (3, 1000), (33, 17)],
-                         ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "n,c", [(1, 1), (1, 2), (5, 3), (64, 10), (3, 1000), (33, 17)], ids=lambda v: str(v)
+)
 def test_cross_entropy_matches_float64_reference(rng, dt, reduction, n, c):
     z = (rng.standard_normal((n, c)) * 4).astype(DTYPES[dt])
     t = rng.integers(0, c, n)
@@ -99,7 +108,7 @@ def test_cross_entropy_non_finite_logits():
 def test_cross_entropy_empty_batch():
     z = np.zeros((0, 4), np.float32)
     t = np.zeros(0, np.int64)
-    assert np.isnan(run(z, t, "mean")[0])        # as torch: mean over no rows
+    assert np.isnan(run(z, t, "mean")[0])  # as torch: mean over no rows
     assert run(z, t, "sum")[0] == 0
     assert run(z, t, "none")[0].shape == (0,)
 
@@ -121,13 +130,14 @@ def test_cross_entropy_upstream_gradient_scales(rng):
     lz = lincore.tensor(z).requires_grad_()
     F.cross_entropy(lz, lincore.tensor(t), reduction="sum").backward(lincore.tensor(np.float32(3)))
     _, gref, _, gtol = reference(z, t)
-    assert (np.abs(np.asarray(lz.grad) - 3 * gref) <= 3 * gtol + 2 ** -24 * 3 * np.abs(gref)).all()
+    assert (np.abs(np.asarray(lz.grad) - 3 * gref) <= 3 * gtol + 2**-24 * 3 * np.abs(gref)).all()
     lz.grad = None
     g = rng.standard_normal(6).astype(np.float32)
     F.cross_entropy(lz, lincore.tensor(t), reduction="none").backward(lincore.tensor(g))
     want = gref * g[:, None]
-    assert (np.abs(np.asarray(lz.grad) - want) <= (gtol + 2 ** -24 * np.abs(gref))
-            * np.abs(g[:, None])).all()
+    assert (
+        np.abs(np.asarray(lz.grad) - want) <= (gtol + 2**-24 * np.abs(gref)) * np.abs(g[:, None])
+    ).all()
 
 
 @pytest.mark.parametrize("bad", [4, -1, 100])

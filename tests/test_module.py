@@ -30,6 +30,7 @@ def paper_model():
 
 # --- parameters, children, modules --------------------------------------------------------------
 
+
 def test_module_named_parameters_names_and_order():
     model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2), nn.Linear(2, 3, bias=False))
     named = list(model.named_parameters())
@@ -42,14 +43,25 @@ def test_module_named_parameters_names_and_order():
 
 
 def test_module_named_parameters_nested_prefixes():
-    model = nn.Sequential(OrderedDict(
-        encoder=nn.Sequential(nn.Linear(3, 4), nn.Tanh()),
-        head=nn.Linear(4, 1),
-    ))
+    model = nn.Sequential(
+        OrderedDict(
+            encoder=nn.Sequential(nn.Linear(3, 4), nn.Tanh()),
+            head=nn.Linear(4, 1),
+        )
+    )
     assert [n for n, _ in model.named_parameters()] == [
-        "encoder.0.weight", "encoder.0.bias", "head.weight", "head.bias"]
+        "encoder.0.weight",
+        "encoder.0.bias",
+        "head.weight",
+        "head.bias",
+    ]
     assert [n for n, _ in model.named_modules()] == [
-        "", "encoder", "encoder.0", "encoder.1", "head"]
+        "",
+        "encoder",
+        "encoder.0",
+        "encoder.1",
+        "head",
+    ]
 
 
 def test_module_shared_layer_listed_once():
@@ -66,9 +78,9 @@ def test_module_children_and_modules():
     layers = [nn.Linear(3, 2), nn.ReLU(), inner, nn.Flatten()]
     model = nn.Sequential(*layers)
     assert [id(m) for m in model.children()] == [id(m) for m in layers]
-    assert [id(m) for m in model.modules()] == [id(m) for m in
-                                                [model, layers[0], layers[1], inner, inner[0],
-                                                 inner[1], layers[3]]]
+    assert [id(m) for m in model.modules()] == [
+        id(m) for m in [model, layers[0], layers[1], inner, inner[0], inner[1], layers[3]]
+    ]
     assert list(nn.Linear(2, 2).children()) == []
     assert list(nn.ReLU().parameters()) == []
 
@@ -90,6 +102,7 @@ def test_module_parameter_count_of_notebook_models():
 
 
 # --- state_dict ----------------------------------------------------------------------------------
+
 
 def test_module_state_dict_keys_shapes_and_sharing():
     model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2, bias=False))
@@ -144,14 +157,17 @@ def test_module_load_state_dict_updates_linear_output():
     layer = nn.Linear(4, 3)
     x = lincore.randn(5, 4)
     layer(x)
-    new = {"weight": np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
-           "bias": np.array([0.5, -1.0, 2.0], np.float32)}
+    new = {
+        "weight": np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
+        "bias": np.array([0.5, -1.0, 2.0], np.float32),
+    }
     layer.load_state_dict(new)
     y = layer(x)
     assert_linear_close(as_np(y), as_np(x), new["weight"], new["bias"])
 
 
 # --- writes into the weights are seen by the next forward (no stale packed weights) ---------------
+
 
 def _write_asarray_temp(layer, new):
     np.asarray(layer.weight)[...] = new
@@ -313,6 +329,7 @@ def test_linear_forward_sees_replaced_parameter():
 # nn.Linear.__call__ handles one Tensor input itself (csrc/bindings/linear_call.cpp) and hands
 # every other call to forward; both must give the same result, graph and errors.
 
+
 def error_of(call):
     try:
         call()
@@ -355,9 +372,20 @@ def test_linear_call_other_inputs_go_through_forward(form, rng):
 
 
 @pytest.mark.parametrize("grad", [True, False])
-@pytest.mark.parametrize("case", ["no args", "two args", "bad keyword", "wrong features",
-                                  "wrong dtype", "weight not a tensor", "bias not a tensor",
-                                  "pack cache missing", "not a Linear"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no args",
+        "two args",
+        "bad keyword",
+        "wrong features",
+        "wrong dtype",
+        "weight not a tensor",
+        "bias not a tensor",
+        "pack cache missing",
+        "not a Linear",
+    ],
+)
 def test_linear_call_errors_same_as_forward(case, grad, rng):
     layer = nn.Linear(3, 2)
     x = lincore.tensor(rng.standard_normal((4, 3)).astype(np.float32))
@@ -393,6 +421,7 @@ def test_linear_call_errors_same_as_forward(case, grad, rng):
 
 def test_linear_call_reads_this_threads_grad_mode(rng):
     import threading
+
     layer = nn.Linear(3, 2)
     x = lincore.randn(2, 3)
     seen = {}
@@ -409,6 +438,7 @@ def test_linear_call_reads_this_threads_grad_mode(rng):
 
 
 # --- user-defined modules ----------------------------------------------------------------------
+
 
 class TwoLayer(nn.Module):
     def __init__(self, in_features, hidden, out_features):
@@ -436,16 +466,22 @@ class NegatedReLU(nn.ReLU):
 
 def test_module_subclass_registers_parameters_and_children():
     m = TwoLayer(6, 5, 3)
-    assert [n for n, _ in m.named_parameters()] == ["fc1.weight", "fc1.bias", "fc2.weight",
-                                                    "fc2.bias"]
+    assert [n for n, _ in m.named_parameters()] == [
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+    ]
     assert [n for n, _ in m.named_children()] == ["fc1", "act", "fc2"]
     assert sum(p.numel() for p in m.parameters()) == 7 * 5 + 6 * 3
     assert m.scale == 2.0
-    assert repr(m) == ("TwoLayer(\n"
-                       "  (fc1): Linear(in_features=6, out_features=5, bias=True)\n"
-                       "  (act): Tanh()\n"
-                       "  (fc2): Linear(in_features=5, out_features=3, bias=True)\n"
-                       ")")
+    assert repr(m) == (
+        "TwoLayer(\n"
+        "  (fc1): Linear(in_features=6, out_features=5, bias=True)\n"
+        "  (act): Tanh()\n"
+        "  (fc2): Linear(in_features=5, out_features=3, bias=True)\n"
+        ")"
+    )
 
 
 def test_module_subclass_forward_standalone(rng):
@@ -465,13 +501,21 @@ def test_module_subclass_inside_sequential(rng):
     user = TwoLayer(6, 5, 3)
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), user, nn.Sigmoid(), nn.Linear(3, 2))
     assert [n for n, _ in model.named_parameters()] == [
-        "0.weight", "0.bias", "2.fc1.weight", "2.fc1.bias", "2.fc2.weight", "2.fc2.bias",
-        "4.weight", "4.bias"]
+        "0.weight",
+        "0.bias",
+        "2.fc1.weight",
+        "2.fc1.bias",
+        "2.fc2.weight",
+        "2.fc2.bias",
+        "4.weight",
+        "4.bias",
+    ]
     x = lincore.tensor(rng.standard_normal((3, 4)).astype(np.float32))
     y = as_np(model(x))
     h = as_np(model[1](model[0](x)))
-    assert_linear_close(h, as_np(x), as_np(model[0].weight), as_np(model[0].bias),
-                        act=lambda v: np.maximum(v, 0))
+    assert_linear_close(
+        h, as_np(x), as_np(model[0].weight), as_np(model[0].bias), act=lambda v: np.maximum(v, 0)
+    )
     h = as_np(model[3](user(lincore.tensor(h))))
     expected = as_np(model[4](lincore.tensor(h)))
     check_linear(expected, h, model[4])
@@ -495,14 +539,19 @@ def test_module_subclass_override_used_inside_sequential(cls, rng):
 
 # --- Sequential as a container ----------------------------------------------------------------
 
+
 def test_sequential_from_ordered_dict():
     fc1, act, fc2 = nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)
     model = nn.Sequential(OrderedDict([("fc1", fc1), ("act", act), ("fc2", fc2)]))
     assert model.fc1 is fc1 and model.act is act and model.fc2 is fc2
     assert model[0] is fc1 and model[-1] is fc2
     assert [n for n, _ in model.named_children()] == ["fc1", "act", "fc2"]
-    assert [n for n, _ in model.named_parameters()] == ["fc1.weight", "fc1.bias", "fc2.weight",
-                                                        "fc2.bias"]
+    assert [n for n, _ in model.named_parameters()] == [
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+    ]
     assert model(lincore.ones(2, 4)).shape == (2, 1)
 
 
@@ -549,8 +598,7 @@ def test_sequential_del_renumbers():
     assert len(model) == 2
     assert list(model) == [layers[0], layers[2]]
     assert [n for n, _ in model.named_children()] == ["0", "1"]
-    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight",
-                                                        "1.bias"]
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
     y = as_np(model(x))
     assert y.tobytes() == as_np(layers[2](layers[0](x))).tobytes()
     del model[-1]
@@ -569,41 +617,69 @@ def test_sequential_setitem_replaces_layer_after_a_call():
 
 # --- reprs: PyTorch's exact strings ------------------------------------------------------------
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda: nn.Linear(3, 2), "Linear(in_features=3, out_features=2, bias=True)"),
-    (lambda: nn.Linear(3, 2, bias=False), "Linear(in_features=3, out_features=2, bias=False)"),
-    (lambda: nn.Linear(0, 1, dtype=lincore.float64),
-     "Linear(in_features=0, out_features=1, bias=True)"),
-    (lambda: nn.ReLU(), "ReLU()"),
-    (lambda: nn.ReLU(inplace=True), "ReLU(inplace=True)"),
-    (lambda: nn.LeakyReLU(), "LeakyReLU(negative_slope=0.01)"),
-    (lambda: nn.LeakyReLU(0.2), "LeakyReLU(negative_slope=0.2)"),
-    (lambda: nn.Sigmoid(), "Sigmoid()"),
-    (lambda: nn.Tanh(), "Tanh()"),
-    (lambda: nn.GELU(), "GELU(approximate='none')"),
-    (lambda: nn.GELU("tanh"), "GELU(approximate='tanh')"),
-    (lambda: nn.Identity(), "Identity()"),
-    (lambda: nn.Flatten(), "Flatten(start_dim=1, end_dim=-1)"),
-    (lambda: nn.Flatten(0, 2), "Flatten(start_dim=0, end_dim=2)"),
-    (lambda: nn.Sequential(), "Sequential()"),
-    (lambda: nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)),
-     "Sequential(\n"
-     "  (0): Linear(in_features=8, out_features=4, bias=True)\n"
-     "  (1): ReLU()\n"
-     "  (2): Linear(in_features=4, out_features=2, bias=True)\n"
-     ")"),
-    (lambda: nn.Sequential(OrderedDict(fc=nn.Linear(2, 2), inner=nn.Sequential(
-        nn.GELU("tanh"), nn.Flatten()))),
-     "Sequential(\n"
-     "  (fc): Linear(in_features=2, out_features=2, bias=True)\n"
-     "  (inner): Sequential(\n"
-     "    (0): GELU(approximate='tanh')\n"
-     "    (1): Flatten(start_dim=1, end_dim=-1)\n"
-     "  )\n"
-     ")"),
-], ids=["linear", "linear-nobias", "linear-f64", "relu", "relu-inplace", "leaky", "leaky-0.2",
-        "sigmoid", "tanh", "gelu", "gelu-tanh", "identity", "flatten", "flatten-0-2",
-        "sequential-empty", "sequential", "sequential-nested"])
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda: nn.Linear(3, 2), "Linear(in_features=3, out_features=2, bias=True)"),
+        (lambda: nn.Linear(3, 2, bias=False), "Linear(in_features=3, out_features=2, bias=False)"),
+        (
+            lambda: nn.Linear(0, 1, dtype=lincore.float64),
+            "Linear(in_features=0, out_features=1, bias=True)",
+        ),
+        (lambda: nn.ReLU(), "ReLU()"),
+        (lambda: nn.ReLU(inplace=True), "ReLU(inplace=True)"),
+        (lambda: nn.LeakyReLU(), "LeakyReLU(negative_slope=0.01)"),
+        (lambda: nn.LeakyReLU(0.2), "LeakyReLU(negative_slope=0.2)"),
+        (lambda: nn.Sigmoid(), "Sigmoid()"),
+        (lambda: nn.Tanh(), "Tanh()"),
+        (lambda: nn.GELU(), "GELU(approximate='none')"),
+        (lambda: nn.GELU("tanh"), "GELU(approximate='tanh')"),
+        (lambda: nn.Identity(), "Identity()"),
+        (lambda: nn.Flatten(), "Flatten(start_dim=1, end_dim=-1)"),
+        (lambda: nn.Flatten(0, 2), "Flatten(start_dim=0, end_dim=2)"),
+        (lambda: nn.Sequential(), "Sequential()"),
+        (
+            lambda: nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)),
+            "Sequential(\n"
+            "  (0): Linear(in_features=8, out_features=4, bias=True)\n"
+            "  (1): ReLU()\n"
+            "  (2): Linear(in_features=4, out_features=2, bias=True)\n"
+            ")",
+        ),
+        (
+            lambda: nn.Sequential(
+                OrderedDict(fc=nn.Linear(2, 2), inner=nn.Sequential(nn.GELU("tanh"), nn.Flatten()))
+            ),
+            "Sequential(\n"
+            "  (fc): Linear(in_features=2, out_features=2, bias=True)\n"
+            "  (inner): Sequential(\n"
+            "    (0): GELU(approximate='tanh')\n"
+            "    (1): Flatten(start_dim=1, end_dim=-1)\n"
+            "  )\n"
+            ")",
+        ),
+    ],
+    ids=[
+        "linear",
+        "linear-nobias",
+        "linear-f64",
+        "relu",
+        "relu-inplace",
+        "leaky",
+        "leaky-0.2",
+        "sigmoid",
+        "tanh",
+        "gelu",
+        "gelu-tanh",
+        "identity",
+        "flatten",
+        "flatten-0-2",
+        "sequential-empty",
+        "sequential",
+        "sequential-nested",
+    ],
+)
 def test_module_repr_matches_pytorch(make, expected):
     assert repr(make()) == expected
     assert str(make()) == expected
@@ -611,12 +687,15 @@ def test_module_repr_matches_pytorch(make, expected):
 
 def test_parameter_repr_matches_pytorch():
     p = nn.Parameter(lincore.tensor([[1.5, -2.0], [0.25, 3.0]]))
-    assert repr(p) == ("Parameter containing:\n"
-                       "tensor([[ 1.5000, -2.0000],\n"
-                       "        [ 0.2500,  3.0000]], requires_grad=True)")
+    assert repr(p) == (
+        "Parameter containing:\n"
+        "tensor([[ 1.5000, -2.0000],\n"
+        "        [ 0.2500,  3.0000]], requires_grad=True)"
+    )
 
 
 # --- activations keep their settings -----------------------------------------------------------
+
 
 def test_leaky_relu_uses_current_negative_slope():
     act = nn.LeakyReLU(0.5)
@@ -630,12 +709,17 @@ def test_leaky_relu_uses_current_negative_slope():
 
 # --- seeding and initialisation ---------------------------------------------------------------
 
+
 def test_manual_seed_reproducible():
     def draw():
         layer = nn.Linear(5, 3)
-        return [as_np(layer.weight).tobytes(), as_np(layer.bias).tobytes(),
-                as_np(lincore.rand(4, 4)).tobytes(), as_np(lincore.randn(7)).tobytes(),
-                as_np(lincore.randn(3, dtype=lincore.float64)).tobytes()]
+        return [
+            as_np(layer.weight).tobytes(),
+            as_np(layer.bias).tobytes(),
+            as_np(lincore.rand(4, 4)).tobytes(),
+            as_np(lincore.randn(7)).tobytes(),
+            as_np(lincore.randn(3, dtype=lincore.float64)).tobytes(),
+        ]
 
     lincore.manual_seed(1234)
     assert lincore.initial_seed() == 1234
@@ -651,8 +735,11 @@ def test_manual_seed_reproducible():
 
 
 @pytest.mark.parametrize("dtype", [lincore.float32, lincore.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("in_features, out_features", [(1, 4), (3, 2), (256, 256), (1000, 3)],
-                         ids=["k1-n4", "k3-n2", "k256-n256", "k1000-n3"])
+@pytest.mark.parametrize(
+    "in_features, out_features",
+    [(1, 4), (3, 2), (256, 256), (1000, 3)],
+    ids=["k1-n4", "k3-n2", "k256-n256", "k1000-n3"],
+)
 def test_linear_init_within_bound(in_features, out_features, dtype):
     lincore.manual_seed(99)
     layer = nn.Linear(in_features, out_features, dtype=dtype)
@@ -670,9 +757,9 @@ def test_linear_init_roughly_uniform():
     n = w.size
     bound = 1.0 / 16
     # U(-a, a): mean 0, variance a^2/3, and the variance of X^2 is a^4/5 - a^4/9 = 4 a^4/45.
-    var = bound ** 2 / 3
+    var = bound**2 / 3
     assert abs(w.mean()) <= 6 * math.sqrt(var / n)
-    assert abs(np.mean(w ** 2) - var) <= 6 * math.sqrt(4 * bound ** 4 / 45 / n)
+    assert abs(np.mean(w**2) - var) <= 6 * math.sqrt(4 * bound**4 / 45 / n)
     # Eight equal bins each hold n/8 values up to a binomial 6-sigma spread.
     counts, _ = np.histogram(w, bins=8, range=(-bound, bound))
     expected = n / 8
@@ -680,6 +767,7 @@ def test_linear_init_roughly_uniform():
 
 
 # --- float64 layers -------------------------------------------------------------------------------
+
 
 def test_linear_float64_forward(rng):
     layer = nn.Linear(33, 17, dtype=lincore.float64)
@@ -693,13 +781,19 @@ def test_linear_float64_forward(rng):
 
 
 def test_sequential_float64_forward(rng):
-    model = nn.Sequential(nn.Linear(9, 8, dtype=lincore.float64), nn.Sigmoid(),
-                          nn.Linear(8, 3, dtype=lincore.float64))
+    model = nn.Sequential(
+        nn.Linear(9, 8, dtype=lincore.float64), nn.Sigmoid(), nn.Linear(8, 3, dtype=lincore.float64)
+    )
     x = lincore.tensor(rng.standard_normal((2, 4, 9)))
     y = as_np(model(x))
     h = as_np(model[:2](x))
-    assert_linear_close(h, as_np(x), as_np(model[0].weight), as_np(model[0].bias),
-                        act=lambda v: 1 / (1 + np.exp(-v)))
+    assert_linear_close(
+        h,
+        as_np(x),
+        as_np(model[0].weight),
+        as_np(model[0].bias),
+        act=lambda v: 1 / (1 + np.exp(-v)),
+    )
     assert y.dtype == np.float64 and y.shape == (2, 4, 3)
     check_linear(y, h, model[2])
 

@@ -14,8 +14,13 @@ SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "seed_notebook.py
 
 
 def run(backend: str) -> str:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--backend", backend],
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--backend", backend],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return done.stdout
 
 

@@ -35,27 +35,34 @@ OPS_PER_STEP = 10
 
 def assert_close_to_torch(actual, expected, step, scale):
     eps = np.finfo(expected.dtype).eps
-    np.testing.assert_allclose(actual, expected, rtol=0,
-                               atol=step * OPS_PER_STEP * eps * scale)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=step * OPS_PER_STEP * eps * scale)
 
 
 CONFIGS = {
     "sgd-default": ("SGD", {}),
     "sgd-lr0.1": ("SGD", {"lr": 0.1}),
     "sgd-mom0.9": ("SGD", {"lr": 0.05, "momentum": 0.9}),
-    "sgd-mom0.5-damp0.3-wd0.1": ("SGD", {"lr": 0.1, "momentum": 0.5, "dampening": 0.3,
-                                        "weight_decay": 0.1}),
-    "sgd-nesterov-wd0.01": ("SGD", {"lr": 0.02, "momentum": 0.9, "nesterov": True,
-                                    "weight_decay": 0.01}),
+    "sgd-mom0.5-damp0.3-wd0.1": (
+        "SGD",
+        {"lr": 0.1, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.1},
+    ),
+    "sgd-nesterov-wd0.01": (
+        "SGD",
+        {"lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+    ),
     "sgd-maximize-mom0.8": ("SGD", {"lr": 0.03, "momentum": 0.8, "maximize": True}),
     "sgd-wd-nomom": ("SGD", {"lr": 0.1, "weight_decay": 0.5}),
     "adam-default": ("Adam", {}),
     "adam-lr0.1-wd0.1": ("Adam", {"lr": 0.1, "weight_decay": 0.1}),
     "adam-amsgrad": ("Adam", {"lr": 0.01, "amsgrad": True}),
-    "adam-betas-eps-maximize": ("Adam", {"lr": 0.05, "betas": (0.3, 0.9), "eps": 1e-3,
-                                         "maximize": True}),
-    "adam-beta1-0.8-amsgrad-wd": ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "amsgrad": True,
-                                           "weight_decay": 0.05}),
+    "adam-betas-eps-maximize": (
+        "Adam",
+        {"lr": 0.05, "betas": (0.3, 0.9), "eps": 1e-3, "maximize": True},
+    ),
+    "adam-beta1-0.8-amsgrad-wd": (
+        "Adam",
+        {"lr": 0.02, "betas": (0.8, 0.99), "amsgrad": True, "weight_decay": 0.05},
+    ),
     "adamw-default": ("AdamW", {}),
     "adamw-lr0.1-wd0.5-amsgrad": ("AdamW", {"lr": 0.1, "weight_decay": 0.5, "amsgrad": True}),
     "adamw-maximize-betas": ("AdamW", {"lr": 0.01, "betas": (0.5, 0.95), "maximize": True}),
@@ -99,6 +106,7 @@ def set_torch_grads(torch, params, grads):
 
 
 # --- parity with torch.optim ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
 @pytest.mark.parametrize("dt", ["f32", "f64"])
@@ -175,8 +183,12 @@ def test_optim_defaults_are_torch_2_13s():
     p = make_params([np.zeros(2, np.float32)])
     assert SGD(p).defaults["lr"] == 1e-3
     adam = Adam(p).defaults
-    assert (adam["lr"], adam["betas"], adam["eps"], adam["weight_decay"]) == \
-        (1e-3, (0.9, 0.999), 1e-8, 0)
+    assert (adam["lr"], adam["betas"], adam["eps"], adam["weight_decay"]) == (
+        1e-3,
+        (0.9, 0.999),
+        1e-8,
+        0,
+    )
     assert AdamW(p).defaults["weight_decay"] == 1e-2
     assert AdamW(p).defaults["decoupled_weight_decay"] is True
     assert issubclass(AdamW, Adam) and issubclass(SGD, Optimizer)
@@ -240,6 +252,7 @@ def test_optim_named_parameters_match_torch(torch):
 
 # --- state_dict -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("config", list(CONFIGS), ids=list(CONFIGS))
 def test_optim_state_dict_round_trip_is_bitwise(config):
     name, kwargs = CONFIGS[config]
@@ -299,8 +312,9 @@ def test_optim_load_state_dict_casts_state_to_the_param_dtype_but_not_step():
     state = opt32.state[p32[0]]
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         assert state[key].dtype is lincore.float32
-        np.testing.assert_array_equal(np.asarray(state[key]),
-                                      np.asarray(opt.state[p64[0]][key]).astype(np.float32))
+        np.testing.assert_array_equal(
+            np.asarray(state[key]), np.asarray(opt.state[p64[0]][key]).astype(np.float32)
+        )
     assert state["step"].dtype is lincore.float32 and float(state["step"]) == 1.0
     set_grads(p32, [np.full(4, 0.5, np.float32)])
     opt32.step()
@@ -311,21 +325,23 @@ def test_optim_load_state_dict_casts_state_to_the_param_dtype_but_not_step():
 def test_optim_loads_torch_state_dict_and_continues_like_torch(torch, config):
     name, kwargs = CONFIGS[config]
     rng = np.random.default_rng(5)
-    init = [rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(6)
-            .astype(np.float32)]
+    init = [
+        rng.standard_normal((4, 6)).astype(np.float32),
+        rng.standard_normal(6).astype(np.float32),
+    ]
     theirs = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in init]
     ref = getattr(torch.optim, name)(theirs, **kwargs)
     for _ in range(5):
-        set_torch_grads(torch, theirs, [rng.standard_normal(v.shape).astype(np.float32)
-                                        for v in init])
+        set_torch_grads(
+            torch, theirs, [rng.standard_normal(v.shape).astype(np.float32) for v in init]
+        )
         ref.step()
     mine = make_params([t.detach().numpy().copy() for t in theirs])
     opt = LINCORE_OPTIM[name](mine, **kwargs)
     opt.load_state_dict(ref.state_dict())
     for index, st in ref.state_dict()["state"].items():
         for key, value in st.items():
-            np.testing.assert_array_equal(np.asarray(opt.state[mine[index]][key]),
-                                          value.numpy())
+            np.testing.assert_array_equal(np.asarray(opt.state[mine[index]][key]), value.numpy())
     scale = max(np.abs(v).max() for v in arrays(mine))
     for step in range(1, 6):
         grads = [rng.standard_normal(v.shape).astype(np.float32) for v in init]
@@ -355,6 +371,7 @@ def test_optim_state_dict_format():
 
 
 # --- zero_grad, closure, add_param_group ---------------------------------------------------------
+
 
 def test_optim_zero_grad_set_to_none():
     p = make_params([np.ones(3, np.float32), np.ones(2, np.float32)])
@@ -435,32 +452,56 @@ def test_optim_step_updates_what_the_layer_computes():
 
 # --- bad input ------------------------------------------------------------------------------------
 
+
 def _p():
     return make_params([np.ones(2, np.float32)])
 
 
 BAD_ARGS = {
     "sgd-lr": (lambda: ("SGD", {"lr": -1}), ValueError, "Invalid learning rate: -1"),
-    "sgd-momentum": (lambda: ("SGD", {"momentum": -0.5}), ValueError,
-                     "Invalid momentum value: -0.5"),
-    "sgd-wd": (lambda: ("SGD", {"weight_decay": -1e-4}), ValueError,
-               "Invalid weight_decay value: -0.0001"),
-    "sgd-nesterov-nomom": (lambda: ("SGD", {"nesterov": True}), ValueError,
-                           "Nesterov momentum requires a momentum and zero dampening"),
-    "sgd-nesterov-damp": (lambda: ("SGD", {"nesterov": True, "momentum": 0.9,
-                                           "dampening": 0.1}), ValueError,
-                          "Nesterov momentum requires a momentum and zero dampening"),
+    "sgd-momentum": (
+        lambda: ("SGD", {"momentum": -0.5}),
+        ValueError,
+        "Invalid momentum value: -0.5",
+    ),
+    "sgd-wd": (
+        lambda: ("SGD", {"weight_decay": -1e-4}),
+        ValueError,
+        "Invalid weight_decay value: -0.0001",
+    ),
+    "sgd-nesterov-nomom": (
+        lambda: ("SGD", {"nesterov": True}),
+        ValueError,
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
+    "sgd-nesterov-damp": (
+        lambda: ("SGD", {"nesterov": True, "momentum": 0.9, "dampening": 0.1}),
+        ValueError,
+        "Nesterov momentum requires a momentum and zero dampening",
+    ),
     "adam-lr": (lambda: ("Adam", {"lr": -0.1}), ValueError, "Invalid learning rate: -0.1"),
     "adam-eps": (lambda: ("Adam", {"eps": -1e-8}), ValueError, "Invalid epsilon value: -1e-08"),
-    "adam-beta0": (lambda: ("Adam", {"betas": (1.0, 0.999)}), ValueError,
-                   "Invalid beta parameter at index 0: 1.0"),
-    "adam-beta1": (lambda: ("Adam", {"betas": (0.9, -0.5)}), ValueError,
-                   "Invalid beta parameter at index 1: -0.5"),
-    "adam-wd": (lambda: ("Adam", {"weight_decay": -1.0}), ValueError,
-                "Invalid weight_decay value: -1.0"),
+    "adam-beta0": (
+        lambda: ("Adam", {"betas": (1.0, 0.999)}),
+        ValueError,
+        "Invalid beta parameter at index 0: 1.0",
+    ),
+    "adam-beta1": (
+        lambda: ("Adam", {"betas": (0.9, -0.5)}),
+        ValueError,
+        "Invalid beta parameter at index 1: -0.5",
+    ),
+    "adam-wd": (
+        lambda: ("Adam", {"weight_decay": -1.0}),
+        ValueError,
+        "Invalid weight_decay value: -1.0",
+    ),
     "adamw-lr": (lambda: ("AdamW", {"lr": -1}), ValueError, "Invalid learning rate: -1"),
-    "adamw-beta0": (lambda: ("AdamW", {"betas": (-0.1, 0.9)}), ValueError,
-                    "Invalid beta parameter at index 0: -0.1"),
+    "adamw-beta0": (
+        lambda: ("AdamW", {"betas": (-0.1, 0.9)}),
+        ValueError,
+        "Invalid beta parameter at index 0: -0.1",
+    ),
 }
 
 
@@ -496,20 +537,24 @@ def test_optim_bad_hyperparameter_types():
 def test_optim_bad_params():
     with pytest.raises(ValueError, match="^optimizer got an empty parameter list$"):
         SGD([])
-    with pytest.raises(TypeError, match="^optimizer can only optimize Tensors, but one of the "
-                                        "params is int$"):
+    with pytest.raises(
+        TypeError, match="^optimizer can only optimize Tensors, but one of the params is int$"
+    ):
         SGD([_p()[0], 3])
-    with pytest.raises(TypeError, match="^optimizer can only optimize Tensors, but one of the "
-                                        "params is numpy.ndarray$"):
+    with pytest.raises(
+        TypeError,
+        match="^optimizer can only optimize Tensors, but one of the params is numpy.ndarray$",
+    ):
         Adam([np.ones(3)])
-    with pytest.raises(TypeError, match="should be an iterable of Tensors or dicts, but got "
-                                        "lincore.nn.parameter.Parameter"):
+    with pytest.raises(
+        TypeError,
+        match="should be an iterable of Tensors or dicts, but got lincore.nn.parameter.Parameter",
+    ):
         SGD(_p()[0])
     with pytest.raises(TypeError, match="ordered collections"):
         SGD([{"params": set(_p())}])
     p = _p()
-    with pytest.raises(ValueError, match="some parameters appear in more than one parameter "
-                                         "group"):
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
         SGD([{"params": p}, {"params": p}])
 
 
@@ -535,8 +580,11 @@ def test_optim_duplicate_parameter_in_a_group_warns_like_torch():
 
 
 def _snapshot(opt, params):
-    return (arrays(params), {k: v.copy() for k, v in state_arrays(opt).items()},
-            copy.deepcopy(opt.state_dict()["param_groups"]))
+    return (
+        arrays(params),
+        {k: v.copy() for k, v in state_arrays(opt).items()},
+        copy.deepcopy(opt.state_dict()["param_groups"]),
+    )
 
 
 def _assert_same(before, after):
@@ -562,8 +610,10 @@ def test_optim_load_state_dict_errors_change_nothing(name):
     smaller = LINCORE_OPTIM[name](make_params([np.ones(2)])).state_dict()
     with pytest.raises(ValueError) as info:
         opt.load_state_dict(smaller)
-    assert str(info.value) == ("loaded state dict contains a parameter group that doesn't match "
-                               "the size of optimizer's group")
+    assert str(info.value) == (
+        "loaded state dict contains a parameter group that doesn't match "
+        "the size of optimizer's group"
+    )
     bad_lr = copy.deepcopy(opt.state_dict())
     bad_lr["param_groups"][0]["lr"] = -3
     with pytest.raises(ValueError, match="Invalid learning rate: -3"):
@@ -574,13 +624,17 @@ def test_optim_load_state_dict_errors_change_nothing(name):
 
 
 def test_optim_step_on_integer_parameter_changes_nothing():
-    p = [Parameter(lincore.ones(3), requires_grad=True),
-         Parameter(lincore.tensor([1, 2, 3]), requires_grad=False)]
+    p = [
+        Parameter(lincore.ones(3), requires_grad=True),
+        Parameter(lincore.tensor([1, 2, 3]), requires_grad=False),
+    ]
     opt = SGD(p, lr=0.1, momentum=0.9)
     p[0].grad = lincore.ones(3)
     p[1].grad = lincore.tensor([1, 1, 1])
-    with pytest.raises(RuntimeError, match="only update floating point parameters, but "
-                                           "parameter 1 has dtype lincore.int64"):
+    with pytest.raises(
+        RuntimeError,
+        match="only update floating point parameters, but parameter 1 has dtype lincore.int64",
+    ):
         opt.step()
     np.testing.assert_array_equal(np.asarray(p[0]), np.ones(3, np.float32))
     assert opt.state_dict()["state"] == {}
@@ -606,12 +660,16 @@ def test_optim_step_with_a_bad_gradient_changes_nothing(bad):
     set_grads(p, [np.ones(3, np.float32), np.ones(2, np.float32)])
     opt.step()
     before = _snapshot(opt, p)
-    value = {"shape": lincore.ones(3), "dtype": lincore.ones(2, dtype=lincore.float64),
-             "type": np.ones(2, np.float32)}[bad]
+    value = {
+        "shape": lincore.ones(3),
+        "dtype": lincore.ones(2, dtype=lincore.float64),
+        "type": np.ones(2, np.float32),
+    }[bad]
     # Tensor.grad may reject the assignment itself (as torch does); if it takes it, step must
     # refuse it before changing anything.
-    with pytest.raises((RuntimeError, TypeError),
-                       match="shape|size|dtype|type|lincore.Tensor or None"):
+    with pytest.raises(
+        (RuntimeError, TypeError), match="shape|size|dtype|type|lincore.Tensor or None"
+    ):
         p[1].grad = value
         opt.step()
     _assert_same(before, _snapshot(opt, p))
@@ -639,9 +697,10 @@ def test_optim_state_of_the_wrong_shape_is_refused_before_any_update():
 def test_optim_sgd_large_parameter_independent_of_thread_count(config, threads):
     """A parameter of 200K elements is updated in ranges by several threads (csrc/nn/sgd.cpp):
     elementwise, so bitwise the same result as one thread."""
-    kwargs = {"sgd-mom0.9": dict(lr=0.1, momentum=0.9),
-              "sgd-nesterov-wd": dict(lr=0.05, momentum=0.8, nesterov=True,
-                                      weight_decay=0.01)}[config]
+    kwargs = {
+        "sgd-mom0.9": dict(lr=0.1, momentum=0.9),
+        "sgd-nesterov-wd": dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
+    }[config]
     rng = np.random.default_rng(3)
     start = rng.standard_normal((400, 500)).astype(np.float32)
     grads = [rng.standard_normal((400, 500)).astype(np.float32) for _ in range(3)]
@@ -665,8 +724,8 @@ def test_optim_sgd_gradient_sharing_the_parameters_memory(momentum):
     rng = np.random.default_rng(5)
     start = rng.standard_normal((70, 90)).astype(np.float32)
     p, q = Parameter(lincore.tensor(start)), Parameter(lincore.tensor(start))
-    p.grad = p.detach()                      # shares p's storage
-    q.grad = lincore.tensor(start.copy())    # the same values, separate memory
+    p.grad = p.detach()  # shares p's storage
+    q.grad = lincore.tensor(start.copy())  # the same values, separate memory
     for param in (p, q):
         SGD([param], lr=0.1, momentum=momentum).step()
     assert np.array_equal(np.asarray(p.detach()), np.asarray(q.detach()))
@@ -711,12 +770,12 @@ def test_optim_sgd_one_group_in_one_call_equals_the_per_parameter_step(config):
 def test_optim_sgd_parameters_sharing_memory_are_updated_one_after_the_other():
     """Two parameters over one storage: the one-call step refuses the group (it would read
     stale values) and the per-parameter path runs, as with two groups."""
+
     def run(split):
         a = Parameter(lincore.ones(4))
         b = Parameter(a.detach())
         a.grad, b.grad = lincore.full((4,), 0.5), lincore.full((4,), 2.0)
-        SGD([{"params": [a]}, {"params": [b]}] if split else [a, b], lr=0.1,
-            momentum=0.9).step()
+        SGD([{"params": [a]}, {"params": [b]}] if split else [a, b], lr=0.1, momentum=0.9).step()
         return np.asarray(a.detach()).copy()
 
     np.testing.assert_array_equal(run(False), run(True))
@@ -738,6 +797,7 @@ def test_optim_sgd_non_contiguous_momentum_state_raises_like_the_per_parameter_s
 # after its update. The parameters must be bitwise those of the plain step, the pack must be
 # the one a fresh Linear builds from them, and the forward after the step must not repack.
 
+
 def linear_pair(dt, n, k, bias, rng):
     """Two Linears with the same weights; only the first has been called (its pack is current,
     so the step takes the fused path), the second takes the plain one."""
@@ -746,16 +806,33 @@ def linear_pair(dt, n, k, bias, rng):
     if bias:
         state["bias"] = rng.standard_normal(n)
     for layer in layers:
-        layer.load_state_dict({key: v.astype(np.float32 if dt == lincore.float32 else np.float64)
-                               for key, v in state.items()})
+        layer.load_state_dict(
+            {
+                key: v.astype(np.float32 if dt == lincore.float32 else np.float64)
+                for key, v in state.items()
+            }
+        )
     return layers
 
 
 @pytest.mark.parametrize("config", sorted(SGD_CONFIGS))
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("dt", [lincore.float32, lincore.float64])
-@pytest.mark.parametrize("n, k", [(1, 1), (1, 17), (15, 3), (16, 16), (17, 9), (31, 33),
-                                  (32, 321), (33, 641), (65, 7), (97, 129)])
+@pytest.mark.parametrize(
+    "n, k",
+    [
+        (1, 1),
+        (1, 17),
+        (15, 3),
+        (16, 16),
+        (17, 9),
+        (31, 33),
+        (32, 321),
+        (33, 641),
+        (65, 7),
+        (97, 129),
+    ],
+)
 def test_optim_sgd_step_keeps_the_linear_pack_current(isa, rng, config, bias, dt, n, k):
     fused, plain = linear_pair(dt, n, k, bias, rng)
     npdt = np.float32 if dt == lincore.float32 else np.float64
@@ -763,7 +840,7 @@ def test_optim_sgd_step_keeps_the_linear_pack_current(isa, rng, config, bias, dt
     with lincore.no_grad():
         fused(x)
     opts = [SGD(layer.parameters(), **SGD_CONFIGS[config]) for layer in (fused, plain)]
-    for step in range(3):
+    for _ in range(3):
         grads = [rng.standard_normal(tuple(p.shape)) for p in fused.parameters()]
         for layer, opt in zip((fused, plain), opts):
             # (np.asarray of a parameter would export it: its pack is then never trusted)
@@ -786,8 +863,16 @@ def test_optim_sgd_step_keeps_the_linear_pack_current(isa, rng, config, bias, dt
         np.testing.assert_array_equal(s_fused[key], s_plain[key])
 
 
-@pytest.mark.parametrize("case", ["bias frozen", "bias in another group", "shared weight",
-                                  "written after the pack", "family changed"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bias frozen",
+        "bias in another group",
+        "shared weight",
+        "written after the pack",
+        "family changed",
+    ],
+)
 def test_optim_sgd_step_leaves_other_packs_to_the_forward(case, rng):
     """Where the step cannot rebuild the pack (its bias is not stepped with the weight, or the
     pack was stale already), the next forward repacks, and every result is still right."""

@@ -37,9 +37,10 @@ ACTIVATIONS = {
     "sigmoid": (lambda nn: nn.Sigmoid(), _sigmoid),
     "tanh": (lambda nn: nn.Tanh(), np.tanh),
     "gelu": (lambda nn: nn.GELU(), lambda v: 0.5 * v * (1.0 + _erf(v / math.sqrt(2.0)))),
-    "gelutanh": (lambda nn: nn.GELU("tanh"),
-                 lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) *
-                                                    (v + 0.044715 * v ** 3)))),
+    "gelutanh": (
+        lambda nn: nn.GELU("tanh"),
+        lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3))),
+    ),
 }
 PASSTHROUGH = ("identity", "flatten")  # layers that only move or relabel values
 
@@ -47,6 +48,7 @@ PASSTHROUGH = ("identity", "flatten")  # layers that only move or relabel values
 # --- stack specifications -------------------------------------------------------------------------
 # A spec is a tuple of tokens: ("lin", in, out, bias), an activation name, "identity", or
 # "flatten" (only first: the input then ends in (2, in/2) and Flatten(-2, -1) merges the two).
+
 
 def spec_id(spec):
     parts = []
@@ -167,13 +169,17 @@ def check_unit(kind, spec, start, end, y, x_in, lmodel):
         n = x_in.shape[-1]
         assert_linear_close(y, x_in, np.eye(n), None, act=ACTIVATIONS[spec[start]][1])
     else:
-        expected_shape = x_in.shape[:-2] + (x_in.shape[-2] * x_in.shape[-1],) \
-            if spec[start] == "flatten" else x_in.shape
+        expected_shape = (
+            x_in.shape[:-2] + (x_in.shape[-2] * x_in.shape[-1],)
+            if spec[start] == "flatten"
+            else x_in.shape
+        )
         assert y.shape == expected_shape
         assert y.tobytes() == np.ascontiguousarray(x_in).reshape(expected_shape).tobytes()
 
 
 # --- numerical parity -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("batch", BATCHES, ids=BATCH_IDS)
 @pytest.mark.parametrize("dt", ["f32", "f64"])
@@ -201,10 +207,11 @@ def test_parity_sequential_outputs_layer_by_layer(spec, dt, batch):
 
 
 @pytest.mark.parametrize("dt", ["f32", "f64"])
-@pytest.mark.parametrize("m, n, k",
-                         [(1, 1, 1), (5, 17, 33), (7, 1, 67), (3, 31, 256), (2, 4, 1000)],
-                         ids=["m1-n1-k1", "m5-n17-k33", "m7-n1-k67", "m3-n31-k256",
-                              "m2-n4-k1000"])
+@pytest.mark.parametrize(
+    "m, n, k",
+    [(1, 1, 1), (5, 17, 33), (7, 1, 67), (3, 31, 256), (2, 4, 1000)],
+    ids=["m1-n1-k1", "m5-n17-k33", "m7-n1-k67", "m3-n31-k256", "m2-n4-k1000"],
+)
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 def test_parity_linear_final_output(m, n, k, bias, dt):
     torch.manual_seed(m * 1000 + n * 10 + k)
@@ -243,8 +250,10 @@ def test_parity_leaky_relu_slope_in_layer_dtype(slope, dt):
     x = np.array([-1.0, -3.5, 2.0, -1e-3, 0.0], NUMPY_DTYPE[dt])
     expected = tnn.LeakyReLU(slope)(torch.from_numpy(x)).numpy()
     assert np.array(lnn.LeakyReLU(slope)(lincore.tensor(x))).tobytes() == expected.tobytes()
-    assert np.array(lnn.functional.leaky_relu(lincore.tensor(x), slope)).tobytes() == \
-        expected.tobytes()
+    assert (
+        np.array(lnn.functional.leaky_relu(lincore.tensor(x), slope)).tobytes()
+        == expected.tobytes()
+    )
 
 
 def count(model):
@@ -252,6 +261,7 @@ def count(model):
 
 
 # --- structure parity ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_parity_repr_count_and_state_dict_keys(spec):
@@ -263,27 +273,40 @@ def test_parity_repr_count_and_state_dict_keys(spec):
     assert list(lsd) == list(tsd)
     assert [tuple(v.shape) for v in lsd.values()] == [tuple(v.shape) for v in tsd.values()]
     assert [n for n, _ in lmodel.named_parameters()] == [n for n, _ in tmodel.named_parameters()]
-    assert [type(m).__name__ for m in lmodel.modules()] == \
-        [type(m).__name__ for m in tmodel.modules()]
+    assert [type(m).__name__ for m in lmodel.modules()] == [
+        type(m).__name__ for m in tmodel.modules()
+    ]
 
 
-@pytest.mark.parametrize("make", [
-    lambda nn: nn.Sequential(nn.Linear(8, 4), nn.Linear(4, 2)),
-    lambda nn: nn.Sequential(OrderedDict(fc1=nn.Linear(3, 5), act=nn.LeakyReLU(),
-                                         body=nn.Sequential(nn.Linear(5, 5), nn.GELU("tanh")),
-                                         flat=nn.Flatten(), out=nn.Linear(5, 1, bias=False))),
-    lambda nn: nn.Sequential(nn.Identity(), nn.ReLU(inplace=True), nn.Flatten(0, -1)),
-    lambda nn: nn.Linear(3, 2, bias=False),
-], ids=["seed-model", "nested", "no-params", "linear"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda nn: nn.Sequential(nn.Linear(8, 4), nn.Linear(4, 2)),
+        lambda nn: nn.Sequential(
+            OrderedDict(
+                fc1=nn.Linear(3, 5),
+                act=nn.LeakyReLU(),
+                body=nn.Sequential(nn.Linear(5, 5), nn.GELU("tanh")),
+                flat=nn.Flatten(),
+                out=nn.Linear(5, 1, bias=False),
+            )
+        ),
+        lambda nn: nn.Sequential(nn.Identity(), nn.ReLU(inplace=True), nn.Flatten(0, -1)),
+        lambda nn: nn.Linear(3, 2, bias=False),
+    ],
+    ids=["seed-model", "nested", "no-params", "linear"],
+)
 def test_parity_repr_count_and_state_dict_of_named_models(make):
     tmodel, lmodel = make(tnn), make(lnn)
     assert str(tmodel).replace("torch", "lincore") == str(lmodel)
     assert count(lmodel) == count(tmodel)
-    assert [(k, tuple(v.shape)) for k, v in lmodel.state_dict().items()] == \
-        [(k, tuple(v.shape)) for k, v in tmodel.state_dict().items()]
+    assert [(k, tuple(v.shape)) for k, v in lmodel.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in tmodel.state_dict().items()
+    ]
 
 
 # --- tensor printing ------------------------------------------------------------------------------
+
 
 def _print_cases():
     rng = np.random.default_rng(99)
@@ -301,7 +324,7 @@ def _print_cases():
     cases["f64-mixed"] = np.array([1e-10, 1.0, 1e10])
     cases["f64-0d"] = np.array(-0.5)
     cases["i64-small"] = rng.integers(-50, 50, (3, 4))
-    cases["i64-big"] = np.array([2 ** 62, -2 ** 63, 0])
+    cases["i64-big"] = np.array([2**62, -(2**63), 0])
     cases["i64-0d"] = np.array(7)
     cases["i64-summarized"] = np.arange(2000)
     cases["bool-1d"] = rng.random(6) < 0.5
@@ -323,14 +346,16 @@ def test_parity_tensor_repr(name):
 
 # --- errors ---------------------------------------------------------------------------------------
 
+
 def _raised(fn):
     with pytest.raises(Exception) as info:
         fn()
     return info.value
 
 
-@pytest.mark.parametrize("x_shape", [(4,), (5, 4), (2, 5, 4), (5, 2), ()],
-                         ids=["x4", "m5-k4", "b2-m5-k4", "m5-k2", "0d"])
+@pytest.mark.parametrize(
+    "x_shape", [(4,), (5, 4), (2, 5, 4), (5, 2), ()], ids=["x4", "m5-k4", "b2-m5-k4", "m5-k2", "0d"]
+)
 def test_parity_linear_mismatched_input_error(x_shape):
     tlayer, llayer = tnn.Linear(3, 2), lnn.Linear(3, 2)
     te = _raised(lambda: tlayer(torch.ones(x_shape)))

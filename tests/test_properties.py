@@ -54,10 +54,11 @@ def props(max_examples: int) -> settings:
 
 CLEAR_ERRORS = (ValueError, TypeError, RuntimeError, OverflowError)
 ISAS = lincore.supported_cpu_capabilities()
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 def assert_same_values(got, expected: np.ndarray) -> None:
     """Same shape, dtype and values: bitwise for ints/bools, and for floats equal with NaN where
@@ -102,8 +103,9 @@ def nest(flat: list, shape: tuple, seq_types: list) -> object:
     if len(shape) == 1:
         return seq_types[0](flat)
     step = math.prod(shape[1:])
-    return seq_types[0](nest(flat[i * step:(i + 1) * step], shape[1:], seq_types[1:])
-                        for i in range(shape[0]))
+    return seq_types[0](
+        nest(flat[i * step : (i + 1) * step], shape[1:], seq_types[1:]) for i in range(shape[0])
+    )
 
 
 # --- 1. lincore.tensor from nested Python data ---------------------------------------------------
@@ -111,8 +113,9 @@ def nest(flat: list, shape: tuple, seq_types: list) -> object:
 PY_LEAVES = {
     "bool": st.booleans(),
     # Mostly in int64 range (edges included by hypothesis), sometimes any size.
-    "int": st.one_of(st.integers(INT64_MIN, INT64_MAX), st.integers(-(2 ** 40), 2 ** 40),
-                     st.integers()),
+    "int": st.one_of(
+        st.integers(INT64_MIN, INT64_MAX), st.integers(-(2**40), 2**40), st.integers()
+    ),
     "float": st.floats(allow_nan=True, allow_infinity=True),
 }
 KIND = {"bool": 0, "int": 1, "float": 2}
@@ -127,7 +130,7 @@ def nested_python_data(draw):
     ndim = draw(st.integers(0, 4))
     shape = tuple(draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
     if 0 in shape:  # nested lists end at the first empty one: [] is (0,), [[], []] is (2, 0)
-        shape = shape[:shape.index(0) + 1]
+        shape = shape[: shape.index(0) + 1]
         ndim = len(shape)
     kinds = sorted(draw(st.sets(st.sampled_from(list(PY_LEAVES)), min_size=1)))
     n = math.prod(shape)
@@ -174,8 +177,21 @@ def test_tensor_from_nested_python_data(case):
     assert_same_values(lincore.as_tensor(data), expected)
 
 
-BAD_LEAVES = st.sampled_from([None, "a", "", b"x", bytearray(b"1"), object(), 1 + 2j,
-                              {"a": 1}, {1, 2}, Ellipsis, np.array("s")])
+BAD_LEAVES = st.sampled_from(
+    [
+        None,
+        "a",
+        "",
+        b"x",
+        bytearray(b"1"),
+        object(),
+        1 + 2j,
+        {"a": 1},
+        {1, 2},
+        Ellipsis,
+        np.array("s"),
+    ]
+)
 
 
 def rect_shape(node) -> tuple | None:
@@ -240,16 +256,24 @@ def test_tensor_from_bad_nested_data_raises_clear_errors(case, data):
 
 NP_SCALARS = st.one_of(
     st.booleans().map(np.bool_),
-    st.integers(-128, 127).map(np.int8), st.integers(0, 2 ** 32 - 1).map(np.uint32),
+    st.integers(-128, 127).map(np.int8),
+    st.integers(0, 2**32 - 1).map(np.uint32),
     st.integers(INT64_MIN, INT64_MAX).map(np.int64),
-    st.floats(width=16).map(np.float16), st.floats(width=32).map(np.float32),
+    st.floats(width=16).map(np.float16),
+    st.floats(width=32).map(np.float32),
     st.floats().map(np.float64),
 )
 
 
 @props(200)
-@given(st.lists(st.one_of(NP_SCALARS, st.booleans(), st.integers(-10, 10),
-                          st.floats(allow_nan=False, width=32)), max_size=12))
+@given(
+    st.lists(
+        st.one_of(
+            NP_SCALARS, st.booleans(), st.integers(-10, 10), st.floats(allow_nan=False, width=32)
+        ),
+        max_size=12,
+    )
+)
 def test_tensor_from_list_of_numpy_scalars(values):
     """numpy scalars inside lists convert by value; the dtype is in the right category (bool,
     integer, floating). PyTorch keeps np.float64's width here; lincore gives float32 (noted
@@ -259,21 +283,42 @@ def test_tensor_from_list_of_numpy_scalars(values):
         if not values:
             assert got.shape == (0,) and got.dtype == np.float32
             return
-        kind = max(0 if isinstance(v, (bool, np.bool_)) else
-                   1 if isinstance(v, (int, np.integer)) else 2 for v in values)
+        kind = max(
+            0 if isinstance(v, (bool, np.bool_)) else 1 if isinstance(v, (int, np.integer)) else 2
+            for v in values
+        )
         assert got.dtype.kind == "bif"[kind]
-        ref = np.array([float(v) if kind == 2 else int(v) if kind == 1 else bool(v)
-                        for v in values]).astype(got.dtype)
+        ref = np.array(
+            [float(v) if kind == 2 else int(v) if kind == 1 else bool(v) for v in values]
+        ).astype(got.dtype)
     assert_same_values(got, ref)
 
 
 # --- 2. lincore.tensor / as_tensor / from_numpy from numpy arrays --------------------------------
 
 SUPPORTED = ["float32", "float64", "int64", "bool"]
-CONVERTIBLE = ["int8", "int16", "int32", "uint8", "uint16", "uint32", "uint64", "float16",
-               "longdouble"]
-UNSUPPORTED = ["complex64", "complex128", "U3", "S3", "object", "datetime64[s]",
-               "timedelta64[ms]", "V8", [("a", "<i4"), ("b", "<f4")]]
+CONVERTIBLE = [
+    "int8",
+    "int16",
+    "int32",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "longdouble",
+]
+UNSUPPORTED = [
+    "complex64",
+    "complex128",
+    "U3",
+    "S3",
+    "object",
+    "datetime64[s]",
+    "timedelta64[ms]",
+    "V8",
+    [("a", "<i4"), ("b", "<f4")],
+]
 
 
 def mapped_dtype(dt: np.dtype) -> np.dtype | None:
@@ -296,8 +341,10 @@ def random_values(rng: np.random.Generator, shape: tuple, dt: np.dtype) -> np.nd
         # uint64 above int64's range wraps in lincore (reported separately); stay below it.
         hi = min(int(info.max), INT64_MAX)
         edges = np.array([info.min, hi, 0, 1], dtype=object)
-        out = np.array([int(v) for v in rng.integers(int(info.min), hi, n, endpoint=True)]
-                       if n else [], dtype=object)
+        out = np.array(
+            [int(v) for v in rng.integers(int(info.min), hi, n, endpoint=True)] if n else [],
+            dtype=object,
+        )
         if n:
             pick = rng.random(n) < 0.2
             out[pick] = rng.choice(edges, int(pick.sum()))
@@ -305,8 +352,10 @@ def random_values(rng: np.random.Generator, shape: tuple, dt: np.dtype) -> np.nd
     elif dt.kind == "f":
         with np.errstate(all="ignore"):
             out = (rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n)).astype(dt)
-            specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dt).tiny / 4,
-                                 np.finfo(dt).max], dtype=dt)
+            specials = np.array(
+                [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dt).tiny / 4, np.finfo(dt).max],
+                dtype=dt,
+            )
             pick = rng.random(n) < 0.15
             out[pick] = rng.choice(specials, int(pick.sum()))
     elif dt.kind == "c":
@@ -316,7 +365,7 @@ def random_values(rng: np.random.Generator, shape: tuple, dt: np.dtype) -> np.nd
     elif dt.kind == "O":
         out = np.array(list(rng.integers(0, 9, n)) + [None], dtype=object)[:n]
     elif dt.kind in "mM":
-        out = rng.integers(0, 10 ** 6, n).astype(dt)
+        out = rng.integers(0, 10**6, n).astype(dt)
     else:  # void / structured
         out = np.zeros(n, dtype=dt)
     return out.reshape(shape)
@@ -332,9 +381,10 @@ def numpy_arrays(draw):
         dt = dt.newbyteorder(draw(st.sampled_from([">", "<"])))
     ndim = draw(st.integers(0, 4))
     shape = tuple(draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim)))
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-    layout = draw(st.sampled_from(["c", "f", "slice", "transpose", "broadcast", "misaligned",
-                                   "readonly"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    layout = draw(
+        st.sampled_from(["c", "f", "slice", "transpose", "broadcast", "misaligned", "readonly"])
+    )
     desc = f"dtype={dt.str if dt.fields is None else dt} shape={shape} layout={layout}"
     if layout == "slice" and ndim:
         # A bigger array sliced back to `shape` with random steps (negative too).
@@ -418,8 +468,16 @@ def test_tensor_and_as_tensor_from_numpy(case):
 # --- 3. Linear -----------------------------------------------------------------------------------
 
 DIMS = st.sampled_from([0, 1, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 33, 65])
-LAYOUTS = ["c", "f", "rows-stepped", "cols-stepped", "negative", "broadcast", "misaligned",
-           "readonly"]
+LAYOUTS = [
+    "c",
+    "f",
+    "rows-stepped",
+    "cols-stepped",
+    "negative",
+    "broadcast",
+    "misaligned",
+    "readonly",
+]
 
 
 def float_values(rng: np.random.Generator, shape: tuple, np_dtype, specials: bool) -> np.ndarray:
@@ -477,12 +535,22 @@ def set_linear(layer: nn.Linear, w: np.ndarray, b: np.ndarray | None) -> None:
 
 
 @props(500)
-@given(m=DIMS, n=DIMS, k=DIMS, batch=st.sampled_from(["none", "2d", "3d"]),
-       bias=st.booleans(), f64=st.booleans(), layout=st.sampled_from(LAYOUTS),
-       w_layout=st.sampled_from(LAYOUTS), specials=st.booleans(), threads=st.sampled_from([1, 2]),
-       seed=st.integers(0, 2 ** 32 - 1))
-def test_linear_random_shapes_and_layouts(m, n, k, batch, bias, f64, layout, w_layout, specials,
-                                          threads, seed):
+@given(
+    m=DIMS,
+    n=DIMS,
+    k=DIMS,
+    batch=st.sampled_from(["none", "2d", "3d"]),
+    bias=st.booleans(),
+    f64=st.booleans(),
+    layout=st.sampled_from(LAYOUTS),
+    w_layout=st.sampled_from(LAYOUTS),
+    specials=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_linear_random_shapes_and_layouts(
+    m, n, k, batch, bias, f64, layout, w_layout, specials, threads, seed
+):
     np_dtype, dtype = (np.float64, lincore.float64) if f64 else (np.float32, lincore.float32)
     rng = np.random.default_rng(seed)
     lead = {"none": (), "2d": (m,), "3d": (2, m)}[batch]
@@ -505,9 +573,13 @@ def test_linear_random_shapes_and_layouts(m, n, k, batch, bias, f64, layout, w_l
             with num_threads(threads):
                 y = np.asarray(layer(lincore.as_tensor(xv)))
                 # The functional form with a weight of any layout (its own packing).
-                yf = np.asarray(nn.functional.linear(
-                    lincore.as_tensor(xv), lincore.as_tensor(wv),
-                    None if b is None else lincore.as_tensor(b)))
+                yf = np.asarray(
+                    nn.functional.linear(
+                        lincore.as_tensor(xv),
+                        lincore.as_tensor(wv),
+                        None if b is None else lincore.as_tensor(b),
+                    )
+                )
         assert y.shape == lead + (n,) and y.dtype == np_dtype
         rows = math.prod(lead)
         with np.errstate(invalid="ignore", over="ignore"):  # the reference meets NaN / Inf
@@ -537,7 +609,7 @@ def test_sequential_equals_layers_one_by_one(data):
     draw = data.draw
     f64 = draw(st.booleans())
     dtype = lincore.float64 if f64 else lincore.float32
-    lincore.manual_seed(draw(st.integers(0, 2 ** 31 - 1)))
+    lincore.manual_seed(draw(st.integers(0, 2**31 - 1)))
     width = draw(st.integers(0, 24))
     in_width = width
     layers = []
@@ -550,7 +622,7 @@ def test_sequential_equals_layers_one_by_one(data):
             layers.append(ACTIVATIONS[draw(st.sampled_from(sorted(ACTIVATIONS)))](data))
     note(repr(layers))
     rows = draw(st.sampled_from([0, 1, 2, 5, 13, 50]))
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = float_values(rng, (rows, in_width), dtype._np, draw(st.booleans()))
     xv = in_layout(x, draw(st.sampled_from(LAYOUTS)), rng)
     model = nn.Sequential(*layers)
@@ -566,6 +638,7 @@ def test_sequential_equals_layers_one_by_one(data):
 
 
 # --- 5. reshape / view / transpose / index chains against numpy ---------------------------------
+
 
 def factor_shape(numel: int, ndim: int, draw) -> list[int]:
     """A random shape of ndim dims with the given element count."""
@@ -606,7 +679,7 @@ def draw_key(draw, shape: tuple):
                 out.append(slice(draw(bound), draw(bound), draw(st.sampled_from([None, 1, 2, 3]))))
         return out
 
-    key = items(shape[:front]) + ([Ellipsis] if ellipsis else []) + items(shape[nd - back:])
+    key = items(shape[:front]) + ([Ellipsis] if ellipsis else []) + items(shape[nd - back :])
     if draw(st.integers(0, 5)) == 0:
         key.append(None)
     return key[0] if len(key) == 1 and draw(st.booleans()) else tuple(key)
@@ -619,15 +692,16 @@ def test_view_chains_match_numpy(data):
     dt = draw(st.sampled_from(["float32", "float64", "int64", "bool"]))
     ndim = draw(st.integers(0, 4))
     shape = tuple(draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     ref = random_values(rng, shape, np.dtype(dt))
     source = draw(st.sampled_from(["tensor", "as_tensor", "transposed"]))
     if source == "transposed" and ndim > 1:
         ref = np.ascontiguousarray(ref.T).T
     t = lincore.tensor(ref) if source == "tensor" else lincore.as_tensor(ref)
     for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["reshape", "view", "transpose", "T", "index", "flatten",
-                                   "contiguous"]))
+        op = draw(
+            st.sampled_from(["reshape", "view", "transpose", "T", "index", "flatten", "contiguous"])
+        )
         note(f"{op} on shape {ref.shape} strides {t.stride()}")
         if op in ("reshape", "view"):
             new = factor_shape(ref.size, draw(st.integers(0 if ref.size == 1 else 1, 4)), draw)
@@ -658,8 +732,9 @@ def test_view_chains_match_numpy(data):
                 s = draw(st.integers(0, ref.ndim - 1))
                 e = draw(st.integers(s, ref.ndim - 1))
                 t = t.flatten(s, e)
-                ref = ref.reshape(ref.shape[:s] + (math.prod(ref.shape[s:e + 1]),)
-                                  + ref.shape[e + 1:])
+                ref = ref.reshape(
+                    ref.shape[:s] + (math.prod(ref.shape[s : e + 1]),) + ref.shape[e + 1 :]
+                )
         elif op == "index":
             key = draw_key(draw, ref.shape)
             note(f"  key {key}")

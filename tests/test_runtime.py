@@ -25,8 +25,13 @@ def run_threads(threads: list) -> None:
 
 
 def run_python(code: str, **env: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **env})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -39,14 +44,21 @@ def test_runtime_cpu_capability_is_the_best_supported():
 
 @pytest.mark.parametrize("isa", lincore.supported_cpu_capabilities())
 def test_runtime_lincore_isa_env_forces_a_level(isa):
-    code = ("import lincore, numpy as np; l = lincore.nn.Linear(40, 30); "
-            "print(lincore.cpu_capability(), l(lincore.randn(5, 40)).shape)")
+    code = (
+        "import lincore, numpy as np; l = lincore.nn.Linear(40, 30); "
+        "print(lincore.cpu_capability(), l(lincore.randn(5, 40)).shape)"
+    )
     assert run_python(code, LINCORE_ISA=isa) == f"{isa} lincore.Size([5, 30])"
 
 
 def test_runtime_lincore_isa_env_rejects_unknown_level():
-    done = subprocess.run([sys.executable, "-c", "import lincore"], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "LINCORE_ISA": "avx9000"})
+    done = subprocess.run(
+        [sys.executable, "-c", "import lincore"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LINCORE_ISA": "avx9000"},
+    )
     assert done.returncode != 0
     assert "avx9000" in done.stderr and "expected one of" in done.stderr
 
@@ -57,12 +69,23 @@ def test_runtime_set_cpu_capability_rejects_bad_names():
 
 
 def test_runtime_thread_count_env_defaults():
-    assert run_python("import lincore; print(lincore.get_num_threads())",
-                      LINCORE_NUM_THREADS="3") == "3"
-    assert run_python("import lincore; print(lincore.get_num_threads())",
-                      LINCORE_NUM_THREADS="", OMP_NUM_THREADS="1") == "1"
-    default = run_python("import lincore; print(lincore.get_num_threads())",
-                         LINCORE_NUM_THREADS="", OMP_NUM_THREADS="")
+    assert (
+        run_python("import lincore; print(lincore.get_num_threads())", LINCORE_NUM_THREADS="3")
+        == "3"
+    )
+    assert (
+        run_python(
+            "import lincore; print(lincore.get_num_threads())",
+            LINCORE_NUM_THREADS="",
+            OMP_NUM_THREADS="1",
+        )
+        == "1"
+    )
+    default = run_python(
+        "import lincore; print(lincore.get_num_threads())",
+        LINCORE_NUM_THREADS="",
+        OMP_NUM_THREADS="",
+    )
     assert int(default) == len(os.sched_getaffinity(0))
 
 
@@ -92,7 +115,8 @@ def test_runtime_idle_pool_sleeps():
         "time.sleep(0.05)\n"
         "c0, t0 = time.process_time(), time.perf_counter()\n"
         "time.sleep(0.5)\n"
-        "print(time.process_time() - c0, time.perf_counter() - t0)\n")
+        "print(time.process_time() - c0, time.perf_counter() - t0)\n"
+    )
     cpu, wall = map(float, out.split())
     # Three spinning workers would use about 3 * 0.5 s; sleeping ones, a few milliseconds.
     assert cpu < 0.05, f"{cpu:.3f} s of CPU in {wall:.3f} s idle"
@@ -101,8 +125,10 @@ def test_runtime_idle_pool_sleeps():
 def test_runtime_many_python_threads_bitwise_equal_to_one(rng):
     shared = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
     privates = [nn.Linear(64, 48) for _ in range(8)]
-    inputs = [lincore.tensor(rng.standard_normal((rows, 64)).astype(np.float32))
-              for rows in (1, 7, 64, 300, 1, 129, 2, 500)]
+    inputs = [
+        lincore.tensor(rng.standard_normal((rows, 64)).astype(np.float32))
+        for rows in (1, 7, 64, 300, 1, 129, 2, 500)
+    ]
     expected_shared = [np.asarray(shared(x)).copy() for x in inputs]
     expected_private = [np.asarray(p(x)).copy() for p, x in zip(privates, inputs)]
     errors: list[str] = []
@@ -192,8 +218,13 @@ def test_runtime_load_state_dict_racing_forward_sees_old_or_new(kind):
         model = nn.Linear(512, 256)
     else:
         model = nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 128))
-    states = [{k: rng.standard_normal(tuple(v.shape)).astype(np.float32)
-               for k, v in model.state_dict().items()} for _ in range(2)]
+    states = [
+        {
+            k: rng.standard_normal(tuple(v.shape)).astype(np.float32)
+            for k, v in model.state_dict().items()
+        }
+        for _ in range(2)
+    ]
     x = lincore.tensor(rng.standard_normal((64, 512)).astype(np.float32))
     expected = []
     with lincore.no_grad():
@@ -217,8 +248,9 @@ def test_runtime_load_state_dict_racing_forward_sees_old_or_new(kind):
                     bad.append("mixture")
                     return
 
-    threads = [threading.Thread(target=loader)] + [threading.Thread(target=runner)
-                                                   for _ in range(3)]
+    threads = [threading.Thread(target=loader)] + [
+        threading.Thread(target=runner) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads[1:]:

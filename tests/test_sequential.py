@@ -12,12 +12,26 @@ import lincore.nn as nn
 from conftest import assert_linear_close, num_threads
 
 STACKS = {
-    "mlp-relu": lambda: [nn.Linear(33, 64), nn.ReLU(), nn.Linear(64, 17), nn.ReLU(),
-                         nn.Linear(17, 5)],
-    "act-first": lambda: [nn.Tanh(), nn.Linear(33, 40), nn.Identity(), nn.GELU(),
-                          nn.Linear(40, 8), nn.Sigmoid()],
-    "leaky-no-bias": lambda: [nn.Linear(33, 31, bias=False), nn.LeakyReLU(0.3),
-                              nn.Linear(31, 2, bias=False)],
+    "mlp-relu": lambda: [
+        nn.Linear(33, 64),
+        nn.ReLU(),
+        nn.Linear(64, 17),
+        nn.ReLU(),
+        nn.Linear(17, 5),
+    ],
+    "act-first": lambda: [
+        nn.Tanh(),
+        nn.Linear(33, 40),
+        nn.Identity(),
+        nn.GELU(),
+        nn.Linear(40, 8),
+        nn.Sigmoid(),
+    ],
+    "leaky-no-bias": lambda: [
+        nn.Linear(33, 31, bias=False),
+        nn.LeakyReLU(0.3),
+        nn.Linear(31, 2, bias=False),
+    ],
     "single": lambda: [nn.Linear(33, 7)],
 }
 
@@ -66,7 +80,7 @@ def test_sequential_rows_independent_of_batch(rng):
     x = rng.standard_normal((300, 20)).astype(np.float32)
     whole = np.asarray(model(lincore.tensor(x)))
     for i in (0, 47, 299):
-        assert np.array_equal(whole[i], np.asarray(model(lincore.tensor(x[i:i + 1])))[0])
+        assert np.array_equal(whole[i], np.asarray(model(lincore.tensor(x[i : i + 1])))[0])
 
 
 def test_sequential_each_layer_within_tolerance(rng):
@@ -74,7 +88,7 @@ def test_sequential_each_layer_within_tolerance(rng):
     x = rng.standard_normal((150, 64)).astype(np.float32)
     y = np.asarray(model(lincore.tensor(x)))
     h = x
-    for i, layer in enumerate(model):
+    for layer in model:
         w, b = np.asarray(layer.weight), np.asarray(layer.bias)
         out = np.asarray(layer(lincore.tensor(h)))
         assert_linear_close(out, h, w, b)
@@ -110,8 +124,12 @@ def test_sequential_width_mismatch_names_layer():
 
 
 ACTIVATIONS = {
-    "relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.1), "leaky0": lambda: nn.LeakyReLU(0.0),
-    "leaky_neg": lambda: nn.LeakyReLU(-0.5), "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky": lambda: nn.LeakyReLU(0.1),
+    "leaky0": lambda: nn.LeakyReLU(0.0),
+    "leaky_neg": lambda: nn.LeakyReLU(-0.5),
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
     "gelu": nn.GELU,
 }
 
@@ -123,10 +141,11 @@ def test_sequential_training_forward_and_grads_bitwise_equal_to_layers(isa, act,
     derivative follows from its output (csrc/nn/activation.h); it must give the inference
     values, and the gradients of the layers called one by one (z-based backward), bit for bit."""
     lincore.manual_seed(7)
-    model = nn.Sequential(nn.Linear(11, 9), ACTIVATIONS[act](), nn.Linear(9, 4),
-                          ACTIVATIONS[act]()).to(dtype)
+    model = nn.Sequential(
+        nn.Linear(11, 9), ACTIVATIONS[act](), nn.Linear(9, 4), ACTIVATIONS[act]()
+    ).to(dtype)
     with lincore.no_grad():
-        model[0].weight[2] = 0.0   # pre-activations exactly 0 in column 2: relu'(0) = 0
+        model[0].weight[2] = 0.0  # pre-activations exactly 0 in column 2: relu'(0) = 0
         model[0].bias[2] = 0.0
     x = lincore.randn(37, 11, dtype=dtype)
     g = lincore.randn(37, 4, dtype=dtype)
@@ -140,7 +159,8 @@ def test_sequential_training_forward_and_grads_bitwise_equal_to_layers(isa, act,
         y = run(xr)
         y.backward(g)
         return np.asarray(y.detach()), [np.asarray(xr.grad)] + [
-            np.asarray(p.grad) for p in model.parameters()]
+            np.asarray(p.grad) for p in model.parameters()
+        ]
 
     y_fused, fused = grads(model)
     y_layers, layered = grads(lambda xr: one_by_one(list(model), xr))

@@ -37,7 +37,7 @@ def _values(np_dtype, shape, rng):
     if np_dtype is np.bool_:
         return (rng.integers(0, 2, n) == 1).reshape(shape)
     if np_dtype is np.int64:
-        return rng.integers(-2**62, 2**62, n, dtype=np.int64).reshape(shape)
+        return rng.integers(-(2**62), 2**62, n, dtype=np.int64).reshape(shape)
     v = rng.standard_normal(n).astype(np_dtype)
     v[: min(n, 3)] = [np.nan, np.inf, -0.0][: min(n, 3)]
     return v.reshape(shape)
@@ -58,14 +58,24 @@ def _assert_same(t, expected):
 
 def _model():
     lincore.manual_seed(7)
-    return nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8, bias=False), nn.GELU(),
-                         nn.Linear(8, 3), nn.Tanh())
+    return nn.Sequential(
+        nn.Linear(5, 8),
+        nn.ReLU(),
+        nn.Linear(8, 8, bias=False),
+        nn.GELU(),
+        nn.Linear(8, 3),
+        nn.Tanh(),
+    )
 
 
 # --- save / load ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (3, 4), (0, 5), (2, 3, 4)],
-                         ids=lambda s: "shape" + "x".join(map(str, s)))
+
+@pytest.mark.parametrize(
+    "shape",
+    [(), (0,), (1,), (7,), (3, 4), (0, 5), (2, 3, 4)],
+    ids=lambda s: "shape" + "x".join(map(str, s)),
+)
 @pytest.mark.parametrize("dt", DTYPES)
 def test_serialization_round_trip_every_dtype_and_shape(tmp_path, rng, dt, shape):
     lincore_dtype, np_dtype, _ = DTYPES[dt]
@@ -104,13 +114,16 @@ def test_serialization_foreign_file_loads_sorted_by_name(tmp_path):
     assert list(lincore.load(tmp_path / "f.safetensors")) == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("order", ['["a"]', '["a", "a"]', '["a", "x"]', "not json", '{"a": 1}',
-                                   '[1, 2]'],
-                         ids=["short", "duplicate", "unknown", "notjson", "object", "ints"])
+@pytest.mark.parametrize(
+    "order",
+    ['["a"]', '["a", "a"]', '["a", "x"]', "not json", '{"a": 1}', "[1, 2]"],
+    ids=["short", "duplicate", "unknown", "notjson", "object", "ints"],
+)
 def test_serialization_damaged_order_metadata_falls_back_to_sorted(tmp_path, order):
     arrays = {"b": np.zeros(1, np.float32), "a": np.ones(1, np.float32)}
-    safetensors.numpy.save_file(arrays, tmp_path / "d.safetensors",
-                                metadata={"lincore.order": order})
+    safetensors.numpy.save_file(
+        arrays, tmp_path / "d.safetensors", metadata={"lincore.order": order}
+    )
     loaded = lincore.load(tmp_path / "d.safetensors")
     assert list(loaded) == ["a", "b"]
     assert float(loaded["a"][0]) == 1.0
@@ -118,13 +131,15 @@ def test_serialization_damaged_order_metadata_falls_back_to_sorted(tmp_path, ord
 
 def test_serialization_saves_non_contiguous_tensors_by_value(tmp_path, rng):
     base = lincore.tensor(_values(np.float64, (6, 8), rng))
-    views = OrderedDict([
-        ("transposed", base.T),
-        ("every_other_row", base[::2]),
-        ("column", base[:, 3]),
-        ("strided_both", base[1::2, ::3]),
-        ("scalar", base[2, 5]),
-    ])
+    views = OrderedDict(
+        [
+            ("transposed", base.T),
+            ("every_other_row", base[::2]),
+            ("column", base[:, 3]),
+            ("strided_both", base[1::2, ::3]),
+            ("scalar", base[2, 5]),
+        ]
+    )
     assert not views["transposed"].is_contiguous()
     lincore.save(views, tmp_path / "v.safetensors")
     loaded = lincore.load(tmp_path / "v.safetensors")
@@ -190,15 +205,19 @@ def test_serialization_bool_bytes_are_normalised(tmp_path):
     assert np.asarray(loaded).view(np.uint8).tolist() == [0, 1, 1]
 
 
-@pytest.mark.parametrize("obj, error, match", [
-    ([lincore.ones(1)], TypeError, "expected a state dict"),
-    (lincore.ones(1), TypeError, "expected a state dict"),
-    ({1: lincore.ones(1)}, TypeError, "keys must be str"),
-    ({"a": [1.0, 2.0]}, TypeError, "must be a lincore.Tensor or a numpy array, got list"),
-    ({"a": np.zeros(2, np.float16)}, TypeError, "has dtype float16"),
-    ({"a": np.zeros(2, np.int32)}, TypeError, "has dtype int32"),
-    ({"__metadata__": lincore.ones(1)}, ValueError, "reserved"),
-], ids=["list", "tensor", "intkey", "listvalue", "float16", "int32", "metadatakey"])
+@pytest.mark.parametrize(
+    "obj, error, match",
+    [
+        ([lincore.ones(1)], TypeError, "expected a state dict"),
+        (lincore.ones(1), TypeError, "expected a state dict"),
+        ({1: lincore.ones(1)}, TypeError, "keys must be str"),
+        ({"a": [1.0, 2.0]}, TypeError, "must be a lincore.Tensor or a numpy array, got list"),
+        ({"a": np.zeros(2, np.float16)}, TypeError, "has dtype float16"),
+        ({"a": np.zeros(2, np.int32)}, TypeError, "has dtype int32"),
+        ({"__metadata__": lincore.ones(1)}, ValueError, "reserved"),
+    ],
+    ids=["list", "tensor", "intkey", "listvalue", "float16", "int32", "metadatakey"],
+)
 def test_serialization_save_bad_input(tmp_path, obj, error, match):
     path = tmp_path / "bad.safetensors"
     with pytest.raises(error, match=match):
@@ -267,6 +286,7 @@ def test_serialization_unsupported_torch_dtype_is_a_value_error(tmp_path, torch)
 
 # --- hostile and corrupt files -------------------------------------------------------------------
 
+
 def _craft(header, data=b"", length=None):
     """A file by hand: 8-byte little-endian header length, the header (a dict as JSON, or raw
     bytes), then the data."""
@@ -293,55 +313,87 @@ HOSTILE = {
     "header_nul_bytes": (_craft(bytes(16)), "not a valid safetensors file"),
     "offsets_outside_file": (
         _craft({"a": {"dtype": "F32", "shape": [4], "data_offsets": [1000, 1016]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "offsets_reversed": (
         _craft({"a": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "offsets_overlapping": (
-        _craft({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-                "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}, bytes(24)),
-        "not a valid safetensors file"),
+        _craft(
+            {
+                "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]},
+            },
+            bytes(24),
+        ),
+        "not a valid safetensors file",
+    ),
     "offsets_identical": (
-        _craft({"a": F32x4, "b": F32x4}, SIXTEEN), "not a valid safetensors file"),
+        _craft({"a": F32x4, "b": F32x4}, SIXTEEN),
+        "not a valid safetensors file",
+    ),
     "offsets_with_gap": (
-        _craft({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                "b": {"dtype": "F32", "shape": [2], "data_offsets": [16, 24]}}, bytes(24)),
-        "not a valid safetensors file"),
+        _craft(
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [16, 24]},
+            },
+            bytes(24),
+        ),
+        "not a valid safetensors file",
+    ),
     "offsets_negative": (
         _craft({"a": {"dtype": "F32", "shape": [4], "data_offsets": [-16, 0]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "offsets_missing": (
-        _craft({"a": {"dtype": "F32", "shape": [4]}}, SIXTEEN), "not a valid safetensors file"),
+        _craft({"a": {"dtype": "F32", "shape": [4]}}, SIXTEEN),
+        "not a valid safetensors file",
+    ),
     "shape_too_small_for_span": (
         _craft({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "shape_too_big_for_span": (
         _craft({"a": {"dtype": "F64", "shape": [4], "data_offsets": [0, 16]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "shape_overflows": (
-        _craft({"a": {"dtype": "F32", "shape": [2**62, 2**62, 16], "data_offsets": [0, 16]}},
-               SIXTEEN),
-        "not a valid safetensors file"),
+        _craft(
+            {"a": {"dtype": "F32", "shape": [2**62, 2**62, 16], "data_offsets": [0, 16]}}, SIXTEEN
+        ),
+        "not a valid safetensors file",
+    ),
     "shape_negative": (
         _craft({"a": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "shape_not_a_list": (
         _craft({"a": {"dtype": "F32", "shape": 4, "data_offsets": [0, 16]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "dtype_unknown": (
         _craft({"a": {"dtype": "X99", "shape": [4], "data_offsets": [0, 16]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "dtype_not_a_string": (
         _craft({"a": {"dtype": 4, "shape": [4], "data_offsets": [0, 16]}}, SIXTEEN),
-        "not a valid safetensors file"),
+        "not a valid safetensors file",
+    ),
     "metadata_not_strings": (
-        _craft({"__metadata__": {"k": 1}, "a": F32x4}, SIXTEEN), "not a valid safetensors file"),
+        _craft({"__metadata__": {"k": 1}, "a": F32x4}, SIXTEEN),
+        "not a valid safetensors file",
+    ),
     "metadata_not_an_object": (
-        _craft({"__metadata__": [1], "a": F32x4}, SIXTEEN), "not a valid safetensors file"),
-    "tensor_entry_not_an_object": (
-        _craft({"a": [0, 16]}, SIXTEEN), "not a valid safetensors file"),
-    "deeply_nested_json": (_craft(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
-                           "not a valid safetensors file"),
+        _craft({"__metadata__": [1], "a": F32x4}, SIXTEEN),
+        "not a valid safetensors file",
+    ),
+    "tensor_entry_not_an_object": (_craft({"a": [0, 16]}, SIXTEEN), "not a valid safetensors file"),
+    "deeply_nested_json": (
+        _craft(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        "not a valid safetensors file",
+    ),
 }
 
 
@@ -394,9 +446,15 @@ def test_serialization_load_missing_file(tmp_path):
 
 
 def test_serialization_every_truncation_of_a_valid_file_is_a_value_error(tmp_path, rng):
-    lincore.save(OrderedDict([("a", lincore.tensor(_values(np.float32, (3,), rng))),
-                              ("b", lincore.tensor(_values(np.int64, (2,), rng)))]),
-                 tmp_path / "ok.safetensors")
+    lincore.save(
+        OrderedDict(
+            [
+                ("a", lincore.tensor(_values(np.float32, (3,), rng))),
+                ("b", lincore.tensor(_values(np.int64, (2,), rng))),
+            ]
+        ),
+        tmp_path / "ok.safetensors",
+    )
     data = (tmp_path / "ok.safetensors").read_bytes()
     for cut in range(len(data)):
         with pytest.raises(ValueError):
@@ -405,10 +463,13 @@ def test_serialization_every_truncation_of_a_valid_file_is_a_value_error(tmp_pat
 
 def test_serialization_every_single_byte_flip_gives_a_value_or_a_valid_load(rng):
     # Corrupting any one byte (header or data) either still parses or raises ValueError.
-    data = bytearray(lincore.serialization.to_bytes(
-        {"a": np.arange(3, dtype=np.float32), "b": np.ones(2, np.int64)}))
+    data = bytearray(
+        lincore.serialization.to_bytes(
+            {"a": np.arange(3, dtype=np.float32), "b": np.ones(2, np.int64)}
+        )
+    )
     for i in range(len(data)):
-        for value in (0x00, 0xff, ord("9")):
+        for value in (0x00, 0xFF, ord("9")):
             corrupt = bytearray(data)
             corrupt[i] = value
             try:
@@ -418,6 +479,7 @@ def test_serialization_every_single_byte_flip_gives_a_value_or_a_valid_load(rng)
 
 
 # --- pickle and deepcopy -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("protocol", PROTOCOLS, ids=lambda p: f"protocol{p}")
 @pytest.mark.parametrize("dt", DTYPES)
@@ -440,10 +502,18 @@ def test_serialization_pickle_tensor_uses_safetensors_bytes():
     assert _bits(arrays["data"]) == _bits(np.asarray(t))
 
 
-@pytest.mark.parametrize("make", [
-    lambda t: t.T, lambda t: t[::2], lambda t: t[:, 1], lambda t: t[1, 2],
-    lambda t: t[:0], lambda t: t[1::2, ::3],
-], ids=["transposed", "rows", "column", "scalar", "empty", "strided"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: t.T,
+        lambda t: t[::2],
+        lambda t: t[:, 1],
+        lambda t: t[1, 2],
+        lambda t: t[:0],
+        lambda t: t[1::2, ::3],
+    ],
+    ids=["transposed", "rows", "column", "scalar", "empty", "strided"],
+)
 def test_serialization_pickle_non_contiguous_tensor(rng, make):
     base = lincore.tensor(_values(np.float32, (6, 7), rng))
     view = make(base)
@@ -514,15 +584,21 @@ def test_serialization_deepcopy_module(rng):
     _check_module_copy(model, copy.deepcopy(model), x)
 
 
-@pytest.mark.parametrize("roundtrip", [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy],
-                         ids=["pickle", "deepcopy"])
+@pytest.mark.parametrize(
+    "roundtrip",
+    [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy],
+    ids=["pickle", "deepcopy"],
+)
 def test_serialization_pickle_linear_rebuilds_native_caches(rng, roundtrip):
     layer = nn.Linear(4, 3, dtype=lincore.float64)
     x = lincore.tensor(rng.standard_normal((2, 4)))
     y = layer(x)
     copied = roundtrip(layer)
-    native = [k for k, v in vars(layer).items() if type(v).__module__ == "lincore._core"
-              and not isinstance(v, lincore.Tensor)]
+    native = [
+        k
+        for k, v in vars(layer).items()
+        if type(v).__module__ == "lincore._core" and not isinstance(v, lincore.Tensor)
+    ]
     assert "_pack" in native
     for key in native:
         assert type(getattr(copied, key)) is type(getattr(layer, key))

@@ -16,16 +16,25 @@ HERE = Path(__file__).resolve().parent
 
 def test_stubs_match_the_compiled_module():
     done = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "lincore._core",
-         "--allowlist", str(HERE / "stubtest_allowlist.txt")],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy.stubtest",
+            "lincore._core",
+            "--allowlist",
+            str(HERE / "stubtest_allowlist.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_stubs_type_check_user_code(tmp_path):
     user = tmp_path / "user.py"
-    user.write_text(textwrap.dedent("""
+    user.write_text(
+        textwrap.dedent("""
         import lincore
         import lincore.nn as nn
 
@@ -36,7 +45,13 @@ def test_stubs_type_check_user_code(tmp_path):
         s: lincore.Size = t.shape
         r: float = float(t.sum())
         capability: str = lincore.cpu_capability()
-    """))
-    done = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", str(user)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", str(user)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -64,22 +64,25 @@ def test_subclass_memoryview(kind):
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="__buffer__ (PEP 688) is Python 3.12+")
 @pytest.mark.parametrize("kind", KINDS + ["tensor"])
-@pytest.mark.parametrize("flags", [0, 1, 0x11c], ids=["simple", "writable", "full_ro"])
+@pytest.mark.parametrize("flags", [0, 1, 0x11C], ids=["simple", "writable", "full_ro"])
 def test_subclass_dunder_buffer_is_lincores(kind, flags):
     # __buffer__(flags) is the class's buffer slot called from Python (PEP 688); with PyBUF_SIMPLE
     # (0) the exporter gives no shape, and the bytes come back as one dimension.
     t = lincore.tensor(VALUES) if kind == "tensor" else _make(kind)
     with t.__buffer__(flags) as m:
         assert m.nbytes == VALUES.nbytes and not m.readonly
-        assert m.shape == ((3, 4) if flags == 0x11c else (12,))
+        assert m.shape == ((3, 4) if flags == 0x11C else (12,))
         assert np.array_equal(np.frombuffer(m.cast("B"), np.float32).reshape(3, 4), VALUES)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_subclass_numpy(kind):
     t = _make(kind)
-    for a in (np.asarray(t), t.numpy(), np.array(t, copy=False) if np.__version__ >= "2" else
-              np.asarray(t)):
+    for a in (
+        np.asarray(t),
+        t.numpy(),
+        np.array(t, copy=False) if np.__version__ >= "2" else np.asarray(t),
+    ):
         assert a.dtype == np.float32 and np.array_equal(a, VALUES)
         assert a.ctypes.data == t.data_ptr()  # shared, not copied
     assert t.tolist() == VALUES.tolist()
@@ -193,17 +196,21 @@ def test_subclass_module_with_parameters_pickles():
         assert np.array_equal(np.asarray(back(x)), np.asarray(model(x)))
 
 
-@pytest.mark.parametrize("kind, prefix", [
-    ("parameter", "Parameter containing:\ntensor("),
-    ("parameter_sub", "Parameter containing:\nMyParameter("),
-    ("tagged", "Tagged("), ("plain_sub", "Plain("),
-])
+@pytest.mark.parametrize(
+    "kind, prefix",
+    [
+        ("parameter", "Parameter containing:\ntensor("),
+        ("parameter_sub", "Parameter containing:\nMyParameter("),
+        ("tagged", "Tagged("),
+        ("plain_sub", "Plain("),
+    ],
+)
 def test_subclass_repr(kind, prefix):
     # torch prints a subclass's name in place of "tensor" (nn.Parameter itself excepted).
     t = _make(kind, np.array([[0.5, -1.25], [2.0, 0.125]], np.float32))
     r = repr(t)
     assert r.startswith(prefix), r
-    body = r[r.index("(") + 1:]
+    body = r[r.index("(") + 1 :]
     assert "0.5000" in body and "-1.2500" in body and "0.1250" in body
     indent = " " * len(prefix.split("\n")[-1])
     assert r.split("\n")[-1].startswith(indent + " ["), r  # continuation lines follow the prefix
@@ -219,8 +226,9 @@ def test_subclass_repr_matches_torch():
     ours = repr(_make("tagged", values))
     theirs = repr(torch.tensor(values).as_subclass(Tagged))
     assert ours == theirs
-    assert repr(_make("parameter", values)) == repr(torch.nn.Parameter(torch.tensor(values),
-                                                                       requires_grad=False))
+    assert repr(_make("parameter", values)) == repr(
+        torch.nn.Parameter(torch.tensor(values), requires_grad=False)
+    )
     # A subclass of torch's Parameter prints as "Parameter(MyParameter(...))" after the
     # "Parameter containing:" line, an artefact of its __torch_function__ that lincore does
     # not copy: test_subclass_repr pins lincore's "MyParameter(...)" instead.

@@ -9,32 +9,54 @@ import pytest
 import lincore
 
 
-@pytest.mark.parametrize("data,dtype,shape", [
-    ([[1, 2, 3], [4, 5, 6]], lincore.int64, (2, 3)),
-    ([[0.3471, 0.4547, -0.2356]], lincore.float32, (1, 3)),
-    ([True, False], lincore.bool, (2,)),
-    ([1, 2.5], lincore.float32, (2,)),
-    ([True, 2], lincore.int64, (2,)),
-    (3, lincore.int64, ()),
-    (2.0, lincore.float32, ()),
-    (False, lincore.bool, ()),
-    ([], lincore.float32, (0,)),
-    ([[], []], lincore.float32, (2, 0)),
-    (((1, 2), (3, 4)), lincore.int64, (2, 2)),
-    # A leaf with a 64-bit float type of its own makes the whole tensor float64 (PyTorch
-    # 2.13: torch.tensor([1, np.float64(2.5)]).dtype is torch.float64); other numpy scalars
-    # go to their closest lincore type, and Python floats stay float32.
-    ([1, np.float64(2.5)], lincore.float64, (2,)),
-    ([[np.float64(1)], [2.0]], lincore.float64, (2, 1)),
-    ([True, np.float64(2)], lincore.float64, (2,)),
-    ([np.float32(1.5), 2], lincore.float32, (2,)),
-    ([np.int32(1), 2.5], lincore.float32, (2,)),
-    ([np.float16(1)], lincore.float32, (1,)),
-    ([np.int64(3), np.int32(4)], lincore.int64, (2,)),
-    ([np.bool_(True)], lincore.bool, (1,)),
-], ids=["ints", "floats", "bools", "mixed_float", "bool_int", "int_scalar", "float_scalar",
-        "bool_scalar", "empty", "empty_rows", "tuples", "np_f64_leaf", "np_f64_nested",
-        "bool_np_f64", "np_f32_leaf", "np_i32_float", "np_f16", "np_ints", "np_bool"])
+@pytest.mark.parametrize(
+    "data,dtype,shape",
+    [
+        ([[1, 2, 3], [4, 5, 6]], lincore.int64, (2, 3)),
+        ([[0.3471, 0.4547, -0.2356]], lincore.float32, (1, 3)),
+        ([True, False], lincore.bool, (2,)),
+        ([1, 2.5], lincore.float32, (2,)),
+        ([True, 2], lincore.int64, (2,)),
+        (3, lincore.int64, ()),
+        (2.0, lincore.float32, ()),
+        (False, lincore.bool, ()),
+        ([], lincore.float32, (0,)),
+        ([[], []], lincore.float32, (2, 0)),
+        (((1, 2), (3, 4)), lincore.int64, (2, 2)),
+        # A leaf with a 64-bit float type of its own makes the whole tensor float64 (PyTorch
+        # 2.13: torch.tensor([1, np.float64(2.5)]).dtype is torch.float64); other numpy scalars
+        # go to their closest lincore type, and Python floats stay float32.
+        ([1, np.float64(2.5)], lincore.float64, (2,)),
+        ([[np.float64(1)], [2.0]], lincore.float64, (2, 1)),
+        ([True, np.float64(2)], lincore.float64, (2,)),
+        ([np.float32(1.5), 2], lincore.float32, (2,)),
+        ([np.int32(1), 2.5], lincore.float32, (2,)),
+        ([np.float16(1)], lincore.float32, (1,)),
+        ([np.int64(3), np.int32(4)], lincore.int64, (2,)),
+        ([np.bool_(True)], lincore.bool, (1,)),
+    ],
+    ids=[
+        "ints",
+        "floats",
+        "bools",
+        "mixed_float",
+        "bool_int",
+        "int_scalar",
+        "float_scalar",
+        "bool_scalar",
+        "empty",
+        "empty_rows",
+        "tuples",
+        "np_f64_leaf",
+        "np_f64_nested",
+        "bool_np_f64",
+        "np_f32_leaf",
+        "np_i32_float",
+        "np_f16",
+        "np_ints",
+        "np_bool",
+    ],
+)
 def test_tensor_dtype_inference_like_torch(data, dtype, shape):
     t = lincore.tensor(data)
     assert t.dtype is dtype
@@ -76,14 +98,16 @@ def test_tensor_properties():
 
 
 def test_tensor_repr_matches_notebook():
-    assert repr(lincore.tensor([[1, 2, 3], [4, 5, 6]])) == \
-        "tensor([[1, 2, 3],\n        [4, 5, 6]])"
+    assert repr(lincore.tensor([[1, 2, 3], [4, 5, 6]])) == "tensor([[1, 2, 3],\n        [4, 5, 6]])"
     assert repr(lincore.tensor([[-0.5322, 0.1088]])) == "tensor([[-0.5322,  0.1088]])"
     p = lincore.nn.Parameter(lincore.tensor([-0.4080, 0.1236]))
-    assert repr(p) == str(p) == \
-        "Parameter containing:\ntensor([-0.4080,  0.1236], requires_grad=True)"
-    assert repr(lincore.tensor([1.0, 2.0], dtype=lincore.float64)) == \
-        "tensor([1., 2.], dtype=lincore.float64)"
+    assert (
+        repr(p) == str(p) == "Parameter containing:\ntensor([-0.4080,  0.1236], requires_grad=True)"
+    )
+    assert (
+        repr(lincore.tensor([1.0, 2.0], dtype=lincore.float64))
+        == "tensor([1., 2.], dtype=lincore.float64)"
+    )
 
 
 def test_tensor_numpy_shares_memory_both_ways():
@@ -96,7 +120,7 @@ def test_tensor_numpy_shares_memory_both_ways():
     b = t.numpy()
     b[2, 3] = 9
     assert a[2, 3] == 9 and np.shares_memory(a, b)
-    arr = np.asarray(t)                      # buffer protocol
+    arr = np.asarray(t)  # buffer protocol
     arr[2, 0] = 4
     assert t[2, 0].item() == 4
     assert np.shares_memory(np.array(t, copy=False), a)
@@ -145,8 +169,18 @@ def test_tensor_views_share_storage():
 def test_tensor_indexing_basic_and_advanced():
     a = np.arange(24).reshape(2, 3, 4)
     t = lincore.tensor(a)
-    for key in [0, -1, (1, 2), (slice(None), 1), (Ellipsis, 0), (None, 0), slice(0, 1),
-                (0, slice(None, None, 2)), (slice(-5, 99), -2), 1]:
+    for key in [
+        0,
+        -1,
+        (1, 2),
+        (slice(None), 1),
+        (Ellipsis, 0),
+        (None, 0),
+        slice(0, 1),
+        (0, slice(None, None, 2)),
+        (slice(-5, 99), -2),
+        1,
+    ]:
         assert t[key].tolist() == a[key].tolist()
     assert t[lincore.tensor([1, 0])].tolist() == a[[1, 0]].tolist()
     assert t[t > 20].tolist() == a[a > 20].tolist()
@@ -164,13 +198,16 @@ def test_tensor_iteration_and_len():
         len(lincore.tensor(1))
 
 
-@pytest.mark.parametrize("a,b,expected", [
-    (lincore.int64, 1.5, lincore.float32),
-    (lincore.int64, 2, lincore.int64),
-    (lincore.bool, 1, lincore.int64),
-    (lincore.float32, 2, lincore.float32),
-    (lincore.float64, 2.5, lincore.float64),
-])
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [
+        (lincore.int64, 1.5, lincore.float32),
+        (lincore.int64, 2, lincore.int64),
+        (lincore.bool, 1, lincore.int64),
+        (lincore.float32, 2, lincore.float32),
+        (lincore.float64, 2.5, lincore.float64),
+    ],
+)
 def test_tensor_scalar_type_promotion(a, b, expected):
     t = lincore.ones(3, dtype=a)
     assert (t + b).dtype is expected and (b + t).dtype is expected and (t * b).dtype is expected
@@ -207,6 +244,7 @@ def test_tensor_matmul_follows_torch_shapes(rng):
     v = rng.standard_normal(5).astype(np.float32)
     ta, tb, tv = lincore.tensor(a), lincore.tensor(b), lincore.tensor(v)
     from conftest import assert_linear_close
+
     assert_linear_close(np.asarray(ta @ tb), a, b.T)
     assert (ta @ tv).shape == (4,) and (tv @ tb).shape == (3,) and (tv @ tv).shape == ()
     batched = lincore.tensor(rng.standard_normal((2, 4, 5)).astype(np.float32)) @ tb

@@ -47,16 +47,27 @@ TORCH_DTYPE = {"f32": torch.float32, "f64": torch.float64}
 LC_DTYPE = {"f32": lincore.float32, "f64": lincore.float64}
 NP_DTYPE = {"f32": np.float32, "f64": np.float64}
 
-ACTS = {"relu": "relu", "leaky_relu": "leaky0.01", "sigmoid": "sigmoid", "tanh": "tanh",
-        "gelu": "gelu", "none": None}
-LOSSES = {"mse": ("MSELoss", "MSELoss"), "l1": ("L1Loss", "L1Loss"),
-          "ce": ("CrossEntropyLoss", "CrossEntropyLoss"),
-          "bce": ("BCEWithLogitsLoss", "BCEWithLogitsLoss")}
+ACTS = {
+    "relu": "relu",
+    "leaky_relu": "leaky0.01",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "gelu": "gelu",
+    "none": None,
+}
+LOSSES = {
+    "mse": ("MSELoss", "MSELoss"),
+    "l1": ("L1Loss", "L1Loss"),
+    "ce": ("CrossEntropyLoss", "CrossEntropyLoss"),
+    "bce": ("BCEWithLogitsLoss", "BCEWithLogitsLoss"),
+}
 OPTIMIZERS = {
     "sgd": ("SGD", {"lr": 1e-2}),
     "sgd-momentum": ("SGD", {"lr": 1e-2, "momentum": 0.9}),
-    "sgd-nesterov-wd": ("SGD", {"lr": 1e-2, "momentum": 0.9, "nesterov": True,
-                                "weight_decay": 1e-2}),
+    "sgd-nesterov-wd": (
+        "SGD",
+        {"lr": 1e-2, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
+    ),
     "adam": ("Adam", {"lr": 1e-3}),
     "adam-wd": ("Adam", {"lr": 1e-3, "weight_decay": 1e-2}),
     "adamw": ("AdamW", {"lr": 1e-3}),
@@ -71,7 +82,7 @@ def make_configs():
     optimizer, loss and activation."""
     configs = []
     opts, acts = list(OPTIMIZERS), list(ACTS)
-    for i, (act, loss) in enumerate((a, l) for a in ACTS for l in LOSSES):
+    for i, (act, loss) in enumerate((a, lo) for a in ACTS for lo in LOSSES):
         depth = 1 + i % 4
         widths = [WIDTHS[(i + 2 * j) % 4] for j in range(depth + 1)]
         if loss == "ce" and widths[-1] == 1:
@@ -157,14 +168,17 @@ def train(model, lib, dt, loss, opt, batches):
         value.backward()
         losses.append(float(value.item()))
         if step == 0:
-            first = (losses[0], [np.array(p.grad.detach().numpy(), np.float64)
-                                 for p in model.parameters()])
+            first = (
+                losses[0],
+                [np.array(p.grad.detach().numpy(), np.float64) for p in model.parameters()],
+            )
         optimizer.step()
     params = [np.array(p.detach().numpy(), np.float64) for p in model.parameters()]
     return first, np.array(losses), params
 
 
 # --- the loss's part of the first-step bound ---------------------------------------------------
+
 
 def _sigmoid(v):
     return 0.5 * (1.0 + np.tanh(0.5 * v))
@@ -216,15 +230,21 @@ def loss_bound(loss, y, ey, t, u):
     p = np.exp(y - lse)
     li = lse[:, 0] - y[rows, t]
     emax = ey.max(axis=1)
-    e_li = (2 * emax + 8 * u * (np.abs(m[:, 0]) + np.abs(lse[:, 0]) + np.abs(y[rows, t]) + 1)
-            + gamma(n_cls + 2, u))
+    e_li = (
+        2 * emax
+        + 8 * u * (np.abs(m[:, 0]) + np.abs(lse[:, 0]) + np.abs(y[rows, t]) + 1)
+        + gamma(n_cls + 2, u)
+    )
     big_l = li.mean()
     e_l = e_li.mean() + gamma(n_rows + 2, u) * np.abs(li).mean()
     onehot = np.zeros_like(y)
     onehot[rows, t] = 1.0
     g = (p - onehot) / n_rows
-    e_p = p * (np.expm1(2 * emax)[:, None]
-               + 8 * u * (2 + np.abs(y - m) + np.abs(lse - m)) + gamma(n_cls + 2, u))
+    e_p = p * (
+        np.expm1(2 * emax)[:, None]
+        + 8 * u * (2 + np.abs(y - m) + np.abs(lse - m))
+        + gamma(n_cls + 2, u)
+    )
     e_g = e_p / n_rows + 2 * u * np.abs(g)
     return big_l, e_l, g, e_g
 
@@ -256,7 +276,7 @@ def first_step_tolerances(lmodel, loss, x, t, dt):
 def test_training_matches_torch(config):
     act, loss, widths, batch, opt, dt = config
     rng = np.random.default_rng(zlib.crc32(config_id(config).encode()))
-    torch.manual_seed(zlib.crc32(config_id(config).encode()) % 2 ** 31)
+    torch.manual_seed(zlib.crc32(config_id(config).encode()) % 2**31)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about zero-element inits (none here)
         t64 = build(widths, act, "torch", "f64")
@@ -266,8 +286,9 @@ def test_training_matches_torch(config):
     t32.load_state_dict(state32)
     t64.load_state_dict({k: v.to(torch.float64) for k, v in state32.items()})
     lmodel = build(widths, act, "lincore", dt)
-    lmodel.load_state_dict({k: v.detach().numpy() for k, v in
-                            (t32 if dt == "f32" else t64).state_dict().items()})
+    lmodel.load_state_dict(
+        {k: v.detach().numpy() for k, v in (t32 if dt == "f32" else t64).state_dict().items()}
+    )
     batches = make_batches(rng, loss, widths, batch, t64)
 
     first64, losses64, params64 = train(t64, "torch", "f64", loss, opt, batches)
@@ -293,8 +314,9 @@ def test_training_matches_torch(config):
             assert_within(got, want, tol, f"{who} first-step gradient {i}")
 
     # 2. after STEPS steps: every parameter and every step's loss
-    drift32 = max((float(np.max(np.abs(a - b))) for a, b in zip(params32, params64) if a.size),
-                  default=0.0)
+    drift32 = max(
+        (float(np.max(np.abs(a - b))) for a, b in zip(params32, params64) if a.size), default=0.0
+    )
     loss_drift32 = float(np.max(np.abs(losses32 - losses64)))
     p_max = max((float(np.max(np.abs(p))) for p in params64 if p.size), default=0.0)
     if dt == "f32":
@@ -307,8 +329,9 @@ def test_training_matches_torch(config):
         assert got.shape == want.shape
         assert_within(got, want, tol_p, f"parameter {i} after {STEPS} steps")
     assert_within(losses_lc, losses64, tol_losses, "losses of every step")
-    moved = max((float(np.max(np.abs(a - b))) for a, b in zip(params_lc, params0) if a.size),
-                default=0.0)
+    moved = max(
+        (float(np.max(np.abs(a - b))) for a, b in zip(params_lc, params0) if a.size), default=0.0
+    )
     assert moved > 10 * tol_p, (moved, tol_p)
 
 
@@ -322,8 +345,9 @@ def test_configs_cover_the_grid():
     assert acts == set(ACTS) and losses == set(LOSSES) and opts == set(OPTIMIZERS)
     assert depths == {1, 2, 3, 4} and set(WIDTHS) <= widths
     assert batches == {(1,), (8,), (33,), (2, 5)}
-    assert {(c[0], c[1]) for c in CONFIGS if c[5] == "f32"} == {(a, l) for a in ACTS
-                                                                for l in LOSSES}
+    assert {(c[0], c[1]) for c in CONFIGS if c[5] == "f32"} == {
+        (a, lo) for a in ACTS for lo in LOSSES
+    }
     f64 = [c for c in CONFIGS if c[5] == "f64"]
     assert {c[1] for c in f64} == set(LOSSES) and {c[4] for c in f64} == set(OPTIMIZERS)
     assert {c[0] for c in f64} == set(ACTS)

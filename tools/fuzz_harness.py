@@ -89,6 +89,7 @@ PROGRESS = struct.Struct("<qd64s")  # current input index, heartbeat time, gener
 # Deterministic randomness: a random.Random per input, or bytes from libFuzzer (atheris).
 # =============================================================================================
 
+
 class Rand:
     """The few draws the generators need, over random.Random."""
 
@@ -130,6 +131,7 @@ class BytesRand(Rand):
 
     def __init__(self, data: bytes) -> None:
         import atheris
+
         self.fdp = atheris.FuzzedDataProvider(data)
 
     def random(self) -> float:
@@ -153,6 +155,7 @@ def input_rand(target: str, seed: int, index: int) -> Rand:
 # =============================================================================================
 # Inputs for lincore.tensor / as_tensor / from_numpy
 # =============================================================================================
+
 
 class FuzzError(Exception):
     """Raised on purpose by the fuzzer's own objects: propagating it is fine."""
@@ -239,6 +242,7 @@ class ArrayLike:
 
     def __array__(self, dtype=None, copy=None):
         import numpy as np
+
         if self.mode == "raises":
             raise FuzzError("__array__ raised")
         if self.mode == "returns-self":
@@ -268,6 +272,7 @@ class OldArrayLike:
 
     def __array__(self):
         import numpy as np
+
         return np.asarray(self.payload)
 
     def __repr__(self):
@@ -306,21 +311,88 @@ class Opaque:
 
 def _register_numbers() -> None:
     import numbers
+
     numbers.Real.register(BadNumber)
 
 
 _register_numbers()
 
-INT_EDGES = [0, 1, -1, 2, 127, 128, 255, 256, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 1,
-             2 ** 63 - 1, 2 ** 63, -2 ** 63, -2 ** 63 - 1, 2 ** 64 - 1, 2 ** 64, -2 ** 64,
-             10 ** 38, 10 ** 308, 10 ** 309, 2 ** 1024, -(2 ** 1100)]
-FLOAT_EDGES = [0.0, -0.0, math.nan, -math.nan, math.inf, -math.inf, 5e-324, -5e-324,
-               2.2250738585072014e-308, 1.7976931348623157e308, -1.7976931348623157e308,
-               3.4028234663852886e38, 3.4028235677973366e38, 1.401298464324817e-45,
-               7e-46, 1.1754943508222875e-38, 0.1, 0.5, -1.0, 1e-300, 2.0 ** 63, 2.0 ** 64]
-NP_DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-             "float16", "float32", "float64", "longdouble", "complex64", "complex128",
-             "clongdouble", "U3", "S3", "O", "M8[s]", "m8[ns]", "V4", "struct"]
+INT_EDGES = [
+    0,
+    1,
+    -1,
+    2,
+    127,
+    128,
+    255,
+    256,
+    2**31 - 1,
+    2**31,
+    2**32,
+    2**53,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    2**64 - 1,
+    2**64,
+    -(2**64),
+    10**38,
+    10**308,
+    10**309,
+    2**1024,
+    -(2**1100),
+]
+FLOAT_EDGES = [
+    0.0,
+    -0.0,
+    math.nan,
+    -math.nan,
+    math.inf,
+    -math.inf,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    3.4028234663852886e38,
+    3.4028235677973366e38,
+    1.401298464324817e-45,
+    7e-46,
+    1.1754943508222875e-38,
+    0.1,
+    0.5,
+    -1.0,
+    1e-300,
+    2.0**63,
+    2.0**64,
+]
+NP_DTYPES = [
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "longdouble",
+    "complex64",
+    "complex128",
+    "clongdouble",
+    "U3",
+    "S3",
+    "O",
+    "M8[s]",
+    "m8[ns]",
+    "V4",
+    "struct",
+]
 
 
 def gen_int(r: Rand) -> int:
@@ -341,6 +413,7 @@ def gen_float(r: Rand) -> float:
 
 def np_dtype(name: str):
     import numpy as np
+
     if name == "struct":
         return np.dtype([("a", "<i4"), ("b", "<f8")])
     return np.dtype(name)
@@ -349,6 +422,7 @@ def np_dtype(name: str):
 def gen_np_values(r: Rand, shape: tuple, dt):
     """A C-contiguous numpy array of any dtype holding varied values."""
     import numpy as np
+
     rng = np.random.default_rng(r.bits(64))
     n = math.prod(shape)
     kind = dt.kind
@@ -356,13 +430,13 @@ def gen_np_values(r: Rand, shape: tuple, dt):
         out = rng.integers(0, 2, n).astype(bool)
     elif kind in "iu":
         info = np.iinfo(dt)
-        raw = rng.integers(0, 2 ** 63 - 1, n, endpoint=True, dtype=np.uint64)
+        raw = rng.integers(0, 2**63 - 1, n, endpoint=True, dtype=np.uint64)
         if info.bits < 64:
             out = (raw % (1 << info.bits)).astype(np.uint64).astype(dt.newbyteorder("="))
         else:
             out = raw.astype(dt.newbyteorder("="))
             if kind == "u" and n:
-                out[rng.random(n) < 0.2] = np.uint64(2 ** 64 - 1)
+                out[rng.random(n) < 0.2] = np.uint64(2**64 - 1)
     elif kind in "fc":
         with np.errstate(all="ignore"):
             base = rng.standard_normal(n) * 10.0 ** rng.integers(-40, 40, n)
@@ -373,33 +447,48 @@ def gen_np_values(r: Rand, shape: tuple, dt):
             if kind == "c":
                 out = out + 1j * out[::-1]
     elif kind in "US":
-        out = np.array([str(v) for v in rng.integers(0, 10 ** 4, n)], dtype=dt)
+        out = np.array([str(v) for v in rng.integers(0, 10**4, n)], dtype=dt)
     elif kind == "O":
-        pool = [1, 2.5, True, None, "s", [1, 2], 2 ** 70, math.nan]
+        pool = [1, 2.5, True, None, "s", [1, 2], 2**70, math.nan]
         out = np.empty(n, dtype=object)
         for i in range(n):
             out[i] = pool[int(rng.integers(0, len(pool)))]
     elif kind in "mM":
-        out = rng.integers(-10 ** 9, 10 ** 9, n).astype(dt)
+        out = rng.integers(-(10**9), 10**9, n).astype(dt)
     else:
         out = np.frombuffer(rng.bytes(n * dt.itemsize), dtype=dt) if n else np.zeros(0, dt)
     return out.reshape(shape).astype(dt, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 def gen_shape(r: Rand, max_dims: int = 4, max_side: int = 5) -> tuple:
-    return tuple(r.randint(0, max_side) if r.chance(0.85) else r.choice([0, 1])
-                 for _ in range(r.randint(0, max_dims)))
+    return tuple(
+        r.randint(0, max_side) if r.chance(0.85) else r.choice([0, 1])
+        for _ in range(r.randint(0, max_dims))
+    )
 
 
 def gen_np_array(r: Rand):
     """A numpy array of random dtype, byte order, shape and layout (views included)."""
     import numpy as np
+
     dt = np_dtype(r.choice(NP_DTYPES))
     if dt.kind in "biufcmM" and dt.itemsize > 1 and r.chance(0.3):
         dt = dt.newbyteorder(r.choice([">", "<"]))
-    layouts = {"c": 3, "f": 1, "slice": 2, "transpose": 1, "broadcast": 1, "misaligned": 1,
-               "readonly": 1, "huge-broadcast": 0.2, "zero-d": 0.5, "many-dims": 0.3, "big": 0.1,
-               "masked": 0.1, "windows": 0.5}
+    layouts = {
+        "c": 3,
+        "f": 1,
+        "slice": 2,
+        "transpose": 1,
+        "broadcast": 1,
+        "misaligned": 1,
+        "readonly": 1,
+        "huge-broadcast": 0.2,
+        "zero-d": 0.5,
+        "many-dims": 0.3,
+        "big": 0.1,
+        "masked": 0.1,
+        "windows": 0.5,
+    }
     layout = r.pick({k: v for k, v in layouts.items() if k not in _SKIP})
     if layout == "zero-d":
         return gen_np_values(r, (), dt)
@@ -419,8 +508,10 @@ def gen_np_array(r: Rand):
     if layout == "slice" and shape:
         steps = [r.choice([1, 2, 3, -1, -2, -3]) for _ in shape]
         big = gen_np_values(r, tuple(s * abs(k) + 2 for s, k in zip(shape, steps)), dt)
-        key = tuple(slice(1, 1 + s * k, k) if k > 0 else slice(s * -k, 0, k) if s else
-                    slice(0, 0) for s, k in zip(shape, steps))
+        key = tuple(
+            slice(1, 1 + s * k, k) if k > 0 else slice(s * -k, 0, k) if s else slice(0, 0)
+            for s, k in zip(shape, steps)
+        )
         return big[key]
     if layout == "transpose" and len(shape) > 1:
         perm = list(range(len(shape)))
@@ -434,12 +525,12 @@ def gen_np_array(r: Rand):
         return np.broadcast_to(gen_np_values(r, small, dt), lead + shape)
     if layout == "huge-broadcast":
         # Far beyond memory (or int64): tensor() must refuse (MemoryError / ValueError).
-        dims = [r.choice([3 * 2 ** 20, 2 ** 33, 2 ** 40]) for _ in range(r.randint(1, 3))]
+        dims = [r.choice([3 * 2**20, 2**33, 2**40]) for _ in range(r.randint(1, 3))]
         one = gen_np_values(r, (1,), dt).reshape(())
         try:
             return np.broadcast_to(one, dims)
         except ValueError:  # numpy's own limit (the byte count must fit in intp)
-            return np.broadcast_to(one, (2 ** 33, 2 ** 20))
+            return np.broadcast_to(one, (2**33, 2**20))
     if layout == "misaligned" and dt.itemsize > 1 and not dt.hasobject:
         n = math.prod(shape)
         buf = bytearray(n * dt.itemsize + 1)
@@ -465,6 +556,7 @@ def gen_np_scalar(r: Rand):
 def gen_lincore_tensor(r: Rand):
     import numpy as np
     import lincore
+
     shape = gen_shape(r, 3, 4)
     dt = r.choice([np.float32, np.float64, np.int64, np.bool_])
     t = lincore.tensor(gen_np_values(r, shape, np.dtype(dt)))
@@ -482,11 +574,32 @@ def gen_lincore_tensor(r: Rand):
 
 def gen_leaf(r: Rand, depth: int = 0):
     """Any leaf, numbers most often."""
-    kind = r.pick({"int": 6, "float": 6, "bool": 3, "np-scalar": 2, "tensor": 0.7,
-                   "np-array": 0.5, "fraction": 0.3, "decimal": 0.2, "complex": 0.2, "none": 0.3,
-                   "str": 0.3, "bytes": 0.2, "opaque": 0.1, "dict": 0.1, "set": 0.1,
-                   "bad-number": 0.1, "bigint-sub": 0.1, "int-sub": 0.1, "float-sub": 0.1,
-                   "ellipsis": 0.05, "array-like": 0.2, "range": 0.1})
+    kind = r.pick(
+        {
+            "int": 6,
+            "float": 6,
+            "bool": 3,
+            "np-scalar": 2,
+            "tensor": 0.7,
+            "np-array": 0.5,
+            "fraction": 0.3,
+            "decimal": 0.2,
+            "complex": 0.2,
+            "none": 0.3,
+            "str": 0.3,
+            "bytes": 0.2,
+            "opaque": 0.1,
+            "dict": 0.1,
+            "set": 0.1,
+            "bad-number": 0.1,
+            "bigint-sub": 0.1,
+            "int-sub": 0.1,
+            "float-sub": 0.1,
+            "ellipsis": 0.05,
+            "array-like": 0.2,
+            "range": 0.1,
+        }
+    )
     if kind == "int":
         return gen_int(r)
     if kind == "float":
@@ -500,7 +613,7 @@ def gen_leaf(r: Rand, depth: int = 0):
     if kind == "np-array":
         return gen_np_array(r)
     if kind == "fraction":
-        return Fraction(gen_int(r), r.choice([1, 3, 7, 2 ** 80]))
+        return Fraction(gen_int(r), r.choice([1, 3, 7, 2**80]))
     if kind == "decimal":
         return Decimal(r.choice(["1.5", "nan", "-inf", "1e400", "3"]))
     if kind == "complex":
@@ -540,12 +653,15 @@ def gen_rectangular(r: Rand, numeric_only: bool):
     """(nested lists/tuples of a random shape, the shape, the flat leaves)."""
     shape = gen_shape(r, r.choice([1, 2, 3, 4, 6]), r.choice([1, 3, 5, 9]))
     if 0 in shape:
-        shape = shape[:shape.index(0) + 1]
+        shape = shape[: shape.index(0) + 1]
     n = math.prod(shape)
     if numeric_only:
         kinds = [k for k in ("int", "float", "bool") if r.chance(0.6)] or ["float"]
-        leaf = {"int": lambda: gen_int(r), "float": lambda: gen_float(r),
-                "bool": lambda: r.chance(0.5)}
+        leaf = {
+            "int": lambda: gen_int(r),
+            "float": lambda: gen_float(r),
+            "bool": lambda: r.chance(0.5),
+        }
         flat = [leaf[r.choice(kinds)]() for _ in range(n)]
     else:
         flat = [gen_leaf(r) for _ in range(n)]
@@ -554,7 +670,7 @@ def gen_rectangular(r: Rand, numeric_only: bool):
     def build(lo: int, d: int):
         if d == len(shape):
             return flat[lo]
-        step = math.prod(shape[d + 1:])
+        step = math.prod(shape[d + 1 :])
         return seq[d](build(lo + i * step, d + 1) for i in range(shape[d]))
 
     return build(0, 0), shape, flat
@@ -573,15 +689,25 @@ def gen_tree(r: Rand, depth: int, budget: list):
     if k == "tuple":
         return tuple(items)
     if k == "lying-list":
-        return LyingList(items, r.choice(LYING_MODES), r.choice([-5, -1, 1, 2, 2 ** 62]))
+        return LyingList(items, r.choice(LYING_MODES), r.choice([-5, -1, 1, 2, 2**62]))
     if k == "lying-tuple":
         return LyingTuple(items, r.choice(["len-raises", "len-lies", "getitem-raises"]))
     return ArrayLike(items, r.choice(ARRAY_MODES))
 
 
-LYING_MODES = ["len-raises", "len-lies", "len-not-int", "len-grows", "len-flaky",
-               "getitem-raises", "getitem-clears", "getitem-junk", "iter-raises", "iter-short",
-               "iter-long"]
+LYING_MODES = [
+    "len-raises",
+    "len-lies",
+    "len-not-int",
+    "len-grows",
+    "len-flaky",
+    "getitem-raises",
+    "getitem-clears",
+    "getitem-junk",
+    "iter-raises",
+    "iter-short",
+    "iter-long",
+]
 ARRAY_MODES = ["ok", "raises", "returns-self", "returns-junk", "object-with-self", "len-raises"]
 
 
@@ -616,9 +742,22 @@ def gen_tensor_input(r: Rand, skip: frozenset = frozenset()):
     huge-broadcast) not to produce."""
     global _SKIP
     _SKIP = skip
-    labels = {"nested-numeric": 8, "nested-any": 4, "tree": 5, "leaf": 3, "np-array": 6,
-              "tensor": 1, "array-like": 2, "lying": 2, "list-of-arrays": 1,
-              "list-of-tensors": 1, "self-ref": 0.3, "deep": 0.3, "buffer": 0.5, "junk": 0.5}
+    labels = {
+        "nested-numeric": 8,
+        "nested-any": 4,
+        "tree": 5,
+        "leaf": 3,
+        "np-array": 6,
+        "tensor": 1,
+        "array-like": 2,
+        "lying": 2,
+        "list-of-arrays": 1,
+        "list-of-tensors": 1,
+        "self-ref": 0.3,
+        "deep": 0.3,
+        "buffer": 0.5,
+        "junk": 0.5,
+    }
     labels = {k: v for k, v in labels.items() if k not in skip} or {"leaf": 1}
     label = r.pick(labels)
     if label == "nested-numeric":
@@ -637,21 +776,27 @@ def gen_tensor_input(r: Rand, skip: frozenset = frozenset()):
         obj = gen_lincore_tensor(r)
     elif label == "array-like":
         payload = gen_np_array(r) if r.chance(0.7) else gen_tree(r, 0, [10])
-        obj = (OldArrayLike(payload) if r.chance(0.2)
-               else ArrayLike(payload, r.choice(ARRAY_MODES)))
+        obj = OldArrayLike(payload) if r.chance(0.2) else ArrayLike(payload, r.choice(ARRAY_MODES))
     elif label == "lying":
         inner, _, _ = gen_rectangular(r, numeric_only=True)
         items = list(inner) if isinstance(inner, (list, tuple)) else [inner]
-        obj = LyingList(items, r.choice(LYING_MODES), r.choice([-5, -1, 1, 2, 2 ** 62, 2 ** 63]))
+        obj = LyingList(items, r.choice(LYING_MODES), r.choice([-5, -1, 1, 2, 2**62, 2**63]))
         if r.chance(0.5):
             obj = [obj, LyingList(list(items), r.choice(LYING_MODES))]
     elif label == "list-of-arrays":
         shape = gen_shape(r, 3, 3)
         import numpy as np
-        obj = [gen_np_values(r, shape if r.chance(0.8) else gen_shape(r, 3, 3),
-                             np.dtype(r.choice(["float32", "float64", "int64", "int32", "bool",
-                                                "complex64", "O"])))
-               for _ in range(r.randint(0, 4))]
+
+        obj = [
+            gen_np_values(
+                r,
+                shape if r.chance(0.8) else gen_shape(r, 3, 3),
+                np.dtype(
+                    r.choice(["float32", "float64", "int64", "int32", "bool", "complex64", "O"])
+                ),
+            )
+            for _ in range(r.randint(0, 4))
+        ]
     elif label == "list-of-tensors":
         obj = [gen_lincore_tensor(r) for _ in range(r.randint(0, 4))]
     elif label == "self-ref":
@@ -660,12 +805,37 @@ def gen_tensor_input(r: Rand, skip: frozenset = frozenset()):
         obj = gen_deep(r)
     elif label == "buffer":
         import array
-        obj = r.choice([memoryview(b"\x00" * 8), bytearray(8), array.array("d", [1.0, 2.0]),
-                        memoryview(bytes(16)).cast("d"), memoryview(bytes(24)).cast("q", (3, 1))])
+
+        obj = r.choice(
+            [
+                memoryview(b"\x00" * 8),
+                bytearray(8),
+                array.array("d", [1.0, 2.0]),
+                memoryview(bytes(16)).cast("d"),
+                memoryview(bytes(24)).cast("q", (3, 1)),
+            ]
+        )
     else:
-        obj = r.choice([None, "1.0", b"\x01", object.__new__(Opaque), {"x": [1]}, {1.0},
-                        iter([1, 2]), (x for x in [1.0]), collections.deque([1, 2]), range(3),
-                        type, print, 1 + 2j, Decimal("nan"), Fraction(1, 3), frozenset()])
+        obj = r.choice(
+            [
+                None,
+                "1.0",
+                b"\x01",
+                object.__new__(Opaque),
+                {"x": [1]},
+                {1.0},
+                iter([1, 2]),
+                (x for x in [1.0]),
+                collections.deque([1, 2]),
+                range(3),
+                type,
+                print,
+                1 + 2j,
+                Decimal("nan"),
+                Fraction(1, 3),
+                frozenset(),
+            ]
+        )
     return label, obj
 
 
@@ -676,8 +846,11 @@ def mutate_structure(r: Rand, obj):
     obj = _thaw(obj)
     node = obj
     while isinstance(node[0], list) and node[0] and r.chance(0.6):
-        node = node[r.randint(0, len(node) - 1)] if all(isinstance(c, list) and c for c in node) \
+        node = (
+            node[r.randint(0, len(node) - 1)]
+            if all(isinstance(c, list) and c for c in node)
             else node[0]
+        )
     j = r.randint(0, len(node) - 1)
     op = r.choice(["append", "pop", "wrap", "number", "empty", "none"])
     if op == "append":
@@ -717,6 +890,7 @@ def seed_files() -> list[bytes]:
     import safetensors.numpy
     import lincore
     import lincore.nn as nn
+
     rng = np.random.default_rng(0)
 
     def saved(obj) -> bytes:
@@ -725,21 +899,41 @@ def seed_files() -> list[bytes]:
         return f.getvalue()
 
     files = [
-        saved({"weight": rng.standard_normal((3, 4)).astype(np.float32),
-               "bias": rng.standard_normal(4).astype(np.float32)}),
-        saved({"f64": rng.standard_normal((2, 2, 2)), "i64": np.arange(-2, 3, dtype=np.int64),
-               "mask": rng.random((3, 3)) < 0.5, "scalar": np.array(2.5, np.float32),
-               "empty": np.zeros((0, 3), np.float32)}),
+        saved(
+            {
+                "weight": rng.standard_normal((3, 4)).astype(np.float32),
+                "bias": rng.standard_normal(4).astype(np.float32),
+            }
+        ),
+        saved(
+            {
+                "f64": rng.standard_normal((2, 2, 2)),
+                "i64": np.arange(-2, 3, dtype=np.int64),
+                "mask": rng.random((3, 3)) < 0.5,
+                "scalar": np.array(2.5, np.float32),
+                "empty": np.zeros((0, 3), np.float32),
+            }
+        ),
         saved({f"layer.{i}.w\u00e9": np.full((i % 3 + 1,), i, np.float32) for i in range(12)}),
         saved({}),
     ]
     lincore.manual_seed(0)
     files.append(saved(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))))
-    files.append(safetensors.numpy.save({"h": np.ones((2, 3), np.float16),
-                                         "i": np.arange(4, dtype=np.int32),
-                                         "u": np.arange(3, dtype=np.uint8)}))
-    files.append(safetensors.numpy.save({"b": np.zeros(2, np.float32), "a": np.ones(1)},
-                                        metadata={"lincore.order": '["b", "a", "c"]'}))
+    files.append(
+        safetensors.numpy.save(
+            {
+                "h": np.ones((2, 3), np.float16),
+                "i": np.arange(4, dtype=np.int32),
+                "u": np.arange(3, dtype=np.uint8),
+            }
+        )
+    )
+    files.append(
+        safetensors.numpy.save(
+            {"b": np.zeros(2, np.float32), "a": np.ones(1)},
+            metadata={"lincore.order": '["b", "a", "c"]'},
+        )
+    )
     _SEED_FILES = files
     return files
 
@@ -750,14 +944,34 @@ def split_file(data: bytes):
         return None, b""
     n = int.from_bytes(data[:8], "little")
     try:
-        header = json.loads(data[8:8 + n])
+        header = json.loads(data[8 : 8 + n])
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, data[8 + n:]
-    return (header if isinstance(header, dict) else None), data[8 + n:]
+        return None, data[8 + n :]
+    return (header if isinstance(header, dict) else None), data[8 + n :]
 
 
-DTYPE_NAMES = ["F32", "F64", "I64", "BOOL", "F16", "BF16", "I8", "U8", "I16", "U16", "I32", "U32",
-               "U64", "F8_E4M3", "F8_E5M2", "C64", "f32", "", "F32 ", "bool"]
+DTYPE_NAMES = [
+    "F32",
+    "F64",
+    "I64",
+    "BOOL",
+    "F16",
+    "BF16",
+    "I8",
+    "U8",
+    "I16",
+    "U16",
+    "I32",
+    "U32",
+    "U64",
+    "F8_E4M3",
+    "F8_E5M2",
+    "C64",
+    "f32",
+    "",
+    "F32 ",
+    "bool",
+]
 
 
 def gen_json_value(r: Rand, depth: int = 0):
@@ -782,69 +996,158 @@ def gen_json_value(r: Rand, depth: int = 0):
 def mutate_header(r: Rand, header: dict) -> dict:
     header = json.loads(json.dumps(header))
     names = [k for k in header if k != "__metadata__"]
-    what = r.pick({"dtype": 3, "shape": 3, "offsets": 4, "drop-field": 1, "extra-field": 1,
-                   "rename": 1, "metadata": 2, "order": 3, "top": 0.5, "add-tensor": 1,
-                   "remove-tensor": 1, "swap-offsets": 1})
+    what = r.pick(
+        {
+            "dtype": 3,
+            "shape": 3,
+            "offsets": 4,
+            "drop-field": 1,
+            "extra-field": 1,
+            "rename": 1,
+            "metadata": 2,
+            "order": 3,
+            "top": 0.5,
+            "add-tensor": 1,
+            "remove-tensor": 1,
+            "swap-offsets": 1,
+        }
+    )
     info = header[r.choice(names)] if names and isinstance(header.get(names[0]), dict) else None
     if what == "dtype" and info is not None:
         info["dtype"] = r.choice(DTYPE_NAMES) if r.chance(0.8) else gen_json_value(r)
     elif what == "shape" and info is not None:
-        info["shape"] = r.choice([
-            [], [0], [-1], [2 ** 63], [2 ** 64], [2 ** 64 + 1], [2 ** 32, 2 ** 32],
-            [2 ** 62, 4], [3, 2 ** 61, 8], ["3"], [1.5], [[1]], None, "abc", [1] * 70,
-            [gen_int(r) for _ in range(r.randint(1, 3))],
-            [max(1, s) * r.choice([1, 2]) for s in (info.get("shape")
-                                                    if isinstance(info.get("shape"), list)
-                                                    else []) if isinstance(s, int)]])
+        info["shape"] = r.choice(
+            [
+                [],
+                [0],
+                [-1],
+                [2**63],
+                [2**64],
+                [2**64 + 1],
+                [2**32, 2**32],
+                [2**62, 4],
+                [3, 2**61, 8],
+                ["3"],
+                [1.5],
+                [[1]],
+                None,
+                "abc",
+                [1] * 70,
+                [gen_int(r) for _ in range(r.randint(1, 3))],
+                [
+                    max(1, s) * r.choice([1, 2])
+                    for s in (info.get("shape") if isinstance(info.get("shape"), list) else [])
+                    if isinstance(s, int)
+                ],
+            ]
+        )
     elif what == "offsets" and info is not None:
         off = info.get("data_offsets")
-        b, e = off if (isinstance(off, list) and len(off) == 2
-                       and all(isinstance(v, int) for v in off)) else (0, 0)
-        info["data_offsets"] = r.choice([
-            [e, b], [b, e + 1], [b, e - 1], [b + 1, e], [b - 1, e], [0, 2 ** 64 - 1],
-            [2 ** 64, 2 ** 64 + 8], [2 ** 63, 2 ** 63 + 4], [-1, e], [b], [b, e, 0], [],
-            "x", [1.5, 2.0], [0, e], [b, b], [e, e + (e - b)], None,
-            [gen_int(r), gen_int(r)]])
+        b, e = (
+            off
+            if (isinstance(off, list) and len(off) == 2 and all(isinstance(v, int) for v in off))
+            else (0, 0)
+        )
+        info["data_offsets"] = r.choice(
+            [
+                [e, b],
+                [b, e + 1],
+                [b, e - 1],
+                [b + 1, e],
+                [b - 1, e],
+                [0, 2**64 - 1],
+                [2**64, 2**64 + 8],
+                [2**63, 2**63 + 4],
+                [-1, e],
+                [b],
+                [b, e, 0],
+                [],
+                "x",
+                [1.5, 2.0],
+                [0, e],
+                [b, b],
+                [e, e + (e - b)],
+                None,
+                [gen_int(r), gen_int(r)],
+            ]
+        )
     elif what == "drop-field" and info is not None:
         info.pop(r.choice(["dtype", "shape", "data_offsets"]), None)
     elif what == "extra-field" and info is not None:
         info[r.choice(["extra", "dtype2", ""])] = gen_json_value(r)
     elif what == "rename" and names:
         old = r.choice(names)
-        header[r.choice(["", "__metadata__", "a" * 10000, "\ud800", "x\x00y", "w", old + "."])] = \
+        header[r.choice(["", "__metadata__", "a" * 10000, "\ud800", "x\x00y", "w", old + "."])] = (
             header.pop(old)
+        )
     elif what == "metadata":
-        header["__metadata__"] = r.choice([None, [], "x", {"k": 5}, {"k": None}, {"k": [1]},
-                                           {"lincore.order": 5}, {str(i): "v" for i in range(50)},
-                                           gen_json_value(r)])
+        header["__metadata__"] = r.choice(
+            [
+                None,
+                [],
+                "x",
+                {"k": 5},
+                {"k": None},
+                {"k": [1]},
+                {"lincore.order": 5},
+                {str(i): "v" for i in range(50)},
+                gen_json_value(r),
+            ]
+        )
     elif what == "order":
-        order = r.choice([
-            "not json", "[", "null", "5", '"str"', "{}", json.dumps(names * 2),
-            json.dumps(names[::-1]), json.dumps(names + ["ghost"]), json.dumps(names[1:]),
-            json.dumps([1] * len(names)), json.dumps([[n] for n in names]),
-            "[" * r.choice([100, 1000, 10 ** 5]) + "]" * r.choice([0, 100, 1000, 10 ** 5]),
-            '["' + "9" * 5000 + '"]', "[" + "9" * 5000 + "]", "\ud800",
-            json.dumps(names).replace('"', "'"), json.dumps(names) + " trailing"])
+        order = r.choice(
+            [
+                "not json",
+                "[",
+                "null",
+                "5",
+                '"str"',
+                "{}",
+                json.dumps(names * 2),
+                json.dumps(names[::-1]),
+                json.dumps(names + ["ghost"]),
+                json.dumps(names[1:]),
+                json.dumps([1] * len(names)),
+                json.dumps([[n] for n in names]),
+                "[" * r.choice([100, 1000, 10**5]) + "]" * r.choice([0, 100, 1000, 10**5]),
+                '["' + "9" * 5000 + '"]',
+                "[" + "9" * 5000 + "]",
+                "\ud800",
+                json.dumps(names).replace('"', "'"),
+                json.dumps(names) + " trailing",
+            ]
+        )
         meta = header.get("__metadata__")
-        header["__metadata__"] = (meta if isinstance(meta, dict) else {})
+        header["__metadata__"] = meta if isinstance(meta, dict) else {}
         header["__metadata__"]["lincore.order"] = order
     elif what == "top":
         return r.choice([[], "s", 5, None, [header]])  # type: ignore[return-value]
     elif what == "add-tensor":
-        end = max([i["data_offsets"][1] for i in header.values()
-                   if isinstance(i, dict) and isinstance(i.get("data_offsets"), list)
-                   and len(i["data_offsets"]) == 2 and isinstance(i["data_offsets"][1], int)]
-                  or [0])
-        header[f"new{r.randint(0, 9)}"] = {"dtype": r.choice(DTYPE_NAMES[:6]),
-                                           "shape": [r.randint(0, 3)],
-                                           "data_offsets": [end, end + r.choice([0, 4, 8, 16])]}
+        end = max(
+            [
+                i["data_offsets"][1]
+                for i in header.values()
+                if isinstance(i, dict)
+                and isinstance(i.get("data_offsets"), list)
+                and len(i["data_offsets"]) == 2
+                and isinstance(i["data_offsets"][1], int)
+            ]
+            or [0]
+        )
+        header[f"new{r.randint(0, 9)}"] = {
+            "dtype": r.choice(DTYPE_NAMES[:6]),
+            "shape": [r.randint(0, 3)],
+            "data_offsets": [end, end + r.choice([0, 4, 8, 16])],
+        }
     elif what == "remove-tensor" and names:
         header.pop(r.choice(names))
     elif what == "swap-offsets" and len(names) >= 2:
         a, b = r.choice(names), r.choice(names)
         if isinstance(header[a], dict) and isinstance(header[b], dict):
-            header[a]["data_offsets"], header[b]["data_offsets"] = \
-                header[b].get("data_offsets"), header[a].get("data_offsets")
+            header[a]["data_offsets"], header[b]["data_offsets"] = (
+                header[b].get("data_offsets"),
+                header[a].get("data_offsets"),
+            )
     return header
 
 
@@ -859,46 +1162,85 @@ def serialize(r: Rand, header, data: bytes) -> bytes:
     elif style == "dup-key" and isinstance(header, dict) and header:
         k = next(iter(header))
         text = json.dumps(header).encode()
-        text = text[:-1] + b", " + json.dumps(k).encode() + b": " + \
-            json.dumps(header[k]).encode() + b"}"
+        text = (
+            text[:-1]
+            + b", "
+            + json.dumps(k).encode()
+            + b": "
+            + json.dumps(header[k]).encode()
+            + b"}"
+        )
     else:
         text = json.dumps(header).encode()
         text += b" " * ((-len(text)) % 8)
     n = len(text)
     if r.chance(0.15):
-        n = r.choice([n - 1, n + 1, 0, len(text) + len(data), 2 ** 63, 2 ** 64 - 1, 100_000_001])
-    return (n % 2 ** 64).to_bytes(8, "little") + text + data
+        n = r.choice([n - 1, n + 1, 0, len(text) + len(data), 2**63, 2**64 - 1, 100_000_001])
+    return (n % 2**64).to_bytes(8, "little") + text + data
 
 
 def mutate_bytes(r: Rand, data: bytearray, seeds: list[bytes]) -> bytearray:
-    op = r.pick({"flip": 4, "set": 3, "insert": 2, "delete": 2, "dup": 1, "truncate": 2,
-                 "append": 1, "header-len": 3, "splice": 1, "header-byte": 3})
+    op = r.pick(
+        {
+            "flip": 4,
+            "set": 3,
+            "insert": 2,
+            "delete": 2,
+            "dup": 1,
+            "truncate": 2,
+            "append": 1,
+            "header-len": 3,
+            "splice": 1,
+            "header-byte": 3,
+        }
+    )
     n = len(data)
     if op == "flip" and n:
         i = r.randint(0, n - 1)
         data[i] ^= 1 << r.randint(0, 7)
     elif op == "set" and n:
-        data[r.randint(0, n - 1)] = r.choice([0, 0xFF, 0x7F, 0x80, 0x22, 0x5B, 0x5D, 0x7B, 0x7D,
-                                              0x2C, 0x3A, 0x30, 0x39, 0x2D, 0x20])
+        data[r.randint(0, n - 1)] = r.choice(
+            [0, 0xFF, 0x7F, 0x80, 0x22, 0x5B, 0x5D, 0x7B, 0x7D, 0x2C, 0x3A, 0x30, 0x39, 0x2D, 0x20]
+        )
     elif op == "insert":
         i = r.randint(0, n)
         data[i:i] = r.randbytes(r.randint(1, 16))
     elif op == "delete" and n:
         i = r.randint(0, n - 1)
-        del data[i:i + r.randint(1, 16)]
+        del data[i : i + r.randint(1, 16)]
     elif op == "dup" and n:
         i = r.randint(0, n - 1)
         j = r.randint(i, min(n, i + 64))
         data[j:j] = data[i:j]
     elif op == "truncate":
-        del data[r.randint(0, n):]
+        del data[r.randint(0, n) :]
     elif op == "append":
         data += r.randbytes(r.randint(1, 64))
     elif op == "header-len" and n >= 8:
         cur = int.from_bytes(data[:8], "little")
-        v = r.choice([0, 1, 7, 8, cur - 1, cur + 1, cur + 8, n - 8, n - 7, n, 2 ** 31, 2 ** 32,
-                      2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1, 100_000_000, 100_000_001, cur * 2])
-        data[:8] = (v % 2 ** 64).to_bytes(8, "little")
+        v = r.choice(
+            [
+                0,
+                1,
+                7,
+                8,
+                cur - 1,
+                cur + 1,
+                cur + 8,
+                n - 8,
+                n - 7,
+                n,
+                2**31,
+                2**32,
+                2**63 - 1,
+                2**63,
+                2**64 - 1,
+                100_000_000,
+                100_000_001,
+                cur * 2,
+            ]
+        )
+        data[:8] = (v % 2**64).to_bytes(8, "little")
     elif op == "splice":
         other = r.choice(seeds)
         i, j = r.randint(0, n), r.randint(0, len(other))
@@ -914,8 +1256,15 @@ def mutate_bytes(r: Rand, data: bytearray, seeds: list[bytes]) -> bytearray:
 def gen_load_input(r: Rand, skip: frozenset = frozenset()):
     """(label, bytes) for the load target."""
     seeds = seed_files()
-    labels = {"valid": 0.5, "bytes": 5, "header": 5, "header+bytes": 3, "random": 0.5,
-              "tiny": 0.3, "reader": 0.2}
+    labels = {
+        "valid": 0.5,
+        "bytes": 5,
+        "header": 5,
+        "header+bytes": 3,
+        "random": 0.5,
+        "tiny": 0.3,
+        "reader": 0.2,
+    }
     labels = {k: v for k, v in labels.items() if k not in skip} or {"valid": 1}
     label = r.pick(labels)
     base = r.choice(seeds)
@@ -932,8 +1281,11 @@ def gen_load_input(r: Rand, skip: frozenset = frozenset()):
             for _ in range(1 + (r.bits(3) == 0) + (r.bits(4) == 0)):
                 header = mutate_header(r, header) if isinstance(header, dict) else header
             if r.chance(0.2):
-                body = body[:r.randint(0, len(body))] if r.chance(0.5) else \
-                    body + r.randbytes(r.randint(1, 32))
+                body = (
+                    body[: r.randint(0, len(body))]
+                    if r.chance(0.5)
+                    else body + r.randbytes(r.randint(1, 32))
+                )
             data = serialize(r, header, body)
     if label in ("bytes", "header+bytes"):
         buf = bytearray(data)
@@ -949,8 +1301,15 @@ def gen_load_input(r: Rand, skip: frozenset = frozenset()):
 
 # What tensor() may raise: PyTorch's kinds of error, MemoryError for sizes beyond memory,
 # RecursionError (a RuntimeError) for absurd nesting, and whatever the input object raises.
-TENSOR_ALLOWED = (ValueError, TypeError, RuntimeError, OverflowError, IndexError, MemoryError,
-                  FuzzError)
+TENSOR_ALLOWED = (
+    ValueError,
+    TypeError,
+    RuntimeError,
+    OverflowError,
+    IndexError,
+    MemoryError,
+    FuzzError,
+)
 
 
 class Violation(Exception):
@@ -959,13 +1318,15 @@ class Violation(Exception):
 
 def _same(a, b) -> bool:
     import numpy as np
+
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
     if a.dtype.kind == "f":
         return np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(
             a[~np.isnan(a)].view(np.uint8 if a.itemsize == 1 else f"u{a.itemsize}"),
-            b[~np.isnan(b)].view(np.uint8 if b.itemsize == 1 else f"u{b.itemsize}"))
+            b[~np.isnan(b)].view(np.uint8 if b.itemsize == 1 else f"u{b.itemsize}"),
+        )
     return np.array_equal(a, b)
 
 
@@ -1000,12 +1361,14 @@ def _expected_numeric(obj):
     if not flat:
         return np.zeros(shape, np.float32)
     kind = max(0 if type(v) is bool else 1 if type(v) is int else 2 for v in flat)
-    if kind == 1 and any(not -2 ** 63 <= v < 2 ** 63 for v in flat):
+    if kind == 1 and any(not -(2**63) <= v < 2**63 for v in flat):
         return None
     try:
         with np.errstate(all="ignore"):
-            arr = np.array([float(v) for v in flat] if kind == 2 else flat,
-                           dtype=(np.bool_, np.int64, np.float64)[kind])
+            arr = np.array(
+                [float(v) for v in flat] if kind == 2 else flat,
+                dtype=(np.bool_, np.int64, np.float64)[kind],
+            )
             return arr.astype((np.bool_, np.int64, np.float32)[kind]).reshape(shape)
     except OverflowError:
         return None
@@ -1015,11 +1378,13 @@ def run_tensor_input(label: str, obj, r: Rand) -> str:
     import numpy as np
     import lincore
     import lincore.nn.functional as F
+
     fn = r.pick({"tensor": 5, "as_tensor": 3, "from_numpy": 1})
     dtype = None
     if fn != "from_numpy" and r.chance(0.25):
-        dtype = r.choice([lincore.float32, lincore.float64, lincore.int64, lincore.bool,
-                          "float32", np.float32])
+        dtype = r.choice(
+            [lincore.float32, lincore.float64, lincore.int64, lincore.bool, "float32", np.float32]
+        )
     requires_grad = fn == "tensor" and r.chance(0.05)
     try:
         if fn == "tensor":
@@ -1035,7 +1400,11 @@ def run_tensor_input(label: str, obj, r: Rand) -> str:
     # The tensor exists: everything below must work.
     try:
         if not isinstance(t, lincore.Tensor) or t.dtype not in (
-                lincore.float32, lincore.float64, lincore.int64, lincore.bool):
+            lincore.float32,
+            lincore.float64,
+            lincore.int64,
+            lincore.bool,
+        ):
             raise Violation(f"{fn}() returned {type(t).__name__} {getattr(t, 'dtype', None)}")
         if label == "nested-numeric" and dtype is None and fn != "from_numpy":
             expected = _expected_numeric(obj)
@@ -1070,8 +1439,7 @@ def _load_path() -> str:
     global _LOAD_PATH
     if _LOAD_PATH is None:
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        fd, _LOAD_PATH = tempfile.mkstemp(prefix="lincore-fuzz-", suffix=".safetensors",
-                                          dir=base)
+        fd, _LOAD_PATH = tempfile.mkstemp(prefix="lincore-fuzz-", suffix=".safetensors", dir=base)
         os.close(fd)
     return _LOAD_PATH
 
@@ -1091,10 +1459,12 @@ def run_load_input(label: str, data: bytes, r: Rand) -> str:
     import safetensors
     import safetensors.numpy
     import lincore
+
     how = "reader" if label == "reader" else r.pick({"path": 4, "bytesio": 1})
     if how == "reader":
-        src = BadReader(r.choice(["text", None, 5, FuzzError("read raised"), bytearray(data),
-                                  memoryview(data)]))
+        src = BadReader(
+            r.choice(["text", None, 5, FuzzError("read raised"), bytearray(data), memoryview(data)])
+        )
     elif how == "bytesio":
         src = io.BytesIO(data)
     else:
@@ -1120,10 +1490,13 @@ def run_load_input(label: str, data: bytes, r: Rand) -> str:
     except Exception:
         ref = None
     if out is None:
-        if ref is not None and all(a.dtype in (np.float32, np.float64, np.int64, np.bool_)
-                                   for a in ref.values()):
-            raise Violation("lincore.load refused a file that safetensors.numpy.load reads, "
-                            "with only lincore's dtypes")
+        if ref is not None and all(
+            a.dtype in (np.float32, np.float64, np.int64, np.bool_) for a in ref.values()
+        ):
+            raise Violation(
+                "lincore.load refused a file that safetensors.numpy.load reads, "
+                "with only lincore's dtypes"
+            )
         return outcome
     if ref is None:
         raise Violation("lincore.load accepted a file that safetensors.numpy.load refuses")
@@ -1151,19 +1524,22 @@ def run_load_input(label: str, data: bytes, r: Rand) -> str:
 # The child: the fuzzing loop, a single replay, or writing a reproducer
 # =============================================================================================
 
+
 def child_setup(memory_mb: int, inject: str | None = None) -> None:
     if inject:
         what, at = inject.split(":")
         INJECT.update(what=what, at=int(at))
     import faulthandler
     import warnings
+
     warnings.simplefilter("ignore")
     faulthandler.enable(all_threads=True)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     if memory_mb > 0:
         try:
             import resource
-            limit = memory_mb * 2 ** 20
+
+            limit = memory_mb * 2**20
             if os.environ.get("LINCORE_SANITIZED") == "1":
                 # AddressSanitizer (.ci/sanitize) has already reserved terabytes of shadow address
                 # space, so an absolute cap would only make its next mmap fail at start-up: cap
@@ -1206,21 +1582,28 @@ class Progress:
         self.mm = mmap.mmap(self.f.fileno(), PROGRESS.size)
 
     def write(self, index: int, label: str) -> None:
-        self.mm[:PROGRESS.size] = PROGRESS.pack(index, time.time(), label.encode()[:64])
+        self.mm[: PROGRESS.size] = PROGRESS.pack(index, time.time(), label.encode()[:64])
 
     def read(self) -> tuple[int, str]:
-        index, _, label = PROGRESS.unpack(self.mm[:PROGRESS.size])
+        index, _, label = PROGRESS.unpack(self.mm[: PROGRESS.size])
         return index, label.rstrip(b"\0").decode(errors="replace")
 
 
 def violation_record(target, seed, index, label, message, skip) -> dict:
-    return {"target": target, "seed": seed, "index": index, "label": label,
-            "message": message[:500], "skip": sorted(skip),
-            "replay": replay_command(target, seed, index, skip)}
+    return {
+        "target": target,
+        "seed": seed,
+        "index": index,
+        "label": label,
+        "message": message[:500],
+        "skip": sorted(skip),
+        "replay": replay_command(target, seed, index, skip),
+    }
 
 
 def signature(message: str) -> str:
     import re
+
     return re.sub(r"\d+", "N", message.split(":")[0] + ":" + message)[:120]
 
 
@@ -1229,8 +1612,12 @@ def child_fuzz(args) -> int:
     target, seed, skip = args.target, args.seed, frozenset(args.skip)
     progress = Progress(args.progress)
     deadline = time.monotonic() + args.seconds
-    stats = {"inputs": 0, "exceptions": collections.Counter(), "labels": collections.Counter(),
-             "violations": 0}
+    stats = {
+        "inputs": 0,
+        "exceptions": collections.Counter(),
+        "labels": collections.Counter(),
+        "violations": 0,
+    }
     seen: set[str] = set()
     vpath = os.path.join(args.out, f"violations-{target}.jsonl")
     flushed = time.monotonic()
@@ -1240,8 +1627,10 @@ def child_fuzz(args) -> int:
 
     def flush() -> None:
         with open(args.stats, "w") as f:
-            json.dump({**stats, "exceptions": dict(stats["exceptions"]),
-                       "labels": dict(stats["labels"])}, f)
+            json.dump(
+                {**stats, "exceptions": dict(stats["exceptions"]), "labels": dict(stats["labels"])},
+                f,
+            )
 
     index = args.start
     while time.monotonic() < deadline:
@@ -1268,8 +1657,9 @@ def child_fuzz(args) -> int:
                 seen.add(sig)
                 rec = violation_record(target, seed, index, label, msg, skip)
                 if target == "load":
-                    rec["file"] = os.path.join(args.out, f"violation-load-seed{seed}-i{index}"
-                                                         ".safetensors")
+                    rec["file"] = os.path.join(
+                        args.out, f"violation-load-seed{seed}-i{index}.safetensors"
+                    )
                     with open(rec["file"], "wb") as f:
                         f.write(obj)
                 else:
@@ -1298,6 +1688,7 @@ def child_fuzz(args) -> int:
 def child_atheris(args) -> int:
     """libFuzzer-driven (coverage-guided) fuzzing over the same generators and runners."""
     import atheris
+
     child_setup(args.memory_mb)
     target, skip = args.target, frozenset(args.skip)
     with atheris.instrument_imports():
@@ -1332,13 +1723,30 @@ def child_atheris(args) -> int:
             if sig not in seen and len(seen) < 100:  # the first input of each kind
                 seen.add(sig)
                 with open(vpath, "a") as f:
-                    f.write(json.dumps({"label": label, "message": str(v)[:500],
-                                        "input_hex": data[:4096].hex()}) + "\n")
+                    f.write(
+                        json.dumps(
+                            {
+                                "label": label,
+                                "message": str(v)[:500],
+                                "input_hex": data[:4096].hex(),
+                            }
+                        )
+                        + "\n"
+                    )
 
-    atheris.Setup([sys.argv[0], f"-max_total_time={max(1, int(args.seconds))}",
-                   f"-seed={args.seed % 2 ** 31 + 1}", f"-timeout={int(args.timeout)}",
-                   f"-rss_limit_mb={args.memory_mb or 2048}", "-print_final_stats=1",
-                   f"-artifact_prefix={args.out}{os.sep}", corpus], one)
+    atheris.Setup(
+        [
+            sys.argv[0],
+            f"-max_total_time={max(1, int(args.seconds))}",
+            f"-seed={args.seed % 2**31 + 1}",
+            f"-timeout={int(args.timeout)}",
+            f"-rss_limit_mb={args.memory_mb or 2048}",
+            "-print_final_stats=1",
+            f"-artifact_prefix={args.out}{os.sep}",
+            corpus,
+        ],
+        one,
+    )
     atheris.Fuzz()
     return 0
 
@@ -1352,12 +1760,14 @@ def child_replay(args) -> int:
             raw = f.read()
         if args.engine == "atheris":
             r = BytesRand(raw)
-            label, obj = (gen_tensor_input(r, skip) if target == "tensor"
-                          else gen_load_input(r, skip))
+            label, obj = (
+                gen_tensor_input(r, skip) if target == "tensor" else gen_load_input(r, skip)
+            )
         elif target == "load":
             label, obj, r = "bytes", raw, input_rand(target, 0, 0)
         else:
             import pickle
+
             label, obj = pickle.loads(raw)
             r = input_rand(target, 0, 0)
     else:
@@ -1386,6 +1796,7 @@ def child_dump(args) -> int:
             f.write(safe_repr(obj, 200_000) + "\n")
         try:
             import pickle
+
             blob = pickle.dumps((label, obj), protocol=pickle.HIGHEST_PROTOCOL)
             with open(prefix + ".pickle", "wb") as f:
                 f.write(blob)
@@ -1422,8 +1833,7 @@ def safe_repr(obj, limit: int) -> str:
             if type(x) not in (list, tuple):
                 emit(f"{type(x).__name__}(mode={getattr(x, 'mode', '?')!r})")
             emit(opener)
-            for i, c in enumerate(list.__iter__(x) if isinstance(x, list) else
-                                  tuple.__iter__(x)):
+            for i, c in enumerate(list.__iter__(x) if isinstance(x, list) else tuple.__iter__(x)):
                 if i:
                     emit(", ")
                 walk(c, depth + 1)
@@ -1432,10 +1842,13 @@ def safe_repr(obj, limit: int) -> str:
             return
         try:
             import numpy as np
+
             if isinstance(x, np.ndarray):
-                emit(f"np.ndarray(dtype={x.dtype.str!r}, shape={x.shape}, strides={x.strides}, "
-                     f"aligned={x.flags.aligned}, writeable={x.flags.writeable}, "
-                     f"first values={np.array2string(np.asarray(x.flat[:50]), threshold=50)[:2000]})")
+                emit(
+                    f"np.ndarray(dtype={x.dtype.str!r}, shape={x.shape}, strides={x.strides}, "
+                    f"aligned={x.flags.aligned}, writeable={x.flags.writeable}, "
+                    f"first values={np.array2string(np.asarray(x.flat[:50]), threshold=50)[:2000]})"
+                )
                 return
             s = repr(x)
         except Exception as e:  # noqa: BLE001
@@ -1451,15 +1864,31 @@ def safe_repr(obj, limit: int) -> str:
 # The parent: runs children under the watchdog, writes reproducers, reports
 # =============================================================================================
 
+
 def replay_command(target: str, seed: int, index: int, skip) -> str:
     extra = "".join(f" --skip {s}" for s in sorted(skip))
     return f"python3 tools/fuzz_harness.py --replay {target}:{seed}:{index}{extra}"
 
 
 def child_cmd(args, mode: str, target: str, **kw) -> list[str]:
-    cmd = [sys.executable, HERE, "--child", mode, "--target", target, "--seed", str(args.seed),
-           "--memory-mb", str(args.memory_mb), "--out", args.out, "--timeout", str(args.timeout),
-           "--engine", args.engine]
+    cmd = [
+        sys.executable,
+        HERE,
+        "--child",
+        mode,
+        "--target",
+        target,
+        "--seed",
+        str(args.seed),
+        "--memory-mb",
+        str(args.memory_mb),
+        "--out",
+        args.out,
+        "--timeout",
+        str(args.timeout),
+        "--engine",
+        args.engine,
+    ]
     skip = kw.pop("skip_list", None) or ()
     for k, v in kw.items():
         if v is not None:
@@ -1473,8 +1902,14 @@ def child_cmd(args, mode: str, target: str, **kw) -> list[str]:
     return cmd
 
 
-def watch(cmd: list[str], progress_path: str, timeout: float, log_path: str,
-          startup: float = 120.0, limit: float | None = None) -> dict:
+def watch(
+    cmd: list[str],
+    progress_path: str,
+    timeout: float,
+    log_path: str,
+    startup: float = 120.0,
+    limit: float | None = None,
+) -> dict:
     """Runs cmd; returns {"status": ok|crash|exit|hang, "rc", "signal", "index", "label"}."""
     progress = Progress(progress_path, create=True)
     with open(log_path, "ab") as log:
@@ -1507,8 +1942,13 @@ def watch(cmd: list[str], progress_path: str, timeout: float, log_path: str,
                 finally:
                     proc.kill()
                     proc.wait()
-                return {"status": "hang", "rc": None, "index": index, "label": label,
-                        "stalled_s": round(now - last_change, 1)}
+                return {
+                    "status": "hang",
+                    "rc": None,
+                    "index": index,
+                    "label": label,
+                    "stalled_s": round(now - last_change, 1),
+                }
             time.sleep(0.02)
     finally:
         if proc.poll() is None:
@@ -1532,33 +1972,50 @@ def record_finding(args, target: str, res: dict, skip: frozenset, log_path: str)
     kind = res["status"]  # crash (a signal), hang, or exit (an abnormal exit code)
     prefix = os.path.join(args.out, f"{target}-{kind}-seed{args.seed}-i{index}")
     replay = replay_command(target, args.seed, index, skip)
-    finding = {"target": target, "kind": kind, "index": index, "label": res.get("label"),
-               "signal": res.get("signal"), "rc": res.get("rc"), "seed": args.seed,
-               "skip": sorted(skip), "replay": replay, "report": prefix + ".txt"}
+    finding = {
+        "target": target,
+        "kind": kind,
+        "index": index,
+        "label": res.get("label"),
+        "signal": res.get("signal"),
+        "rc": res.get("rc"),
+        "seed": args.seed,
+        "skip": sorted(skip),
+        "replay": replay,
+        "report": prefix + ".txt",
+    }
     if args.engine == "random" and index >= 0:
         # The reproducer files, written by a separate process (the input is regenerated).
-        dump = child_cmd(args, "dump", target, index=index, dump_prefix=prefix,
-                         skip_list=skip)
+        dump = child_cmd(args, "dump", target, index=index, dump_prefix=prefix, skip_list=skip)
         try:
-            subprocess.run(dump, timeout=120, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            subprocess.run(dump, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             pass
         # Does the input crash / hang on its own, in a fresh process?
         rlog = prefix + ".replay.log"
-        rep = watch(child_cmd(args, "replay", target, index=index, progress=prefix + ".prog",
-                              skip_list=skip),
-                    prefix + ".prog", args.timeout, rlog, limit=args.timeout + 60)
+        rep = watch(
+            child_cmd(
+                args, "replay", target, index=index, progress=prefix + ".prog", skip_list=skip
+            ),
+            prefix + ".prog",
+            args.timeout,
+            rlog,
+            limit=args.timeout + 60,
+        )
         os.unlink(prefix + ".prog")
-        finding["alone"] = {"ok": "no crash or hang alone (state from earlier inputs?)",
-                            "crash": f"crashes alone ({rep.get('signal')})",
-                            "exit": f"exits with code {rep.get('rc')} alone",
-                            "hang": "hangs alone"}[rep["status"]]
+        finding["alone"] = {
+            "ok": "no crash or hang alone (state from earlier inputs?)",
+            "crash": f"crashes alone ({rep.get('signal')})",
+            "exit": f"exits with code {rep.get('rc')} alone",
+            "hang": "hangs alone",
+        }[rep["status"]]
         if rep["status"] == "exit" and rep.get("rc") == 3:
             finding["alone"] = "raises a contract violation alone"
-    files = sorted(p for p in os.listdir(args.out)
-                   if p.startswith(os.path.basename(prefix)) and p != os.path.basename(prefix)
-                   + ".txt")
+    files = sorted(
+        p
+        for p in os.listdir(args.out)
+        if p.startswith(os.path.basename(prefix)) and p != os.path.basename(prefix) + ".txt"
+    )
     finding["files"] = [os.path.join(args.out, p) for p in files]
     with open(prefix + ".txt", "w") as f:
         f.write(f"lincore fuzz finding: {kind} in target {target!r}\n")
@@ -1576,9 +2033,14 @@ def run_target(args, target: str) -> dict:
     deadline = start_time + args.seconds
     skip = frozenset(args.skip)
     start, segment = 0, 0
-    summary = {"target": target, "inputs": 0, "findings": [],
-               "exceptions": collections.Counter(), "labels": collections.Counter(),
-               "violations": 0}
+    summary = {
+        "target": target,
+        "inputs": 0,
+        "findings": [],
+        "exceptions": collections.Counter(),
+        "labels": collections.Counter(),
+        "violations": 0,
+    }
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0.5 and segment > 0:
@@ -1588,10 +2050,23 @@ def run_target(args, target: str) -> dict:
         stats = os.path.join(args.out, f".stats-{target}-{segment}.json")
         log = os.path.join(args.out, f"child-{target}-{segment}.log")
         mode = "atheris" if args.engine == "atheris" else "fuzz"
-        cmd = child_cmd(args, mode, target, start=start, seconds=f"{max(remaining, 1):.2f}",
-                        progress=prog, stats=stats, skip_list=skip)
-        res = watch(cmd, prog, args.timeout + (10 if mode == "atheris" else 0), log,
-                    limit=max(remaining, 1) + args.timeout + 120)
+        cmd = child_cmd(
+            args,
+            mode,
+            target,
+            start=start,
+            seconds=f"{max(remaining, 1):.2f}",
+            progress=prog,
+            stats=stats,
+            skip_list=skip,
+        )
+        res = watch(
+            cmd,
+            prog,
+            args.timeout + (10 if mode == "atheris" else 0),
+            log,
+            limit=max(remaining, 1) + args.timeout + 120,
+        )
         try:
             with open(stats) as f:
                 st = json.load(f)
@@ -1611,29 +2086,43 @@ def run_target(args, target: str) -> dict:
                     summary["violations"] = sum(1 for _ in f)
             except OSError:
                 pass
-            arts = [p for p in os.listdir(args.out)
-                    if p.startswith(("crash-", "timeout-", "oom-", "leak-"))]
+            arts = [
+                p
+                for p in os.listdir(args.out)
+                if p.startswith(("crash-", "timeout-", "oom-", "leak-"))
+            ]
             if res["status"] != "ok" or arts:
-                summary["findings"].append({"target": target, "kind": res["status"],
-                                            "signal": res.get("signal"), "rc": res.get("rc"),
-                                            "artifacts": [os.path.join(args.out, a)
-                                                          for a in arts],
-                                            "log": log})
+                summary["findings"].append(
+                    {
+                        "target": target,
+                        "kind": res["status"],
+                        "signal": res.get("signal"),
+                        "rc": res.get("rc"),
+                        "artifacts": [os.path.join(args.out, a) for a in arts],
+                        "log": log,
+                    }
+                )
             break
         if res["status"] == "ok":
             if os.path.getsize(log) == 0:
                 os.unlink(log)
             break
         if res.get("index", -1) < 0:
-            print(f"[{target}] the fuzzing process failed before its first input "
-                  f"({res}):\n{tail(log)}", flush=True)
+            print(
+                f"[{target}] the fuzzing process failed before its first input "
+                f"({res}):\n{tail(log)}",
+                flush=True,
+            )
             summary["findings"].append({"target": target, "kind": "startup", "log": log})
             break
         finding = record_finding(args, target, res, skip, log)
         summary["findings"].append(finding)
-        print(f"[{target}] {finding['kind'].upper()} at input {finding['index']} "
-              f"({finding['label']}, {finding.get('signal') or finding.get('rc') or ''}): "
-              f"{finding.get('alone', '')}; report {finding['report']}", flush=True)
+        print(
+            f"[{target}] {finding['kind'].upper()} at input {finding['index']} "
+            f"({finding['label']}, {finding.get('signal') or finding.get('rc') or ''}): "
+            f"{finding.get('alone', '')}; report {finding['report']}",
+            flush=True,
+        )
         if len(summary["findings"]) >= args.max_findings:
             print(f"[{target}] stopping after {args.max_findings} findings", flush=True)
             break
@@ -1647,32 +2136,54 @@ def run_target(args, target: str) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="See the module docstring for details.")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring for details.",
+    )
     p.add_argument("--seconds", type=float, default=60.0, help="fuzzing time per target")
     p.add_argument("--target", default="all", choices=TARGETS + ("all",))
     p.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     p.add_argument("--out", default=None, help="reproducers and logs (default: a new temp dir)")
-    p.add_argument("--timeout", type=float, default=10.0,
-                   help="seconds without progress on one input that count as a hang")
-    p.add_argument("--memory-mb", type=int, default=4096,
-                   help="address-space limit of the fuzzing process (0: none)")
-    p.add_argument("--skip", action="append", default=[],
-                   help="a generator label or array layout not to produce, e.g. a known and "
-                   "reported bug (self-ref, huge-broadcast)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds without progress on one input that count as a hang",
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=4096,
+        help="address-space limit of the fuzzing process (0: none)",
+    )
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="a generator label or array layout not to produce, e.g. a known and "
+        "reported bug (self-ref, huge-broadcast)",
+    )
     p.add_argument("--strict", action="store_true", help="contract violations also fail")
     p.add_argument("--max-findings", type=int, default=5, help="per target")
     p.add_argument("--engine", default="random", choices=("random", "atheris"))
     p.add_argument("--replay", default=None, metavar="TARGET:SEED:INDEX")
     p.add_argument("--replay-file", default=None, metavar="FILE")
     # Internal (the child process).
-    p.add_argument("--child", default=None, choices=("fuzz", "atheris", "replay", "dump"),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--child",
+        default=None,
+        choices=("fuzz", "atheris", "replay", "dump"),
+        help=argparse.SUPPRESS,
+    )
     for name in ("--start", "--index"):
         p.add_argument(name, type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--inject", default=None, metavar="WHAT:INDEX",
-                   help="crash|abort|hang on input INDEX: tests the harness itself")
+    p.add_argument(
+        "--inject",
+        default=None,
+        metavar="WHAT:INDEX",
+        help="crash|abort|hang on input INDEX: tests the harness itself",
+    )
     for name in ("--progress", "--stats", "--dump-prefix"):
         p.add_argument(name, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -1680,8 +2191,12 @@ def main(argv=None) -> int:
     if args.child:
         if args.child == "replay" and args.progress:
             Progress(args.progress).write(0, "replay")
-        return {"fuzz": child_fuzz, "atheris": child_atheris, "replay": child_replay,
-                "dump": child_dump}[args.child](args)
+        return {
+            "fuzz": child_fuzz,
+            "atheris": child_atheris,
+            "replay": child_replay,
+            "dump": child_dump,
+        }[args.child](args)
 
     if args.seed is None:
         args.seed = int.from_bytes(os.urandom(4), "little")
@@ -1698,18 +2213,31 @@ def main(argv=None) -> int:
         elif args.target == "all":
             args.target = "load" if args.replay_file.endswith(".safetensors") else "tensor"
         prog = os.path.join(args.out, ".progress-replay")
-        cmd = child_cmd(args, "replay", args.target, index=args.index, progress=prog,
-                        replay_file=os.path.abspath(args.replay_file)
-                        if args.replay_file else None, skip_list=frozenset(args.skip))
+        cmd = child_cmd(
+            args,
+            "replay",
+            args.target,
+            index=args.index,
+            progress=prog,
+            replay_file=os.path.abspath(args.replay_file) if args.replay_file else None,
+            skip_list=frozenset(args.skip),
+        )
         log = os.path.join(args.out, "replay.log")
         res = watch(cmd, prog, args.timeout, log, limit=args.timeout + 60)
         sys.stdout.write(tail(log, 20000))
-        verdict = {"ok": "no crash, no hang", "crash": f"CRASH ({res.get('signal')})",
-                   "hang": f"HANG (no progress for {res.get('stalled_s')} s)",
-                   "exit": f"exit code {res.get('rc')}"}[res["status"]]
+        verdict = {
+            "ok": "no crash, no hang",
+            "crash": f"CRASH ({res.get('signal')})",
+            "hang": f"HANG (no progress for {res.get('stalled_s')} s)",
+            "exit": f"exit code {res.get('rc')}",
+        }[res["status"]]
         print(f"\nreplay verdict: {verdict}")
-        return 0 if res["status"] == "ok" or (res["status"] == "exit" and res["rc"] == 3
-                                              and not args.strict) else 1
+        return (
+            0
+            if res["status"] == "ok"
+            or (res["status"] == "exit" and res["rc"] == 3 and not args.strict)
+            else 1
+        )
 
     if args.engine == "atheris":
         try:
@@ -1717,27 +2245,41 @@ def main(argv=None) -> int:
         except ImportError:
             p.error("--engine atheris needs `pip install atheris`")
     targets = TARGETS if args.target == "all" else (args.target,)
-    print(f"lincore fuzz: targets={','.join(targets)} seconds/target={args.seconds:g} "
-          f"seed={args.seed} engine={args.engine} timeout={args.timeout:g}s out={args.out}",
-          flush=True)
+    print(
+        f"lincore fuzz: targets={','.join(targets)} seconds/target={args.seconds:g} "
+        f"seed={args.seed} engine={args.engine} timeout={args.timeout:g}s out={args.out}",
+        flush=True,
+    )
     summaries = [run_target(args, t) for t in targets]
     failed = False
     for s in summaries:
         top = ", ".join(f"{k} {v}" for k, v in s["exceptions"].most_common(8))
-        print(f"[{s['target']}] {s['inputs']} inputs in {s['seconds']} s ({s['rate']}/s); "
-              f"{len(s['findings'])} crash/hang findings; {s['violations']} contract "
-              f"violations; outcomes: {top}", flush=True)
+        print(
+            f"[{s['target']}] {s['inputs']} inputs in {s['seconds']} s ({s['rate']}/s); "
+            f"{len(s['findings'])} crash/hang findings; {s['violations']} contract "
+            f"violations; outcomes: {top}",
+            flush=True,
+        )
         for f in s["findings"]:
             print(f"    {f['kind']}: {json.dumps(f)}")
         if s["violations"]:
             print(f"    violations: {os.path.join(args.out, 'violations-' + s['target'])}*.jsonl")
         failed |= bool(s["findings"]) or (args.strict and s["violations"] > 0)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump([{**s, "exceptions": dict(s["exceptions"]), "labels": dict(s["labels"])}
-                   for s in summaries], f, indent=1)
+        json.dump(
+            [
+                {**s, "exceptions": dict(s["exceptions"]), "labels": dict(s["labels"])}
+                for s in summaries
+            ],
+            f,
+            indent=1,
+        )
     if failed:
-        print(f"FAIL: crashes, hangs{' or contract violations' if args.strict else ''} found; "
-              f"reproducers in {args.out}", flush=True)
+        print(
+            f"FAIL: crashes, hangs{' or contract violations' if args.strict else ''} found; "
+            f"reproducers in {args.out}",
+            flush=True,
+        )
         return 1
     print("OK: no crash, no hang", flush=True)
     return 0

@@ -1,9 +1,9 @@
 // Layers: the Linear forward, activations, packed-weight caches and whole Sequential stacks.
 // Every compute call releases the GIL.
-#include <string>
-
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+#include <string>
 
 #include "bindings/bindings.h"
 #include "bindings/linear_call.h"
@@ -94,13 +94,11 @@ void register_nn(py::module_& m) {
         "x @ weight.T + bias, never recorded; a TypeError naming the argument that is not a "
         "Tensor (bias may be None)");
 
-  m.def(
-      "linear_recorded",
-      &linear_forward_recorded,
-      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("cache"), py::arg("nodes"),
-      "linear_recorded(x, weight, bias, cache, nodes)\n"
-      "x @ weight.T + bias, recorded in the graph when an input requires grad: the output's "
-      "grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)");
+  m.def("linear_recorded", &linear_forward_recorded, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("cache"), py::arg("nodes"),
+        "linear_recorded(x, weight, bias, cache, nodes)\n"
+        "x @ weight.T + bias, recorded in the graph when an input requires grad: the output's "
+        "grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)");
 
   m.def(
       "activation",
@@ -199,9 +197,8 @@ void register_nn(py::module_& m) {
         }
         return std::move(out);
       },
-      py::arg("params"), py::arg("grads"), py::arg("bufs"), py::arg("lr"),
-      py::arg("weight_decay"), py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"),
-      py::arg("maximize"),
+      py::arg("params"), py::arg("grads"), py::arg("bufs"), py::arg("lr"), py::arg("weight_decay"),
+      py::arg("momentum"), py::arg("dampening"), py::arg("nesterov"), py::arg("maximize"),
       "One torch.optim.SGD step on a group of parameters, all checked first: the momentum "
       "buffers after it (None per parameter without one), or None, changing nothing, when any "
       "item would be refused");
@@ -263,7 +260,8 @@ void register_nn(py::module_& m) {
               g = s.backward(tape, dy, need_dx, need_params);
             }
             py::list params;
-            for (std::size_t i = 0; i < g.dw.size(); ++i) params.append(py::make_tuple(g.dw[i], g.db[i]));
+            for (std::size_t i = 0; i < g.dw.size(); ++i)
+              params.append(py::make_tuple(g.dw[i], g.db[i]));
             return py::make_tuple(g.dx, params);
           },
           py::arg("tape"), py::arg("grad_output"), py::arg("need_dx"), py::arg("need_params"),

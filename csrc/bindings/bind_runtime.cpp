@@ -2,12 +2,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <csignal>
+
 #include "bindings/bindings.h"
 #include "kernels/dispatch.h"
 #include "runtime/random.h"
 #include "runtime/thread_pool.h"
-
-#include <csignal>
 #if defined(__unix__) || defined(__APPLE__)
 #include <signal.h>
 #endif
@@ -39,7 +39,7 @@ void install_interrupt_handler() {
   struct sigaction current;
   if (sigaction(SIGINT, nullptr, &current) != 0) return;
   if (current.sa_flags & SA_SIGINFO && current.sa_sigaction == &on_sigint) return;  // installed
-  if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) return;  // ignored
+  if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) return;    // ignored
   g_previous = current;
   struct sigaction ours = {};
   ours.sa_sigaction = &on_sigint;
@@ -66,30 +66,33 @@ void register_runtime(py::module_& m) {
 
   // The kernels' block sizes, stated once in the kernel files and read from here by the tests,
   // whose shape grids are derived from them (change KC and the edge cases follow).
-  m.def("_kernel_blocking", [] {
-    auto sizes = [](const auto& b) {
-      py::dict d;
-      d["mr"] = b.mr;
-      d["nr"] = b.nr;
-      d["mc"] = b.mc;
-      d["kc"] = b.kc;
-      return d;
-    };
-    py::dict families;
-    for (int i = 0; i < detail::family_count(); ++i) {
-      const detail::KernelFamily& f = detail::family_at(i);
-      py::dict per_dtype;
-      per_dtype["float32"] = sizes(f.f32);
-      per_dtype["float64"] = sizes(f.f64);
-      families[f.name] = per_dtype;
-    }
-    py::dict out;
-    out["families"] = families;
-    out["wide_rows"] = detail::kWideRows;
-    out["wide_panels"] = detail::kWidePanels;
-    return out;
-  }, "Every compiled kernel family's register tile (mr x nr) and cache blocks (mc, kc) per "
-     "dtype, and the row count and panel count of the few-row multi-panel tile");
+  m.def(
+      "_kernel_blocking",
+      [] {
+        auto sizes = [](const auto& b) {
+          py::dict d;
+          d["mr"] = b.mr;
+          d["nr"] = b.nr;
+          d["mc"] = b.mc;
+          d["kc"] = b.kc;
+          return d;
+        };
+        py::dict families;
+        for (int i = 0; i < detail::family_count(); ++i) {
+          const detail::KernelFamily& f = detail::family_at(i);
+          py::dict per_dtype;
+          per_dtype["float32"] = sizes(f.f32);
+          per_dtype["float64"] = sizes(f.f64);
+          families[f.name] = per_dtype;
+        }
+        py::dict out;
+        out["families"] = families;
+        out["wide_rows"] = detail::kWideRows;
+        out["wide_panels"] = detail::kWidePanels;
+        return out;
+      },
+      "Every compiled kernel family's register tile (mr x nr) and cache blocks (mc, kc) per "
+      "dtype, and the row count and panel count of the few-row multi-panel tile");
 }
 
 }  // namespace lincore::bindings

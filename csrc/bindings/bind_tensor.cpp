@@ -18,10 +18,14 @@ namespace {
 
 const char* buffer_format(DType d) {
   switch (d) {
-    case DType::float32: return "f";
-    case DType::float64: return "d";
-    case DType::int64: return "q";
-    case DType::bool_: return "?";
+    case DType::float32:
+      return "f";
+    case DType::float64:
+      return "d";
+    case DType::int64:
+      return "q";
+    case DType::bool_:
+      return "?";
   }
   return "B";
 }
@@ -51,7 +55,8 @@ int tensor_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
   const bool c_contig = t->is_contiguous();
   const bool want_strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES;
   if ((!want_strides || (flags & PyBUF_C_CONTIGUOUS) == PyBUF_C_CONTIGUOUS ||
-       (flags & PyBUF_ANY_CONTIGUOUS) == PyBUF_ANY_CONTIGUOUS) && !c_contig) {
+       (flags & PyBUF_ANY_CONTIGUOUS) == PyBUF_ANY_CONTIGUOUS) &&
+      !c_contig) {
     PyErr_SetString(PyExc_BufferError,
                     "the tensor is not contiguous; call .contiguous() before exporting it");
     return -1;
@@ -173,7 +178,8 @@ void register_tensor(py::module_& m) {
 
   cls.def(py::init<const Tensor&>(), py::arg("other"),
           "Tensor(other) -> a new Tensor object sharing other's storage, shape and dtype")
-      .def_property_readonly("_dtype_code", [](const Tensor& t) { return static_cast<int>(t.dtype()); })
+      .def_property_readonly("_dtype_code",
+                             [](const Tensor& t) { return static_cast<int>(t.dtype()); })
       .def_property_readonly("_shape", [](const Tensor& t) { return to_tuple(t.shape()); })
       .def_property_readonly("_strides", [](const Tensor& t) { return to_tuple(t.strides()); })
       .def_property_readonly("_storage_offset", &Tensor::offset)
@@ -182,7 +188,8 @@ void register_tensor(py::module_& m) {
       .def("dim", &Tensor::dim, "Number of dimensions")
       .def("numel", &Tensor::numel, "Number of elements")
       .def("is_contiguous", &Tensor::is_contiguous)
-      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.raw_data()); })
+      .def("data_ptr",
+           [](const Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.raw_data()); })
       .def("contiguous", &Tensor::contiguous)
       .def("clone", &Tensor::clone)
       .def("_to", [](const Tensor& t, int code) { return t.to(static_cast<DType>(code)); })
@@ -194,9 +201,8 @@ void register_tensor(py::module_& m) {
       .def("flatten", &Tensor::flatten, py::arg("start_dim") = 0, py::arg("end_dim") = -1)
       .def("_copy_from", &Tensor::copy_from)
       .def("_fill", &Tensor::fill)
-      .def("_shares_storage", [](const Tensor& a, const Tensor& b) {
-        return a.storage() == b.storage();
-      });
+      .def("_shares_storage",
+           [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); });
 
   m.def("_empty", [](const Shape& shape, int code) {
     return Tensor::empty(shape, static_cast<DType>(code));

@@ -8,11 +8,11 @@
 // Python method that handles everything; so the two can never disagree on what they accept.
 #include "bindings/linear_call.h"
 
+#include <pybind11/pybind11.h>
+
 #include <cstdint>
 #include <stdexcept>
 #include <utility>
-
-#include <pybind11/pybind11.h>
 
 #include "bindings/bindings.h"
 #include "bindings/record.h"
@@ -37,8 +37,7 @@ py::object run_linear(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pack
 
 }  // namespace
 
-py::object linear_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
-                          PackCache* cache) {
+py::object linear_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, PackCache* cache) {
   std::int64_t x_dims = 0;
   return run_linear(x_obj, w_obj, b_obj, cache, &x_dims);
 }
@@ -60,9 +59,9 @@ namespace {
 // What the method reads besides its arguments, handed over once by make_linear_call and kept
 // for the life of the process (like the module's other statics).
 struct CallContext {
-  PyObject* grad_state;   // lincore._grad_mode._state, a threading.local
-  PyObject* load_epoch;   // lincore.nn.module._load_epoch, a one-element list
-  py::tuple nodes;        // LINEAR_NODES
+  PyObject* grad_state;  // lincore._grad_mode._state, a threading.local
+  PyObject* load_epoch;  // lincore.nn.module._load_epoch, a one-element list
+  py::tuple nodes;       // LINEAR_NODES
   PyTypeObject* tensor_type;
   PyObject* forward_name;
   PyObject* dict_name;
@@ -115,8 +114,7 @@ long load_epoch() {
   return epoch;
 }
 
-PyObject* linear_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
-                      PyObject* kwnames) {
+PyObject* linear_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   if (nargs != 1 || kwnames != nullptr || !PyObject_TypeCheck(args[0], context->tensor_type)) {
     return call_forward(self, args, static_cast<std::size_t>(nargs), kwnames);
   }
@@ -125,7 +123,8 @@ PyObject* linear_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
   // Owned references: another thread may replace self.weight while this one computes without
   // the GIL.
   py::object w, b, pack;
-  for (auto [name, slot] : {std::pair{context->weight_name, &w}, {context->bias_name, &b},
+  for (auto [name, slot] : {std::pair{context->weight_name, &w},
+                            {context->bias_name, &b},
                             {context->pack_name, &pack}}) {
     PyObject* value = PyDict_GetItemWithError(*dict, name);  // borrowed
     if (value == nullptr) {
@@ -139,9 +138,8 @@ PyObject* linear_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
     if (epoch & 1) return call_forward(self, args, 1, nullptr);
     PackCache* cache = instance_of<PackCache>(pack);
     if (cache == nullptr) return call_forward(self, args, 1, nullptr);
-    py::object y = grad_enabled()
-                       ? linear_forward_recorded(x, w, b, cache, context->nodes)
-                       : linear_forward(x, w, b, cache);
+    py::object y = grad_enabled() ? linear_forward_recorded(x, w, b, cache, context->nodes)
+                                  : linear_forward(x, w, b, cache);
     // A load_state_dict overlapped the computation: Linear.forward computes again.
     if (load_epoch() != epoch) return call_forward(self, args, 1, nullptr);
     return y.release().ptr();
@@ -163,17 +161,17 @@ void register_linear_call(py::module_& m) {
       [](py::object grad_state, py::object load_epoch, py::tuple nodes) {
         // A second call (a reload of lincore.nn.linear) replaces the context; the old one is
         // leaked, as a call running without the GIL may still read it.
-        context = new CallContext{grad_state.release().ptr(),
-                                  load_epoch.release().ptr(),
-                                  std::move(nodes),
-                                  reinterpret_cast<PyTypeObject*>(
-                                      py::type::of<Tensor>().release().ptr()),
-                                  interned("forward"),
-                                  interned("__dict__"),
-                                  interned("enabled"),
-                                  interned("weight"),
-                                  interned("bias"),
-                                  interned("_pack")};
+        context =
+            new CallContext{grad_state.release().ptr(),
+                            load_epoch.release().ptr(),
+                            std::move(nodes),
+                            reinterpret_cast<PyTypeObject*>(py::type::of<Tensor>().release().ptr()),
+                            interned("forward"),
+                            interned("__dict__"),
+                            interned("enabled"),
+                            interned("weight"),
+                            interned("bias"),
+                            interned("_pack")};
         // A method descriptor: when a class holds it, calling an instance passes the
         // instance as self with no bound-method object made (CPython's method-descriptor
         // fast path). Its owner type is object, so any instance passes its type check.

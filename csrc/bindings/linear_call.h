@@ -9,8 +9,8 @@
 namespace lincore::bindings {
 
 // x @ weight.T + bias (bias may be None), computed with the GIL released.
-pybind11::object linear_forward(pybind11::handle x, pybind11::handle weight,
-                                pybind11::handle bias, PackCache* cache);
+pybind11::object linear_forward(pybind11::handle x, pybind11::handle weight, pybind11::handle bias,
+                                PackCache* cache);
 
 // The same, recorded in the graph when an input requires grad: the output's grad_fn is
 // nodes[3 * has_bias + node_index_by_dims(x.dim())](x, weight, bias).

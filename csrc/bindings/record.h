@@ -7,10 +7,10 @@
 // and "_requires_grad" = True in its dict.
 #pragma once
 
+#include <pybind11/pybind11.h>
+
 #include <cstddef>
 #include <cstdint>
-
-#include <pybind11/pybind11.h>
 
 namespace lincore::bindings {
 

@@ -68,8 +68,7 @@ int index_of(const std::string& isa) {
     if (isa == kEntries[i].get().name) {
       if (!kEntries[i].supported()) {
         throw std::invalid_argument("cpu capability '" + isa +
-                                    "' is not supported by this CPU; supported: " +
-                                    [] {
+                                    "' is not supported by this CPU; supported: " + [] {
                                       std::string s;
                                       for (const auto& n : supported_capabilities())
                                         s += (s.empty() ? "" : ", ") + n;

@@ -12,7 +12,7 @@ namespace lincore {
 
 // The levels this CPU and build support, best first ("avx512", "avx2", "sse2", "scalar").
 std::vector<std::string> supported_capabilities();
-std::string cpu_capability();                    // the level in use
+std::string cpu_capability();                     // the level in use
 void set_cpu_capability(const std::string& isa);  // std::invalid_argument if unsupported
 
 namespace detail {

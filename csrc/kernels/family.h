@@ -84,19 +84,33 @@ constexpr int kWidePanels = 4;
 // keeps for baseline code (ODR; see gemm_impl.h).
 template <class T>
 static const Blocking<T>& blocking_of(const KernelFamily& f) {
-  if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
+  if constexpr (std::is_same_v<T, float>)
+    return f.f32;
+  else
+    return f.f64;
 }
 template <class T>
 static RunFn<T> run_of(const KernelFamily& f) {
-  if constexpr (std::is_same_v<T, float>) return f.run_f32; else return f.run_f64;
+  if constexpr (std::is_same_v<T, float>)
+    return f.run_f32;
+  else
+    return f.run_f64;
 }
 
 // One per instruction set; each lives in its own translation unit and namespace.
-namespace isa_scalar { const KernelFamily& family(); }
+namespace isa_scalar {
+const KernelFamily& family();
+}
 #if defined(__x86_64__) || defined(_M_X64)
-namespace isa_sse2 { const KernelFamily& family(); }
-namespace isa_avx2 { const KernelFamily& family(); }
-namespace isa_avx512 { const KernelFamily& family(); }
+namespace isa_sse2 {
+const KernelFamily& family();
+}
+namespace isa_avx2 {
+const KernelFamily& family();
+}
+namespace isa_avx512 {
+const KernelFamily& family();
+}
 #endif
 
 }  // namespace lincore::detail

@@ -50,8 +50,8 @@ T activate(T v, Epilogue ep);
 template <class T>
 struct PackedWeight {
   std::int64_t n = 0, k = 0;
-  int nr = 1, kc = 1;  // the family's panel width; the K-slice length (balanced, <= its KC)
-  int family = -1;     // which kernel family packed it (an index into the dispatch table)
+  int nr = 1, kc = 1;       // the family's panel width; the K-slice length (balanced, <= its KC)
+  int family = -1;          // which kernel family packed it (an index into the dispatch table)
   std::shared_ptr<T> data;  // 64-byte aligned
   std::shared_ptr<T> bias;  // npad values, or null when there is no bias
   std::int64_t npad() const { return (n + nr - 1) / nr * nr; }
@@ -68,8 +68,8 @@ struct PackedWeight {
 // (an optimizer step) then packs each strip while it is still in cache.
 using RowWriter = std::function<void(std::int64_t j0, std::int64_t j1)>;
 template <class T>
-PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b, std::int64_t ldw_col = 1, PackedWeight<T> recycled = {},
+PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw, const T* b,
+                          std::int64_t ldw_col = 1, PackedWeight<T> recycled = {},
                           const RowWriter* write_rows = nullptr);
 
 // y = act(x . w^T + b) with w given packed. Same contract as gemm_ref. Splits the work over the
@@ -80,8 +80,8 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
 
 // The same, on the calling thread only (for callers that run their own parallel loop).
 template <class T>
-void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw,
-                     T* y, std::int64_t ldy, Epilogue ep);
+void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
+                     std::int64_t ldy, Epilogue ep);
 
 // y = act(x . w^T + b) with both operands unpacked, given by element strides (row, column):
 // x(i, p) = x[i * ldx_row + p * ldx_col], w(j, p) = w[j * ldw_row + p * ldw_col]; b has n values
@@ -92,8 +92,7 @@ void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedW
 // gemm_run (bitwise the same result as packing w first).
 template <class T>
 void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x,
-                      std::int64_t ldx_row, std::int64_t ldx_col, const T* w,
-                      std::int64_t ldw_row, std::int64_t ldw_col, const T* b, T* y,
-                      std::int64_t ldy, Epilogue ep);
+                      std::int64_t ldx_row, std::int64_t ldx_col, const T* w, std::int64_t ldw_row,
+                      std::int64_t ldw_col, const T* b, T* y, std::int64_t ldy, Epilogue ep);
 
 }  // namespace lincore

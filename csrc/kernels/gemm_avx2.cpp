@@ -39,8 +39,8 @@ inline void transpose8(const float* in, std::int64_t ld, float* out, std::int64_
 void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
               float* dst, std::int64_t jr0, std::int64_t jr1) {
   pack_f32_by_transposes<LANES32 * NV, 8>(n, k, KC, w, ldw, dst, jr0, jr1,
-                                         [](const float* in, std::int64_t ld, float* out,
-                                            std::int64_t ldo) { transpose8(in, ld, out, ldo); });
+                                          [](const float* in, std::int64_t ld, float* out,
+                                             std::int64_t ldo) { transpose8(in, ld, out, ldo); });
 }
 
 const KernelFamily& family() {

@@ -1,13 +1,12 @@
 // gemm_pack and gemm_run: the entry points of the packed-weight GEMM. Packing is ISA-neutral
 // (it only needs the family's NR and KC); the loop nest and micro-kernels run in the family's TU.
+#include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <type_traits>
-
-#include <algorithm>
-#include <atomic>
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
@@ -67,8 +66,8 @@ void assert_contract(const detail::GemmArgs<T>& a, int nr) {
 
 using detail::blocking_of;
 using detail::GemmArgs;
-using detail::stride_aliases_in_l1;
 using detail::run_of;
+using detail::stride_aliases_in_l1;
 
 }  // namespace
 
@@ -79,8 +78,8 @@ constexpr std::int64_t kPackParallelElements = 1 << 15;
 constexpr std::int64_t kWriteStripBytes = 128 << 10;
 
 template <class T>
-PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw,
-                          const T* b, std::int64_t ldw_col, PackedWeight<T> recycled,
+PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw, const T* b,
+                          std::int64_t ldw_col, PackedWeight<T> recycled,
                           const RowWriter* write_rows) {
   assert(n >= 0 && k >= 0);
   assert(n == 0 || k == 0 || w != nullptr);
@@ -101,7 +100,8 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   if constexpr (std::is_same_v<T, float>) {
     if (ldw_col == 1 && ldw != 1) pack_fn = family.pack_f32;
   }
-  const std::int64_t panel_grain = std::max<std::int64_t>(1, kPackParallelElements / (nr * (k + 1)));
+  const std::int64_t panel_grain =
+      std::max<std::int64_t>(1, kPackParallelElements / (nr * (k + 1)));
   auto pack_panels = [&](std::int64_t jr0, std::int64_t jr1) {
     if (pack_fn) {
       pack_fn(n, k, pw.kc, w, ldw, dst, jr0, jr1);
@@ -151,7 +151,7 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
     }
     for (std::int64_t jr = jr0; jr < jr1; jr += strip) {
       const std::int64_t je = std::min(jr1, jr + strip);
-      (*write_rows)(jr * nr, std::min(n, je * nr));
+      (*write_rows)(jr* nr, std::min(n, je * nr));
       pack_panels(jr, je);
     }
   });
@@ -243,8 +243,10 @@ void run_product(const detail::KernelFamily& family, const GemmArgs<T>& a, bool 
   // count.
   const bool packs_x = stride_aliases_in_l1(a.ldx, sizeof(T));
   const bool split_columns = a.m < 4 * mr * nt || (a.n >= a.m && !packs_x);
-  if (split_columns) nt = static_cast<int>(std::min<std::int64_t>(nt, panels));
-  else nt = static_cast<int>(std::min<std::int64_t>(nt, (a.m + mr - 1) / mr));
+  if (split_columns)
+    nt = static_cast<int>(std::min<std::int64_t>(nt, panels));
+  else
+    nt = static_cast<int>(std::min<std::int64_t>(nt, (a.m + mr - 1) / mr));
   if (nt <= 1 && !interruptible) {
     run(a, 0, panels);
     return;
@@ -303,16 +305,15 @@ void gemm_run(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T
 }
 
 template <class T>
-void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw,
-                     T* y, std::int64_t ldy, Epilogue ep) {
+void gemm_run_serial(std::int64_t m, const T* x, std::int64_t ldx, const PackedWeight<T>& pw, T* y,
+                     std::int64_t ldy, Epilogue ep) {
   run_product(detail::family_at(pw.family), packed_args(m, x, ldx, pw, y, ldy, ep), true);
 }
 
 template <class T>
 void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x,
-                      std::int64_t ldx_row, std::int64_t ldx_col, const T* w,
-                      std::int64_t ldw_row, std::int64_t ldw_col, const T* b, T* y,
-                      std::int64_t ldy, Epilogue ep) {
+                      std::int64_t ldx_row, std::int64_t ldx_col, const T* w, std::int64_t ldw_row,
+                      std::int64_t ldw_col, const T* b, T* y, std::int64_t ldy, Epilogue ep) {
   if (m == 0 || n == 0) return;
   GemmArgs<T> a;
   a.m = m;
@@ -360,8 +361,7 @@ void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x
 template void gemm_run_serial<float>(std::int64_t, const float*, std::int64_t,
                                      const PackedWeight<float>&, float*, std::int64_t, Epilogue);
 template void gemm_run_serial<double>(std::int64_t, const double*, std::int64_t,
-                                      const PackedWeight<double>&, double*, std::int64_t,
-                                      Epilogue);
+                                      const PackedWeight<double>&, double*, std::int64_t, Epilogue);
 template void gemm_run_strided<float>(std::int64_t, std::int64_t, std::int64_t, const float*,
                                       std::int64_t, std::int64_t, const float*, std::int64_t,
                                       std::int64_t, const float*, float*, std::int64_t, Epilogue);

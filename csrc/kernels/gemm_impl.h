@@ -83,7 +83,8 @@ LINCORE_INLINE bool in_register(Activation a) {
 constexpr int kPrefetchPanels = 2;
 
 template <class T, int LANES>
-LINCORE_INLINE typename Simd<T, LANES>::V epilogue(typename Simd<T, LANES>::V v, const Epilogue& ep) {
+LINCORE_INLINE typename Simd<T, LANES>::V epilogue(typename Simd<T, LANES>::V v,
+                                                   const Epilogue& ep) {
   using S = Simd<T, LANES>;
   if (ep.act == Activation::relu) {
     for (int l = 0; l < LANES; ++l) S::lane(v, l) = S::lane(v, l) < T(0) ? T(0) : S::lane(v, l);
@@ -118,7 +119,7 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
   using S = Simd<T, LANES>;
   using V = typename S::V;
   constexpr int NR = LANES * NV;
-  constexpr int C = P * NV;  // vectors per row of the tile
+  constexpr int C = P * NV;                 // vectors per row of the tile
   const bool full = P > 1 || nvalid == NR;  // multi-panel tiles only ever cover full panels
   V acc[R * C];  // flat: GCC keeps it in registers more reliably than V[R][C]
   if (first) {
@@ -127,7 +128,10 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
       unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { acc[r * C + c] = b0; });
     });
   } else if (full) {
-    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(y + r * ldy + c * LANES); }); });
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
+      unroll<C>([&](auto c)
+                    LINCORE_INLINE_LAMBDA { acc[r * C + c] = S::load(y + r * ldy + c * LANES); });
+    });
   } else {
     alignas(64) T tmp[P * NR] = {};
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
@@ -152,7 +156,9 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
     }
     V wv[C];
     unroll<P>([&](auto q) LINCORE_INLINE_LAMBDA {
-      unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA { wv[q * NV + v] = S::load(panel + q * pstride + p * ldp + v * LANES); });
+      unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA {
+        wv[q * NV + v] = S::load(panel + q * pstride + p * ldp + v * LANES);
+      });
     });
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
       const T a = COLX ? x[p * ldx + r] : x[r * ldx + p];
@@ -162,11 +168,16 @@ void ukernel(std::int64_t kc, const T* x, std::int64_t ldx, const T* panel, std:
 
   if (last && in_register(ep.act)) {
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
-      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { acc[r * C + c] = epilogue<T, LANES>(acc[r * C + c], ep); });
+      unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA {
+        acc[r * C + c] = epilogue<T, LANES>(acc[r * C + c], ep);
+      });
     });
   }
   if (full) {
-    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { unroll<C>([&](auto c) LINCORE_INLINE_LAMBDA { S::store(y + r * ldy + c * LANES, acc[r * C + c]); }); });
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
+      unroll<C>([&](auto c)
+                    LINCORE_INLINE_LAMBDA { S::store(y + r * ldy + c * LANES, acc[r * C + c]); });
+    });
   } else {
     alignas(64) T tmp[P * NR];
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
@@ -186,8 +197,7 @@ using UkernelFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, std::
 // Row-count instantiations 1..ROWS of one tile shape, so that an edge tile of R rows runs
 // ukernel<R>.
 template <class T, int LANES, int NV, int MR, int P, bool COLX, bool PREFETCH, int... Rs>
-constexpr std::array<UkernelFn<T>, sizeof...(Rs)> ukernel_table(
-    std::integer_sequence<int, Rs...>) {
+constexpr std::array<UkernelFn<T>, sizeof...(Rs)> ukernel_table(std::integer_sequence<int, Rs...>) {
   return {&ukernel<T, LANES, NV, MR, Rs + 1, P, COLX, PREFETCH>...};
 }
 
@@ -264,7 +274,8 @@ void pack_f32_by_transposes(std::int64_t n, std::int64_t k, std::int64_t KC, con
           for (int c = 0; c < NR; c += B) transpose(src + c * ldw + p, ldw, panel + p * NR + c, NR);
       }
       for (std::int64_t c = 0; c < NR; ++c)
-        for (std::int64_t q = p; q < kc; ++q) panel[q * NR + c] = c < cols ? src[c * ldw + q] : 0.0f;
+        for (std::int64_t q = p; q < kc; ++q)
+          panel[q * NR + c] = c < cols ? src[c * ldw + q] : 0.0f;
     }
   }
 }
@@ -373,8 +384,8 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
           // panels (read in place: with so few rows each W value is used by this call only).
           if (NV == 2 && LANES > 1 && !colx && mc <= kWideRows && jr + kWidePanels <= jend &&
               (jr + kWidePanels) * NR <= n) {
-            row_wide[mc - 1](kc, xblock, ldx, panel, pstride, ldp, yblock, ldy, b, first, last,
-                             NR, ep);
+            row_wide[mc - 1](kc, xblock, ldx, panel, pstride, ldp, yblock, ldy, b, first, last, NR,
+                             ep);
             jr += kWidePanels;
             continue;
           }

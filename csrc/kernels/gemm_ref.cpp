@@ -7,13 +7,20 @@ namespace lincore {
 
 const char* activation_name(Activation a) {
   switch (a) {
-    case Activation::none: return "none";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-    case Activation::gelu: return "gelu";
-    case Activation::gelu_tanh: return "gelu_tanh";
+    case Activation::none:
+      return "none";
+    case Activation::relu:
+      return "relu";
+    case Activation::leaky_relu:
+      return "leaky_relu";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::gelu:
+      return "gelu";
+    case Activation::gelu_tanh:
+      return "gelu_tanh";
   }
   return "?";
 }
@@ -21,13 +28,19 @@ const char* activation_name(Activation a) {
 template <class T>
 T activate(T v, Epilogue ep) {
   switch (ep.act) {
-    case Activation::none: return v;
+    case Activation::none:
+      return v;
     // v > 0 ? v : 0 keeps NaN as NaN, like torch.relu.
-    case Activation::relu: return v < T(0) ? T(0) : v;
-    case Activation::leaky_relu: return v < T(0) ? v * T(ep.negative_slope) : v;
-    case Activation::sigmoid: return T(1) / (T(1) + std::exp(-v));
-    case Activation::tanh: return std::tanh(v);
-    case Activation::gelu: return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440)));
+    case Activation::relu:
+      return v < T(0) ? T(0) : v;
+    case Activation::leaky_relu:
+      return v < T(0) ? v * T(ep.negative_slope) : v;
+    case Activation::sigmoid:
+      return T(1) / (T(1) + std::exp(-v));
+    case Activation::tanh:
+      return std::tanh(v);
+    case Activation::gelu:
+      return T(0.5) * v * (T(1) + std::erf(v * T(0.70710678118654752440)));
     case Activation::gelu_tanh: {
       const T c = T(0.79788456080286535588);  // sqrt(2 / pi)
       return T(0.5) * v * (T(1) + std::tanh(c * (v + T(0.044715) * v * v * v)));

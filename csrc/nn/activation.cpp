@@ -48,8 +48,7 @@ void apply(const Tensor& x, Tensor& y, Epilogue ep) {
     if (ep.act == Activation::relu) {
       for (std::int64_t i = i0; i < i1; ++i) dst[i] = select(src[i] < T(0), T(0), src[i]);
     } else if (ep.act == Activation::leaky_relu) {
-      for (std::int64_t i = i0; i < i1; ++i)
-        dst[i] = select(src[i] < T(0), src[i] * slope, src[i]);
+      for (std::int64_t i = i0; i < i1; ++i) dst[i] = select(src[i] < T(0), src[i] * slope, src[i]);
     } else {
       for (std::int64_t i = i0; i < i1; ++i) dst[i] = activate(src[i], ep);
     }
@@ -109,9 +108,12 @@ bool backward_from_output(Epilogue ep) {
   switch (ep.act) {
     case Activation::relu:
     case Activation::sigmoid:
-    case Activation::tanh: return true;
-    case Activation::leaky_relu: return ep.negative_slope >= 0;  // false for NaN too
-    default: return false;
+    case Activation::tanh:
+      return true;
+    case Activation::leaky_relu:
+      return ep.negative_slope >= 0;  // false for NaN too
+    default:
+      return false;
   }
 }
 
@@ -122,17 +124,22 @@ Tensor activation_backward_from_output(const Tensor& dy, const Tensor& y, Epilog
   }
   Tensor dc = dy.contiguous(), yc = y.contiguous();
   Tensor dz = Tensor::empty(y.shape(), y.dtype());
-  if (y.dtype() == DType::float32) apply_backward_from_output<float>(dc, yc, dz, ep);
-  else apply_backward_from_output<double>(dc, yc, dz, ep);
+  if (y.dtype() == DType::float32)
+    apply_backward_from_output<float>(dc, yc, dz, ep);
+  else
+    apply_backward_from_output<double>(dc, yc, dz, ep);
   return dz;
 }
 
 template <class T>
 T activation_derivative(T z, Epilogue ep) {
   switch (ep.act) {
-    case Activation::none: return T(1);
-    case Activation::relu: return z > T(0) ? T(1) : T(0);
-    case Activation::leaky_relu: return z > T(0) ? T(1) : static_cast<T>(ep.negative_slope);
+    case Activation::none:
+      return T(1);
+    case Activation::relu:
+      return z > T(0) ? T(1) : T(0);
+    case Activation::leaky_relu:
+      return z > T(0) ? T(1) : static_cast<T>(ep.negative_slope);
     case Activation::sigmoid: {
       const T s = activate(z, ep);
       return s * (T(1) - s);
@@ -166,8 +173,10 @@ Tensor activation_backward(const Tensor& dy, const Tensor& z, Epilogue ep) {
   }
   Tensor dc = dy.contiguous(), zc = z.contiguous();
   Tensor dz = Tensor::empty(z.shape(), z.dtype());
-  if (z.dtype() == DType::float32) apply_backward<float>(dc, zc, dz, ep);
-  else apply_backward<double>(dc, zc, dz, ep);
+  if (z.dtype() == DType::float32)
+    apply_backward<float>(dc, zc, dz, ep);
+  else
+    apply_backward<double>(dc, zc, dz, ep);
   return dz;
 }
 
@@ -178,7 +187,10 @@ Tensor activation(const Tensor& x, Epilogue ep) {
   }
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
-  if (x.dtype() == DType::float32) apply<float>(xc, y, ep); else apply<double>(xc, y, ep);
+  if (x.dtype() == DType::float32)
+    apply<float>(xc, y, ep);
+  else
+    apply<double>(xc, y, ep);
   return y;
 }
 

@@ -133,7 +133,8 @@ void linear_int64(std::int64_t m, std::int64_t n, std::int64_t k, const std::int
     for (std::int64_t j = 0; j < n; ++j) {
       std::uint64_t acc = b ? static_cast<std::uint64_t>(b[j]) : 0;
       for (std::int64_t p = 0; p < k; ++p) {
-        acc += static_cast<std::uint64_t>(x[i * ldx + p]) * static_cast<std::uint64_t>(wp[j * k + p]);
+        acc +=
+            static_cast<std::uint64_t>(x[i * ldx + p]) * static_cast<std::uint64_t>(wp[j * k + p]);
       }
       y[i * n + j] = static_cast<std::int64_t>(acc);
     }
@@ -216,11 +217,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep, Pa
       break;
     case DType::int64: {
       Tensor bc = b ? b->contiguous() : Tensor::empty({0}, DType::int64);
-      linear_int64(m, n, k, x2.data<std::int64_t>(), ldx, w,
-                   b ? bc.data<std::int64_t>() : nullptr, y.data<std::int64_t>());
+      linear_int64(m, n, k, x2.data<std::int64_t>(), ldx, w, b ? bc.data<std::int64_t>() : nullptr,
+                   y.data<std::int64_t>());
       break;
     }
-    case DType::bool_: break;
+    case DType::bool_:
+      break;
   }
   return y;
 }
@@ -241,8 +243,8 @@ LinearGrads linear_backward_typed(const Tensor& x2, const Tensor& w, const Tenso
     if (n == 0) {
       dx.fill(0.0);
     } else {
-      gemm_run_strided<T>(m, k, n, dy, n, 1, w.data<T>(), w.strides()[1], w.strides()[0],
-                          nullptr, dx.data<T>(), k, Epilogue{});
+      gemm_run_strided<T>(m, k, n, dy, n, 1, w.data<T>(), w.strides()[1], w.strides()[0], nullptr,
+                          dx.data<T>(), k, Epilogue{});
     }
     g.dx = dx;
   }

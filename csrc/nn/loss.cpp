@@ -50,8 +50,8 @@ inline F4 exp_nonpositive(F4 x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const I4 n = __builtin_convertvector(fn, I4);  // in [-150, 0]
-  const I4 n1 = n / 2, n2 = n - n1;               // each >= -75: normal scales
+  const I4 n = __builtin_convertvector(fn, I4);          // in [-150, 0]
+  const I4 n1 = n / 2, n2 = n - n1;                      // each >= -75: normal scales
   const F4 s1 = reinterpret_cast<F4>((n1 + 127) << 23);  // the bits of 2^n1
   const F4 s2 = reinterpret_cast<F4>((n2 + 127) << 23);
   const F4 e = p * s1 * s2;
@@ -63,8 +63,7 @@ inline float exp_nonpositive(float x) { return exp_nonpositive(splat(x))[0]; }
 // One row: the loss (in double) and, when grad is not null, softmax - onehot times scale.
 // e_j = exp(z_j - max) is computed once: the sum (in double), then p_j = e_j / sum. `e` is where
 // the e_j go: grad, or a scratch row.
-double row(const float* z, std::int64_t c, std::int64_t target, float* e, bool grad,
-           double scale) {
+double row(const float* z, std::int64_t c, std::int64_t target, float* e, bool grad, double scale) {
   const std::int64_t c4 = c / 4 * 4;
   // The max of the row (NaN is skipped here and poisons the sum below, as in PyTorch).
   float mx = -std::numeric_limits<float>::infinity();
@@ -162,23 +161,22 @@ CrossEntropy cross_entropy(const Tensor& logits, const Tensor& target, Reduction
     }
   }
   CrossEntropy out;
-  out.loss = reduction == Reduction::none ? Tensor::empty({n}, z.dtype())
-                                          : Tensor::empty({}, z.dtype());
+  out.loss =
+      reduction == Reduction::none ? Tensor::empty({n}, z.dtype()) : Tensor::empty({}, z.dtype());
   if (need_grad) out.grad = Tensor::empty({n, c}, z.dtype());
   double total = 0;
   if (z.dtype() == DType::float32) {
     rows<float>(z, t, reduction, reduction == Reduction::none ? out.loss.data<float>() : nullptr,
                 need_grad ? out.grad.data<float>() : nullptr, total);
   } else {
-    rows<double>(z, t, reduction,
-                 reduction == Reduction::none ? out.loss.data<double>() : nullptr,
+    rows<double>(z, t, reduction, reduction == Reduction::none ? out.loss.data<double>() : nullptr,
                  need_grad ? out.grad.data<double>() : nullptr, total);
   }
   if (reduction != Reduction::none) {
-    const double v = reduction == Reduction::mean
-                         ? (n > 0 ? total / static_cast<double>(n)
-                                  : std::numeric_limits<double>::quiet_NaN())
-                         : total;
+    const double v =
+        reduction == Reduction::mean
+            ? (n > 0 ? total / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN())
+            : total;
     out.loss.fill(v);
   }
   return out;

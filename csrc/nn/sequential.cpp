@@ -52,8 +52,10 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
     T* out = last ? y : scratch<T>(static_cast<int>(i % 2), static_cast<std::size_t>(m * op.width));
     const std::int64_t ldout = last ? ldy : op.width;
     if (op.pw) {
-      if (serial) gemm_run_serial<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
-      else gemm_run<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
+      if (serial)
+        gemm_run_serial<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
+      else
+        gemm_run<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
     } else {
       for (std::int64_t r = 0; r < m; ++r)
         for (std::int64_t c = 0; c < op.width; ++c)
@@ -84,8 +86,7 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
         s.weight.size(1) != width || (s.bias && s.bias->dtype() != x.dtype())) {
       return false;
     }
-    Op<T> op{s.cache->get<T>(s.weight, s.bias ? &*s.bias : nullptr), Epilogue{},
-             s.weight.size(0)};
+    Op<T> op{s.cache->get<T>(s.weight, s.bias ? &*s.bias : nullptr), Epilogue{}, s.weight.size(0)};
     if (i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation) {
       op.ep = steps_[++i].ep;
     }
@@ -116,7 +117,10 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
   // barrier per layer).
   const auto& blk = [&]() -> const detail::Blocking<T>& {
     const auto& f = detail::active_family();
-    if constexpr (std::is_same_v<T, float>) return f.f32; else return f.f64;
+    if constexpr (std::is_same_v<T, float>)
+      return f.f32;
+    else
+      return f.f64;
   }();
   const int threads = get_num_threads();
   std::int64_t weight_bytes = 0;
@@ -170,7 +174,8 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
     check_interrupt();
     const Step& s = steps_[i];
     switch (s.kind) {
-      case Step::Kind::identity: break;
+      case Step::Kind::identity:
+        break;
       case Step::Kind::flatten: {
         Tensor out = x.flatten(s.start_dim, s.end_dim);
         tape.entries.push_back({i, std::move(x), std::nullopt, std::nullopt, Epilogue{}});
@@ -231,9 +236,14 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
     const Step& s = steps_[entry.step];
     const bool first = e == 0;
     switch (s.kind) {
-      case Step::Kind::identity: break;
-      case Step::Kind::flatten: g = g.reshape(entry.input.shape()); break;
-      case Step::Kind::activation: g = activation_backward(g, entry.input, s.ep); break;
+      case Step::Kind::identity:
+        break;
+      case Step::Kind::flatten:
+        g = g.reshape(entry.input.shape());
+        break;
+      case Step::Kind::activation:
+        g = activation_backward(g, entry.input, s.ep);
+        break;
       case Step::Kind::linear: {
         if (entry.z) g = activation_backward(g, *entry.z, entry.ep);
         if (entry.y) g = activation_backward_from_output(g, *entry.y, entry.ep);
@@ -264,9 +274,14 @@ Tensor Sequential::forward(const Tensor& input) const {
     check_interrupt();
     const Step& s = steps_[i];
     switch (s.kind) {
-      case Step::Kind::identity: break;
-      case Step::Kind::flatten: x = x.flatten(s.start_dim, s.end_dim); break;
-      case Step::Kind::activation: x = activation(x, s.ep); break;
+      case Step::Kind::identity:
+        break;
+      case Step::Kind::flatten:
+        x = x.flatten(s.start_dim, s.end_dim);
+        break;
+      case Step::Kind::activation:
+        x = activation(x, s.ep);
+        break;
       case Step::Kind::linear: {
         Epilogue ep;
         const bool fuse = i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation &&

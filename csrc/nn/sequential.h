@@ -28,11 +28,11 @@ struct Step {
 // activation then runs fused in the Linear's kernel).
 struct Tape {
   struct Entry {
-    std::size_t step;            // index into the Sequential's steps
-    Tensor input;                // what the step received (its shape, for Flatten)
-    std::optional<Tensor> z;     // Linear + activation: the Linear's output before the activation
-    std::optional<Tensor> y;     // ... or the output after it
-    Epilogue ep;                 // that activation
+    std::size_t step;         // index into the Sequential's steps
+    Tensor input;             // what the step received (its shape, for Flatten)
+    std::optional<Tensor> z;  // Linear + activation: the Linear's output before the activation
+    std::optional<Tensor> y;  // ... or the output after it
+    Epilogue ep;              // that activation
   };
   std::vector<Entry> entries;
 };

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <stdexcept>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "nn/linear.h"
 #include "runtime/thread_pool.h"
@@ -88,16 +88,17 @@ bool overlaps(const Tensor& a, const Tensor& b) {
 void check(const Tensor& t, const Tensor& p, const char* what) {
   if (t.shape() != p.shape() || t.dtype() != p.dtype() || !t.is_contiguous()) {
     throw std::invalid_argument(std::string("sgd_step: ") + what + " must be a contiguous " +
-                                dtype_name(p.dtype()) + " tensor of shape " +
-                                shape_str(p.shape()) + ", got " + dtype_name(t.dtype()) + " " +
-                                shape_str(t.shape()));
+                                dtype_name(p.dtype()) + " tensor of shape " + shape_str(p.shape()) +
+                                ", got " + dtype_name(t.dtype()) + " " + shape_str(t.shape()));
   }
 }
 
 // Whether sgd_step(p, grad, buf, ...) would run without throwing (buf null: a first step, for
 // which a fresh buffer is made).
 bool accepts(const Tensor& p, const Tensor& grad, const Tensor* buf, const SgdOptions& o) {
-  const auto same = [&](const Tensor& t) { return t.shape() == p.shape() && t.dtype() == p.dtype(); };
+  const auto same = [&](const Tensor& t) {
+    return t.shape() == p.shape() && t.dtype() == p.dtype();
+  };
   if (!is_floating_point(p.dtype()) || !p.is_contiguous() || !p.writable() || !same(grad)) {
     return false;
   }
@@ -143,9 +144,8 @@ bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o) {
   for (const SgdItem& it : items) {
     if (it.param.numel() > 0) by_address.push_back(&it.param);  // (an empty one changes nothing)
   }
-  std::sort(by_address.begin(), by_address.end(), [](const Tensor* a, const Tensor* b) {
-    return a->raw_data() < b->raw_data();
-  });
+  std::sort(by_address.begin(), by_address.end(),
+            [](const Tensor* a, const Tensor* b) { return a->raw_data() < b->raw_data(); });
   for (std::size_t i = 1; i < by_address.size(); ++i) {
     if (overlaps(*by_address[i - 1], *by_address[i])) return false;
   }
@@ -180,11 +180,10 @@ bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o) {
         bias = &other.param;
       }
     }
-    const bool fused =
-        (bias_data == nullptr || bias != nullptr) &&
-        (it.param.dtype() == DType::float32
-             ? step_and_pack<float>(it, *cache, bias, firsts[i], o)
-             : step_and_pack<double>(it, *cache, bias, firsts[i], o));
+    const bool fused = (bias_data == nullptr || bias != nullptr) &&
+                       (it.param.dtype() == DType::float32
+                            ? step_and_pack<float>(it, *cache, bias, firsts[i], o)
+                            : step_and_pack<double>(it, *cache, bias, firsts[i], o));
     if (!fused) sgd_step(it.param, it.grad, o.momentum != 0 ? &*it.buf : nullptr, firsts[i], o);
   }
   return true;
@@ -192,8 +191,9 @@ bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o) {
 
 void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdOptions& o) {
   if (!is_floating_point(p.dtype()) || !p.is_contiguous()) {
-    throw std::invalid_argument("sgd_step: the parameter must be a contiguous floating point "
-                                "tensor");
+    throw std::invalid_argument(
+        "sgd_step: the parameter must be a contiguous floating point "
+        "tensor");
   }
   p.check_writable("sgd_step");
   const Tensor g = readable_grad(grad, p);
@@ -202,16 +202,17 @@ void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdO
     if (!buf) throw std::invalid_argument("sgd_step: momentum needs a buffer");
     check(*buf, p, "the momentum buffer");
     if (overlaps(*buf, p) || overlaps(*buf, g)) {
-      throw std::invalid_argument("sgd_step: the momentum buffer shares memory with the "
-                                  "parameter or its gradient");
+      throw std::invalid_argument(
+          "sgd_step: the momentum buffer shares memory with the "
+          "parameter or its gradient");
     }
   }
   if (p.dtype() == DType::float32) {
     step<float>(p.data<float>(), g.data<float>(), buf ? buf->data<float>() : nullptr, p.numel(),
                 first, o);
   } else {
-    step<double>(p.data<double>(), g.data<double>(), buf ? buf->data<double>() : nullptr,
-                 p.numel(), first, o);
+    step<double>(p.data<double>(), g.data<double>(), buf ? buf->data<double>() : nullptr, p.numel(),
+                 first, o);
   }
   p.storage()->bump_version();
   if (buf) buf->storage()->bump_version();

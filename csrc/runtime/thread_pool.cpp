@@ -112,7 +112,7 @@ class Pool {
 
 std::mutex g_config_mutex;
 std::atomic<int> g_num_threads{0};  // 0: not yet read from the environment
-std::shared_ptr<Pool> g_pool;  // created on first parallel use; replaced on resize
+std::shared_ptr<Pool> g_pool;       // created on first parallel use; replaced on resize
 
 void forget_pool_in_child() {
   // The workers do not exist in the child; the old pool is leaked on purpose (joining or

@@ -10,10 +10,14 @@ enum class DType : std::uint8_t { float32, float64, int64, bool_ };
 
 constexpr std::size_t itemsize(DType d) {
   switch (d) {
-    case DType::float32: return 4;
-    case DType::float64: return 8;
-    case DType::int64: return 8;
-    case DType::bool_: return 1;
+    case DType::float32:
+      return 4;
+    case DType::float64:
+      return 8;
+    case DType::int64:
+      return 8;
+    case DType::bool_:
+      return 1;
   }
   return 0;
 }
@@ -24,10 +28,23 @@ constexpr bool is_floating_point(DType d) { return d == DType::float32 || d == D
 const char* dtype_name(DType d);
 const char* dtype_short_name(DType d);
 
-template <class T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::float32; }
-template <> constexpr DType dtype_of<double>() { return DType::float64; }
-template <> constexpr DType dtype_of<std::int64_t>() { return DType::int64; }
-template <> constexpr DType dtype_of<bool>() { return DType::bool_; }
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::float32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::float64;
+}
+template <>
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::int64;
+}
+template <>
+constexpr DType dtype_of<bool>() {
+  return DType::bool_;
+}
 
 }  // namespace lincore

@@ -27,8 +27,8 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
 
 Storage::~Storage() { aligned_free(block_); }
 
-std::shared_ptr<Storage> Storage::borrow(void* data, std::size_t nbytes, std::shared_ptr<void> owner,
-                                         bool writable) {
+std::shared_ptr<Storage> Storage::borrow(void* data, std::size_t nbytes,
+                                         std::shared_ptr<void> owner, bool writable) {
   return std::make_shared<Storage>(data, nbytes, std::move(owner), writable, nullptr);
 }
 

@@ -1,6 +1,6 @@
 // A shared, reference-counted block of bytes. Our own allocations come from aligned_allocate
-// (runtime/aligned_alloc.h), 64-byte aligned, so that kernels can use aligned vector loads; foreign memory (a numpy array) is borrowed with
-// an owner handle that keeps it alive.
+// (runtime/aligned_alloc.h), 64-byte aligned, so that kernels can use aligned vector loads; foreign
+// memory (a numpy array) is borrowed with an owner handle that keeps it alive.
 #pragma once
 
 #include <atomic>
@@ -17,8 +17,8 @@ class Storage {
   static std::shared_ptr<Storage> allocate(std::size_t nbytes);
   // Borrows memory owned elsewhere; `owner` is released when the last tensor view goes away.
   // Writable borrowed memory can be written by its owner at any time, unseen by version().
-  static std::shared_ptr<Storage> borrow(void* data, std::size_t nbytes, std::shared_ptr<void> owner,
-                                         bool writable);
+  static std::shared_ptr<Storage> borrow(void* data, std::size_t nbytes,
+                                         std::shared_ptr<void> owner, bool writable);
 
   void* data() const { return data_; }
   std::size_t nbytes() const { return nbytes_; }
@@ -53,7 +53,10 @@ class Storage {
   // with the storage; null for borrowed memory, which `owner` keeps alive.
   Storage(void* data, std::size_t nbytes, std::shared_ptr<void> owner, bool writable,
           void* owned_block)
-      : data_(data), nbytes_(nbytes), owner_(std::move(owner)), writable_(writable),
+      : data_(data),
+        nbytes_(nbytes),
+        owner_(std::move(owner)),
+        writable_(writable),
         block_(owned_block) {}
   ~Storage();
   Storage(const Storage&) = delete;

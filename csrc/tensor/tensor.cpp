@@ -64,9 +64,10 @@ Shape infer_shape(const Shape& requested, std::int64_t numel) {
   }
   if (infer_at >= 0) {
     if (known == 0) {
-      throw std::runtime_error("cannot reshape tensor of " + std::to_string(numel) +
-                               " elements into shape " + shape_str(requested) +
-                               " because the unspecified dimension size -1 can be any value and is ambiguous");
+      throw std::runtime_error(
+          "cannot reshape tensor of " + std::to_string(numel) + " elements into shape " +
+          shape_str(requested) +
+          " because the unspecified dimension size -1 can be any value and is ambiguous");
     }
     if (numel % known == 0) {
       shape[infer_at] = numel / known;
@@ -307,10 +308,14 @@ void copy_typed(const Tensor& dst, const Tensor& src) {
 template <class D>
 void copy_to(const Tensor& dst, const Tensor& src) {
   switch (src.dtype()) {
-    case DType::float32: return copy_typed<D, float>(dst, src);
-    case DType::float64: return copy_typed<D, double>(dst, src);
-    case DType::int64: return copy_typed<D, std::int64_t>(dst, src);
-    case DType::bool_: return copy_typed<D, bool>(dst, src);
+    case DType::float32:
+      return copy_typed<D, float>(dst, src);
+    case DType::float64:
+      return copy_typed<D, double>(dst, src);
+    case DType::int64:
+      return copy_typed<D, std::int64_t>(dst, src);
+    case DType::bool_:
+      return copy_typed<D, bool>(dst, src);
   }
 }
 
@@ -326,10 +331,18 @@ void Tensor::copy_from(const Tensor& src) {
     std::memmove(raw_data(), src.raw_data(), static_cast<std::size_t>(numel_) * itemsize(dtype_));
   } else {
     switch (dtype_) {
-      case DType::float32: copy_to<float>(*this, src); break;
-      case DType::float64: copy_to<double>(*this, src); break;
-      case DType::int64: copy_to<std::int64_t>(*this, src); break;
-      case DType::bool_: copy_to<bool>(*this, src); break;
+      case DType::float32:
+        copy_to<float>(*this, src);
+        break;
+      case DType::float64:
+        copy_to<double>(*this, src);
+        break;
+      case DType::int64:
+        copy_to<std::int64_t>(*this, src);
+        break;
+      case DType::bool_:
+        copy_to<bool>(*this, src);
+        break;
     }
   }
   storage_->bump_version();

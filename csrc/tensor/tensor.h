@@ -43,7 +43,10 @@ class Tensor {
   bool writable() const { return storage_->writable(); }
 
   void* raw_data() const;
-  template <class T> T* data() const { return static_cast<T*>(raw_data()); }
+  template <class T>
+  T* data() const {
+    return static_cast<T*>(raw_data());
+  }
 
   // Views.
   Tensor view(const Shape& shape) const;     // throws std::runtime_error when strides forbid it

@@ -1,9 +1,9 @@
 """lincore: a compiled C++ engine for dense Linear layers, with PyTorch's Python API.
 
-    import lincore
-    import lincore.nn as nn
-    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
-    y = model(lincore.randn(16, 8))
+import lincore
+import lincore.nn as nn
+model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+y = model(lincore.randn(16, 8))
 """
 
 from . import _core
@@ -12,8 +12,22 @@ from ._core import cpu_capability, get_num_threads, initial_seed, manual_seed, s
 from ._core import supported_cpu_capabilities
 from ._core import Tensor
 from ._creation import (
-    arange, as_tensor, empty, empty_like, from_numpy, full, full_like, ones, ones_like, rand,
-    rand_like, randn, randn_like, tensor, zeros, zeros_like,
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    from_numpy,
+    full,
+    full_like,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
 )
 from ._dtype import Size, bool_, dtype, float32, float64, int64
 from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
@@ -34,12 +48,47 @@ bool = bool_
 __version__ = _core.__version__  # pyproject.toml's version, compiled in
 
 __all__ = [
-    "Size", "Tensor", "arange", "as_tensor", "bool", "cpu_capability", "double", "dtype",
-    "empty", "empty_like", "enable_grad", "float", "float32", "float64", "from_numpy", "full",
-    "full_like", "get_num_threads", "get_printoptions", "inference_mode", "initial_seed",
-    "int64", "is_grad_enabled", "long", "manual_seed", "matmul", "nn", "no_grad", "ones", "optim",
-    "ones_like", "rand", "rand_like", "randn", "randn_like", "set_grad_enabled",
-    "set_num_threads", "set_printoptions", "supported_cpu_capabilities", "tensor", "zeros",
+    "Size",
+    "Tensor",
+    "arange",
+    "as_tensor",
+    "bool",
+    "cpu_capability",
+    "double",
+    "dtype",
+    "empty",
+    "empty_like",
+    "enable_grad",
+    "float",
+    "float32",
+    "float64",
+    "from_numpy",
+    "full",
+    "full_like",
+    "get_num_threads",
+    "get_printoptions",
+    "inference_mode",
+    "initial_seed",
+    "int64",
+    "is_grad_enabled",
+    "long",
+    "manual_seed",
+    "matmul",
+    "nn",
+    "no_grad",
+    "ones",
+    "optim",
+    "ones_like",
+    "rand",
+    "rand_like",
+    "randn",
+    "randn_like",
+    "set_grad_enabled",
+    "set_num_threads",
+    "set_printoptions",
+    "supported_cpu_capabilities",
+    "tensor",
+    "zeros",
     "zeros_like",
 ]
 

@@ -127,9 +127,13 @@ class AccumulateGrad(Node):
     def _accumulate(self, grad: Any) -> None:
         v = self.variable
         d = v.__dict__
-        if (d.get("_grad") is None and isinstance(grad, Tensor)
-                and grad._dtype_code == v._dtype_code and grad._shape == v._shape
-                and grad.is_contiguous()):
+        if (
+            d.get("_grad") is None
+            and isinstance(grad, Tensor)
+            and grad._dtype_code == v._dtype_code
+            and grad._shape == v._shape
+            and grad.is_contiguous()
+        ):
             # A fresh tensor from a C++ backward, delivered to this leaf alone: adopt it (its
             # shape and dtype are checked above, which is all the .grad setter checks).
             d["_grad"] = grad
@@ -159,6 +163,7 @@ def node_class(name: str, base: type = Node) -> type:
 # The hot checks below read a tensor's instance dict directly ("_requires_grad", "grad_fn"): the
 # properties cost several times more, and every recorded op runs them per input.
 
+
 def edge_of(t: Any) -> Node | None:
     """Where a gradient for t goes: its grad_fn, its AccumulateGrad, or nowhere."""
     if not isinstance(t, Tensor):
@@ -185,8 +190,12 @@ def needs_grad(*tensors: Any) -> bool:
     return False
 
 
-def record(out: Tensor, name: str, inputs: Sequence[Any],
-           backward_fn: Callable[[np.ndarray], Sequence[Any]]) -> Tensor:
+def record(
+    out: Tensor,
+    name: str,
+    inputs: Sequence[Any],
+    backward_fn: Callable[[np.ndarray], Sequence[Any]],
+) -> Tensor:
     """Makes `out` the result of a recorded op: out.grad_fn = <name>(inputs, backward_fn)."""
     out.__dict__["grad_fn"] = node_class(name)(inputs, backward_fn)
     out.__dict__["_requires_grad"] = True
@@ -210,15 +219,15 @@ def unbroadcast(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None = None) -> None:
     """root.backward(gradient): accumulates d(root)/d(leaf) into every leaf's .grad."""
     if not root.requires_grad:
-        raise RuntimeError("element 0 of tensors does not require grad and does not have a "
-                           "grad_fn")
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if gradient is None:
         if root.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         grad = np.ones(tuple(root._shape), dtype=root.dtype._np)
     else:
-        grad = np.asarray(as_array(gradient) if isinstance(gradient, Tensor) else gradient,
-                          dtype=root.dtype._np)
+        grad = np.asarray(
+            as_array(gradient) if isinstance(gradient, Tensor) else gradient, dtype=root.dtype._np
+        )
         if grad.shape != tuple(root._shape):
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[0] has a shape of {list(grad.shape)} and "
@@ -271,7 +280,8 @@ def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None =
                 if prev is None:
                     pending[id(nxt)] = gi
                 else:
-                    pending[id(nxt)] = (as_array(prev) if isinstance(prev, Tensor) else prev) + \
-                        (as_array(gi) if isinstance(gi, Tensor) else gi)
+                    pending[id(nxt)] = (as_array(prev) if isinstance(prev, Tensor) else prev) + (
+                        as_array(gi) if isinstance(gi, Tensor) else gi
+                    )
     finally:
         set_grad_enabled_flag(was_enabled)

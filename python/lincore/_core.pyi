@@ -69,7 +69,12 @@ class Tensor:
     @property
     def is_leaf(self) -> bool: ...
     def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor: ...
-    def backward(self, gradient: Any = None, retain_graph: builtins.bool | None = None, create_graph: builtins.bool = False) -> None: ...
+    def backward(
+        self,
+        gradient: Any = None,
+        retain_graph: builtins.bool | None = None,
+        create_graph: builtins.bool = False,
+    ) -> None: ...
     def detach(self) -> Tensor: ...
     @property
     def data(self) -> Tensor: ...
@@ -137,15 +142,26 @@ class Tensor:
     def abs(self) -> Tensor: ...
     def __matmul__(self, other: Any) -> Tensor: ...
     def __rmatmul__(self, other: Any) -> Tensor: ...
-    def sum(self, dim: Any = None, keepdim: builtins.bool = False, *, dtype: _dtype.dtype | None = None) -> Tensor: ...
-    def mean(self, dim: Any = None, keepdim: builtins.bool = False, *, dtype: _dtype.dtype | None = None) -> Tensor: ...
+    def sum(
+        self, dim: Any = None, keepdim: builtins.bool = False, *, dtype: _dtype.dtype | None = None
+    ) -> Tensor: ...
+    def mean(
+        self, dim: Any = None, keepdim: builtins.bool = False, *, dtype: _dtype.dtype | None = None
+    ) -> Tensor: ...
     def max(self, dim: Any = None, keepdim: builtins.bool = False) -> Any: ...
     def min(self, dim: Any = None, keepdim: builtins.bool = False) -> Any: ...
     def argmax(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor: ...
     def argmin(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor: ...
     def __abs__(self) -> Tensor: ...
     def __reduce_ex__(self, protocol: Any) -> tuple: ...
-    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None, copy: builtins.bool | None = None) -> Any: ...
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: Any = None,
+        dl_device: Any = None,
+        copy: builtins.bool | None = None,
+    ) -> Any: ...
     def __dlpack_device__(self) -> tuple[int, int]: ...
 
 class PackCache:
@@ -158,17 +174,36 @@ class PackCache:
     def packs_built(self) -> int:
         """how many packs this cache has built"""
 
-def cross_entropy(logits: Tensor, target: Tensor, reduction: int, need_grad: bool
-                  ) -> tuple[Tensor, Tensor | None]:
+def cross_entropy(
+    logits: Tensor, target: Tensor, reduction: int, need_grad: bool
+) -> tuple[Tensor, Tensor | None]:
     """(loss, dloss/dlogits or None) of cross-entropy over class indices; reduction 0 none, 1 mean, 2 sum"""
 
-def sgd_step(param: Tensor, grad: Tensor, buf: Tensor | None, first: bool, lr: float,
-             weight_decay: float, momentum: float, dampening: float, nesterov: bool,
-             maximize: bool) -> None:
+def sgd_step(
+    param: Tensor,
+    grad: Tensor,
+    buf: Tensor | None,
+    first: bool,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    maximize: bool,
+) -> None:
     """One torch.optim.SGD step on one parameter, in place"""
-def sgd_step_group(params: list, grads: list, bufs: list, lr: float, weight_decay: float,
-                   momentum: float, dampening: float, nesterov: bool,
-                   maximize: bool) -> object:
+
+def sgd_step_group(
+    params: list,
+    grads: list,
+    bufs: list,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    maximize: bool,
+) -> object:
     """One torch.optim.SGD step on a group of parameters, all checked first: the momentum buffers after it (None per parameter without one), or None, changing nothing, when any item would be refused"""
 
 class Tape:
@@ -183,41 +218,62 @@ class SequentialPlan:
     def forward(self, x: Tensor) -> Tensor: ...
     def forward_recorded(self, x: Tensor, params: list[Any], nodes: tuple[Any, ...]) -> Tensor:
         """The forward, recorded in the graph when x or a parameter requires grad: the output's grad_fn is nodes[min(y.dim(), 3) - 1](plan, x, params, tape, need), need saying which params require grad"""
-    def backward(self, tape: Tape, grad_output: Tensor, need_dx: builtins.bool,
-                 need_params: list[builtins.bool]) -> tuple[Tensor | None, list[tuple[Any, Any]]]:
+    def backward(
+        self,
+        tape: Tape,
+        grad_output: Tensor,
+        need_dx: builtins.bool,
+        need_params: list[builtins.bool],
+    ) -> tuple[Tensor | None, list[tuple[Any, Any]]]:
         """(dx, [(dw, db) per Linear]): the whole stack's backward in one call"""
 
 def _empty(arg0: Sequence[int], arg1: int, /) -> Tensor: ...
 def _zeros(arg0: Sequence[int], arg1: int, /) -> Tensor: ...
 def _full(arg0: Sequence[int], arg1: float, arg2: int, /) -> Tensor: ...
 def _from_buffer(obj: Buffer) -> Tensor: ...
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, act: int = 0,
-           negative_slope: float = 0.01, cache: PackCache | None = None) -> Tensor:
+def linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    act: int = 0,
+    negative_slope: float = 0.01,
+    cache: PackCache | None = None,
+) -> Tensor:
     """(*, in_features) -> (*, out_features): act(x @ weight.T + bias)"""
+
 def linear_unrecorded(x: Any, weight: Any, bias: Any, cache: PackCache | None) -> Any:
     """linear_unrecorded(x, weight, bias, cache)
     x @ weight.T + bias, never recorded; a TypeError naming the argument that is not a Tensor (bias may be None)"""
-def linear_recorded(x: Any, weight: Any, bias: Any, cache: PackCache | None,
-                    nodes: tuple[Any, ...]) -> Any:
+
+def linear_recorded(
+    x: Any, weight: Any, bias: Any, cache: PackCache | None, nodes: tuple[Any, ...]
+) -> Any:
     """linear_recorded(x, weight, bias, cache, nodes)
     x @ weight.T + bias, recorded in the graph when an input requires grad: the output's grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)"""
+
 def make_linear_call(grad_state: Any, load_epoch: Any, nodes: tuple[Any, ...]) -> Any:
     """make_linear_call(grad_state, load_epoch, nodes)
     nn.Linear's __call__: the forward for one Tensor input, reading the grad mode from grad_state and the load counter from load_epoch; every other call goes to self.forward."""
+
 def activation(x: Tensor, act: int, negative_slope: float = 0.01) -> Tensor: ...
-def linear_backward(x: Tensor, weight: Tensor, grad_output: Tensor, need_dx: bool, need_dw: bool,
-                    need_db: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+def linear_backward(
+    x: Tensor, weight: Tensor, grad_output: Tensor, need_dx: bool, need_dw: bool, need_db: bool
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """(dx, dw, db) of y = x @ weight.T + b for dL/dy = grad_output; None where not asked for"""
-def activation_backward(grad_output: Tensor, input: Tensor, act: int,
-                        negative_slope: float = 0.01) -> Tensor: ...
+
+def activation_backward(
+    grad_output: Tensor, input: Tensor, act: int, negative_slope: float = 0.01
+) -> Tensor: ...
 def manual_seed(seed: int) -> None: ...
 def initial_seed() -> int: ...
 def _uniform_(t: Tensor, low: float, high: float) -> None: ...
 def _normal_(t: Tensor, mean: float, std: float) -> None: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
+
 __version__: str
 ACTIVATIONS: dict[str, int]
+
 def _kernel_blocking() -> dict[str, Any]: ...
 def cpu_capability() -> str: ...
 def supported_cpu_capabilities() -> list[str]: ...

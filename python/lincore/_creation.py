@@ -90,9 +90,11 @@ def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
     probe = data
     while _is_sequence(probe):
         if len(shape) == _MAX_DIMS:
-            raise ValueError(f"tensor(): data is nested more than {_MAX_DIMS} levels deep (a "
-                             "list that contains itself?); tensors have at most "
-                             f"{_MAX_DIMS} dimensions")
+            raise ValueError(
+                f"tensor(): data is nested more than {_MAX_DIMS} levels deep (a "
+                "list that contains itself?); tensors have at most "
+                f"{_MAX_DIMS} dimensions"
+            )
         shape.append(len(probe))
         if len(probe) == 0:
             break
@@ -101,8 +103,10 @@ def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
     # more elements than memory holds (a broadcast view), and the walk would never end.
     count = math.prod(shape)
     if count * 8 > _physical_memory():
-        raise MemoryError(f"tensor(): data of shape {shape} has {count} elements, more than "
-                          "fit in this machine's memory")
+        raise MemoryError(
+            f"tensor(): data of shape {shape} has {count} elements, more than "
+            "fit in this machine's memory"
+        )
     flat: list[Any] = []
     kind = 0
 
@@ -135,13 +139,17 @@ def _parse_nested(data: Any) -> tuple[list[int], list[Any], int]:
         if depth == len(shape):
             if _is_sequence(node):
                 pos = "".join(f"[{i}]" for i in where)
-                raise TypeError(f"expected a number at index {pos} (the nesting of the first "
-                                 f"element), but got a sequence of length {len(node)}")
+                raise TypeError(
+                    f"expected a number at index {pos} (the nesting of the first "
+                    f"element), but got a sequence of length {len(node)}"
+                )
             leaf(node, where)
             return
         if not _is_sequence(node):
-            raise TypeError(f"expected sequence of length {shape[depth]} at dim {depth} "
-                            f"(got {type(node).__name__} {node!r}, which is not a sequence)")
+            raise TypeError(
+                f"expected sequence of length {shape[depth]} at dim {depth} "
+                f"(got {type(node).__name__} {node!r}, which is not a sequence)"
+            )
         if len(node) != shape[depth]:
             raise ValueError(
                 f"expected sequence of length {shape[depth]} at dim {depth} (got {len(node)})"
@@ -181,8 +189,10 @@ def tensor(data: Any, dtype: dtype | None = None, requires_grad: bool = False) -
     elif isinstance(data, (np.ndarray, np.generic)):
         arr = np.asarray(data)
         out = copy_array(arr, dtype)
-    elif isinstance(data, (str, bytes)) or data is None or not (
-        _is_scalar(data) or isinstance(data, (list, tuple))
+    elif (
+        isinstance(data, (str, bytes))
+        or data is None
+        or not (_is_scalar(data) or isinstance(data, (list, tuple)))
     ):
         if hasattr(data, "__array__") and not isinstance(data, (str, bytes)):
             return tensor(np.asarray(data), dtype, requires_grad)
@@ -282,8 +292,9 @@ def ones(*size: Any, dtype: dtype | None = None, requires_grad: bool = False) ->
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
-def full(size: Sequence[Any], fill_value: Any, dtype: dtype | None = None,
-         requires_grad: bool = False) -> Tensor:
+def full(
+    size: Sequence[Any], fill_value: Any, dtype: dtype | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor filled with fill_value; the dtype follows fill_value (bool, int64 or float32)."""
     if dtype is None:
         if isinstance(fill_value, (bool, np.bool_)):
@@ -293,16 +304,22 @@ def full(size: Sequence[Any], fill_value: Any, dtype: dtype | None = None,
         elif isinstance(fill_value, numbers.Real):
             dtype = float32
         else:
-            raise TypeError(f"full(): argument 'fill_value' must be a number, not "
-                            f"{type(fill_value).__name__}")
+            raise TypeError(
+                f"full(): argument 'fill_value' must be a number, not {type(fill_value).__name__}"
+            )
     t = _make((size,) if isinstance(size, (tuple, list)) else (size,), dtype, False, "full")
     with np.errstate(all="ignore"):
         np.asarray(t)[...] = fill_value
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
-def arange(start: Any, end: Any = None, step: Any = 1, dtype: dtype | None = None,
-           requires_grad: bool = False) -> Tensor:
+def arange(
+    start: Any,
+    end: Any = None,
+    step: Any = 1,
+    dtype: dtype | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Values from start (default 0) up to end, exclusive, by step: arange(5), arange(1, 4, .5)."""
     if end is None:
         start, end = 0, start
@@ -314,9 +331,7 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: dtype | None = Non
     if step == 0:
         raise ValueError("arange(): step must be nonzero")
     if (end - start) * step < 0:
-        raise ValueError(
-            f"arange(): upper bound and larger bound inconsistent with step sign"
-        )
+        raise ValueError("arange(): upper bound and larger bound inconsistent with step sign")
     if dtype is None:
         all_int = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = int64 if all_int else float32
@@ -326,11 +341,12 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: dtype | None = Non
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
-def _random(size: Sequence[Any], dtype_: dtype | None, requires_grad: bool, where: str,
-            normal: bool) -> Tensor:
+def _random(
+    size: Sequence[Any], dtype_: dtype | None, requires_grad: bool, where: str, normal: bool
+) -> Tensor:
     t = _make(size, dtype_, False, where)
     if not t.dtype.is_floating_point:
-        raise TypeError(f"\"{where}\" is only implemented for floating point dtypes, got {t.dtype}")
+        raise TypeError(f'"{where}" is only implemented for floating point dtypes, got {t.dtype}')
     if normal:
         _core._normal_(t, 0.0, 1.0)
     else:
@@ -364,7 +380,7 @@ rand_like = _like(rand)
 randn_like = _like(randn)
 
 
-def full_like(input: Tensor, fill_value: Any, dtype: dtype | None = None,
-              requires_grad: bool = False) -> Tensor:
+def full_like(
+    input: Tensor, fill_value: Any, dtype: dtype | None = None, requires_grad: bool = False
+) -> Tensor:
     return full(input.shape, fill_value, dtype=dtype or input.dtype, requires_grad=requires_grad)
-

@@ -41,6 +41,7 @@ def _join(prefix: str, name: str) -> str:
 
 # --- from PyTorch -------------------------------------------------------------------------------
 
+
 def from_torch(obj: Any) -> Any:
     """A lincore copy of a torch.nn.Linear, a torch.nn.Sequential of supported layers (Linear,
     ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten, nested Sequential), or a state dict
@@ -56,25 +57,33 @@ def from_torch(obj: Any) -> Any:
     if isinstance(obj, torch.nn.Module):
         return _module_from_torch(torch, obj, "", {})
     if isinstance(obj, torch.Tensor):
-        raise TypeError("from_torch converts torch.nn modules and state dicts; for a tensor use "
-                        "lincore.from_dlpack(t) (shares memory) or lincore.tensor(t.numpy()) "
-                        "(a copy)")
+        raise TypeError(
+            "from_torch converts torch.nn modules and state dicts; for a tensor use "
+            "lincore.from_dlpack(t) (shares memory) or lincore.tensor(t.numpy()) "
+            "(a copy)"
+        )
     if isinstance(obj, Mapping):
         out: OrderedDict[str, Tensor] = OrderedDict()
         for key, value in obj.items():
             if not isinstance(value, torch.Tensor):
-                raise TypeError(f"from_torch: the state dict value for {key!r} must be a "
-                                f"torch.Tensor, got {type(value).__name__}")
+                raise TypeError(
+                    f"from_torch: the state dict value for {key!r} must be a "
+                    f"torch.Tensor, got {type(value).__name__}"
+                )
             out[key] = _tensor_from_torch(torch, value, f"state dict entry {key!r}")
         return out
-    raise TypeError(f"from_torch: expected a torch.nn.Module or a state dict (a Mapping of str "
-                    f"to torch.Tensor), got {type(obj).__name__}")
+    raise TypeError(
+        f"from_torch: expected a torch.nn.Module or a state dict (a Mapping of str "
+        f"to torch.Tensor), got {type(obj).__name__}"
+    )
 
 
 def _tensor_from_torch(torch: Any, t: Any, what: str) -> Tensor:
     if t.dtype not in (torch.float32, torch.float64, torch.int64, torch.bool):
-        raise TypeError(f"from_torch: {what} has dtype {t.dtype}; lincore supports "
-                        "torch.float32, torch.float64, torch.int64 and torch.bool")
+        raise TypeError(
+            f"from_torch: {what} has dtype {t.dtype}; lincore supports "
+            "torch.float32, torch.float64, torch.int64 and torch.bool"
+        )
     return copy_array(t.detach().cpu().numpy())
 
 
@@ -87,11 +96,16 @@ def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -
     out: Module
     if kind is tnn.Linear:
         if m.weight.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"from_torch: Linear {_where(path)} has dtype {m.weight.dtype}; "
-                            "lincore's Linear supports torch.float32 and torch.float64")
+            raise TypeError(
+                f"from_torch: Linear {_where(path)} has dtype {m.weight.dtype}; "
+                "lincore's Linear supports torch.float32 and torch.float64"
+            )
         weight = _parameter_from_torch(torch, m.weight, f"Linear {_where(path)}")
-        bias = None if m.bias is None else \
-            _parameter_from_torch(torch, m.bias, f"Linear {_where(path)}")
+        bias = (
+            None
+            if m.bias is None
+            else _parameter_from_torch(torch, m.bias, f"Linear {_where(path)}")
+        )
         out = _linear(weight, bias)
     elif kind is tnn.Sequential:
         children = OrderedDict()
@@ -115,8 +129,10 @@ def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -
     elif kind is tnn.Flatten:
         out = Flatten(m.start_dim, m.end_dim)
     else:
-        raise TypeError(f"from_torch: unsupported layer {kind.__name__} {_where(path)} "
-                        f"(supported: {_SUPPORTED})")
+        raise TypeError(
+            f"from_torch: unsupported layer {kind.__name__} {_where(path)} "
+            f"(supported: {_SUPPORTED})"
+        )
     object.__setattr__(out, "training", bool(m.training))
     memo[id(m)] = out
     return out
@@ -141,6 +157,7 @@ def _linear(weight: Parameter, bias: Parameter | None) -> Linear:
 
 # --- to PyTorch ---------------------------------------------------------------------------------
 
+
 def to_torch(module: Module) -> Any:
     """Module.to_torch: the torch.nn equivalent of a lincore module, with copied weights."""
     import torch
@@ -156,8 +173,13 @@ def _module_to_torch(torch: Any, m: Module, path: str, memo: dict[int, Any]) -> 
     if kind is Linear:
         weight = _parameter_to_torch(torch, m.weight)
         # skip_init: built on the meta device, so torch's random generator is not touched.
-        out = tnn.utils.skip_init(tnn.Linear, weight.shape[1], weight.shape[0],
-                                  bias=m.bias is not None, dtype=weight.dtype)
+        out = tnn.utils.skip_init(
+            tnn.Linear,
+            weight.shape[1],
+            weight.shape[0],
+            bias=m.bias is not None,
+            dtype=weight.dtype,
+        )
         out.weight = weight
         if m.bias is not None:
             out.bias = _parameter_to_torch(torch, m.bias)
@@ -165,8 +187,9 @@ def _module_to_torch(torch: Any, m: Module, path: str, memo: dict[int, Any]) -> 
         children = OrderedDict()
         for name, child in m._modules.items():
             if child is None:
-                raise NotImplementedError(f"to_torch: Sequential {_where(path)} holds None as "
-                                          f"'{name}'")
+                raise NotImplementedError(
+                    f"to_torch: Sequential {_where(path)} holds None as '{name}'"
+                )
             children[name] = _module_to_torch(torch, child, _join(path, name), memo)
         out = tnn.Sequential(children)
     elif kind is ReLU:
@@ -204,8 +227,14 @@ def _parameter_to_torch(torch: Any, p: Tensor) -> Any:
 _KDLCPU = 1  # DLPack's DLDeviceType for host memory
 
 
-def _dlpack(self: Tensor, *, stream: Any = None, max_version: Any = None,
-            dl_device: Any = None, copy: bool | None = None) -> Any:
+def _dlpack(
+    self: Tensor,
+    *,
+    stream: Any = None,
+    max_version: Any = None,
+    dl_device: Any = None,
+    copy: bool | None = None,
+) -> Any:
     """A DLPack capsule sharing this tensor's memory (the array API's __dlpack__)."""
     if self.requires_grad:
         raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
@@ -228,8 +257,10 @@ def from_dlpack(ext_tensor: Any) -> Tensor:
     # A numpy array is taken as it is: numpy < 2.1 marks what it imports through DLPack read-only.
     arr = ext_tensor if isinstance(ext_tensor, np.ndarray) else np.from_dlpack(ext_tensor)
     if from_numpy_dtype(arr.dtype) is None:
-        raise TypeError(f"from_dlpack: lincore has no dtype for {arr.dtype} (supported: "
-                        "float32, float64, int64 and bool)")
+        raise TypeError(
+            f"from_dlpack: lincore has no dtype for {arr.dtype} (supported: "
+            "float32, float64, int64 and bool)"
+        )
     return _core._from_buffer(arr)
 
 

@@ -41,8 +41,9 @@ def _reduce_ex(self: Tensor, protocol: Any) -> tuple:
 def _rebuild_tensor(data: bytes) -> Tensor:
     tensors = from_bytes(data, "<pickled lincore.Tensor>")
     if list(tensors) != ["data"]:
-        raise ValueError(f"pickled lincore.Tensor: expected one tensor named 'data', found "
-                         f"{list(tensors)}")
+        raise ValueError(
+            f"pickled lincore.Tensor: expected one tensor named 'data', found {list(tensors)}"
+        )
     out = tensors["data"]
     if metadata_of(data).get(_REQUIRES_GRAD) == "true":
         out.requires_grad_(True)

@@ -239,7 +239,10 @@ def _add_suffixes(tensor_str: str, suffixes: list[str], indent: int) -> str:
 
 
 def format_tensor(
-    values: np.ndarray, *, requires_grad: bool = False, grad_fn: str | None = None,
+    values: np.ndarray,
+    *,
+    requires_grad: bool = False,
+    grad_fn: str | None = None,
     name: str = "tensor",
 ) -> str:
     """What repr(torch.tensor(values)) prints, with `lincore.` for `torch.`.

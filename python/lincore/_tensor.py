@@ -48,8 +48,9 @@ def _property(fn: Callable[..., Any]) -> property:
 
 # --- basic properties -------------------------------------------------------------------------
 
+
 @_property
-def dtype(self: Tensor) -> dtype:
+def dtype(self: Tensor) -> dtype:  # noqa: F811 (the property; the annotation is the class)
     """The element type (lincore.float32, float64, int64 or bool)."""
     return BY_CODE[self._dtype_code]
 
@@ -126,6 +127,7 @@ def _wrap_dim(t: Tensor, d: Any) -> int:
 
 # --- autograd --------------------------------------------------------------------------------
 
+
 def _get_requires_grad(self: Tensor) -> bool:
     return self.__dict__.get("_requires_grad", False)
 
@@ -152,8 +154,10 @@ def _get_grad(self: Tensor) -> Any:
 def _set_grad(self: Tensor, value: Any) -> None:
     if value is not None:
         if not isinstance(value, Tensor):
-            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
-                            f"type {type(value).__name__}")
+            raise TypeError(
+                f"assigned grad expected to be a Tensor or None but got grad of "
+                f"type {type(value).__name__}"
+            )
         if tuple(value._shape) != tuple(self._shape):
             raise RuntimeError("assigned grad has data of a different size")
         if value.dtype is not self.dtype:
@@ -161,10 +165,12 @@ def _set_grad(self: Tensor, value: Any) -> None:
     self.__dict__["_grad"] = value
 
 
-_methods["requires_grad"] = property(_get_requires_grad, _set_requires_grad,
-                                     doc="Whether gradients are recorded for this tensor.")
-_methods["grad"] = property(_get_grad, _set_grad,
-                            doc="The gradient accumulated by backward(), or None.")
+_methods["requires_grad"] = property(
+    _get_requires_grad, _set_requires_grad, doc="Whether gradients are recorded for this tensor."
+)
+_methods["grad"] = property(
+    _get_grad, _set_grad, doc="The gradient accumulated by backward(), or None."
+)
 _methods["grad_fn"] = None  # set per instance by the op that made the tensor
 
 
@@ -181,8 +187,9 @@ def requires_grad_(self: Tensor, requires_grad: bool = True) -> Tensor:
 
 
 @_method
-def backward(self: Tensor, gradient: Any = None, retain_graph: bool | None = None,
-             create_graph: bool = False) -> None:
+def backward(
+    self: Tensor, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+) -> None:
     """Accumulates the gradient of this tensor with respect to every leaf into leaf.grad."""
     if create_graph:
         raise NotImplementedError("create_graph=True (higher-order gradients) is not supported")
@@ -206,13 +213,14 @@ def _check_inplace(t: Tensor) -> None:
     if needs_grad(t):
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."
-            if t.is_leaf else
-            "in-place operations on tensors that require grad are not supported by lincore's "
+            if t.is_leaf
+            else "in-place operations on tensors that require grad are not supported by lincore's "
             "autograd; use the out-of-place form (x = x + y)"
         )
 
 
 # --- conversion -------------------------------------------------------------------------------
+
 
 @_method
 def numpy(self: Tensor, *, force: bool = False) -> np.ndarray:
@@ -241,9 +249,7 @@ _methods["__array_ufunc__"] = None  # numpy defers to our reflected operators (n
 def item(self: Tensor) -> Any:
     """The single value of a one-element tensor, as a Python number."""
     if self.numel() != 1:
-        raise RuntimeError(
-            f"a Tensor with {self.numel()} elements cannot be converted to Scalar"
-        )
+        raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
     return np.asarray(memoryview(self)).reshape(()).item()
 
 
@@ -380,6 +386,7 @@ def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 # --- printing ---------------------------------------------------------------------------------
 
+
 @_method
 def __repr__(self: Tensor) -> str:
     grad_fn = self.grad_fn
@@ -404,12 +411,20 @@ def __format__(self: Tensor, spec: str) -> str:
 
 # --- indexing ---------------------------------------------------------------------------------
 
+
 def _basic_view(t: Tensor, key: Any) -> Tensor | None:
     """The view for ints, slices, None and Ellipsis; None when key needs advanced indexing."""
     if not isinstance(key, tuple):
         key = (key,)
-    if any(not (k is None or k is Ellipsis or isinstance(k, slice) or
-                (isinstance(k, numbers.Integral) and not isinstance(k, bool))) for k in key):
+    if any(
+        not (
+            k is None
+            or k is Ellipsis
+            or isinstance(k, slice)
+            or (isinstance(k, numbers.Integral) and not isinstance(k, bool))
+        )
+        for k in key
+    ):
         return None
     n_index = sum(1 for k in key if k is not None and k is not Ellipsis)
     if sum(1 for k in key if k is Ellipsis) > 1:
@@ -423,7 +438,7 @@ def _basic_view(t: Tensor, key: Any) -> Tensor | None:
         raise IndexError(f"too many indices for tensor of dimension {t.dim()}")
     if Ellipsis in key:
         at = key.index(Ellipsis)
-        key = key[:at] + (slice(None),) * (t.dim() - n_index) + key[at + 1:]
+        key = key[:at] + (slice(None),) * (t.dim() - n_index) + key[at + 1 :]
     out, d, source_dim = t, 0, 0  # source_dim: the dim of t that k indexes, for messages
     for k in key:
         if k is None:
@@ -435,15 +450,17 @@ def _basic_view(t: Tensor, key: Any) -> Tensor | None:
             if step <= 0:
                 raise ValueError("step must be greater than zero")
             big = 1 << 62
-            out = out._slice(d, 0 if start is None else int(start),
-                             big if stop is None else int(stop), step)
+            out = out._slice(
+                d, 0 if start is None else int(start), big if stop is None else int(stop), step
+            )
             d += 1
             source_dim += 1
         else:
             size = out._shape[d]
             if not -size <= k < size:
-                raise IndexError(f"index {k} is out of bounds for dimension {source_dim} "
-                                 f"with size {size}")
+                raise IndexError(
+                    f"index {k} is out of bounds for dimension {source_dim} with size {size}"
+                )
             out = out._select(d, int(k))
             source_dim += 1
     return out
@@ -454,8 +471,7 @@ def __getitem__(self: Tensor, key: Any) -> Tensor:
     view = _basic_view(self, key)
     if view is not None:
         if needs_grad(self):
-            record(view, _index_node_name(self, key), [self],
-                   _scatter_back(self, key, add=False))
+            record(view, _index_node_name(self, key), [self], _scatter_back(self, key, add=False))
         return view
     # Advanced indexing (tensors, lists, booleans): a copy, as in PyTorch and numpy.
     arr = np.asarray(memoryview(self))
@@ -475,8 +491,15 @@ def _index_node_name(t: Tensor, key: Any) -> str:
     tuple, full slices (the whole dim) and Ellipsis do nothing; a tuple of only those gives
     AliasBackward0. A lone slice is always a SliceBackward0."""
     if not isinstance(key, tuple):
-        return ("UnsqueezeBackward0" if key is None else "AliasBackward0" if key is Ellipsis
-                else "SelectBackward0" if isinstance(key, numbers.Integral) else "SliceBackward0")
+        return (
+            "UnsqueezeBackward0"
+            if key is None
+            else "AliasBackward0"
+            if key is Ellipsis
+            else "SelectBackward0"
+            if isinstance(key, numbers.Integral)
+            else "SliceBackward0"
+        )
     name, dim = "AliasBackward0", 0
     before = sum(1 for k in key if k is not None and k is not Ellipsis)
     for k in key:
@@ -487,8 +510,11 @@ def _index_node_name(t: Tensor, key: Any) -> str:
         elif isinstance(k, numbers.Integral):
             name, dim = "SelectBackward0", dim + 1
         else:
-            full = k.step in (None, 1) and k.start in (None, 0) and (
-                k.stop is None or k.stop >= t._shape[dim])
+            full = (
+                k.step in (None, 1)
+                and k.start in (None, 0)
+                and (k.stop is None or k.stop >= t._shape[dim])
+            )
             if not full:
                 name = "SliceBackward0"
             dim += 1
@@ -547,9 +573,8 @@ def __iter__(self: Tensor) -> Any:
 @_method
 def __bool__(self: Tensor) -> bool:
     if self.numel() != 1:
-        raise RuntimeError(
-            f"Boolean value of Tensor with {'no values' if self.numel() == 0 else 'more than one value'} is ambiguous"
-        )
+        what = "no values" if self.numel() == 0 else "more than one value"
+        raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
     return bool(self.item())
 
 
@@ -574,6 +599,7 @@ _methods["__hash__"] = object.__hash__
 
 
 # --- arithmetic (PyTorch's type promotion, numpy's broadcasting) ---------------------------------
+
 
 def _operand(x: Any) -> tuple[Any, dtype | None, bool]:
     """(numpy value, lincore dtype or None for a Python scalar, is_tensor)."""
@@ -644,16 +670,26 @@ def _record_binary(out: Tensor, a: Any, b: Any, xa: Any, xb: Any, name: str) -> 
 
     def backward(g: np.ndarray) -> tuple:
         ga, gb = grads(g, xa, xb)
-        return (unbroadcast(np.asarray(ga), a._shape).astype(a.dtype._np, copy=False)
-                if a_is_t and a.requires_grad else None,
-                unbroadcast(np.asarray(gb), b._shape).astype(b.dtype._np, copy=False)
-                if b_is_t and b.requires_grad else None)
+        return (
+            unbroadcast(np.asarray(ga), a._shape).astype(a.dtype._np, copy=False)
+            if a_is_t and a.requires_grad
+            else None,
+            unbroadcast(np.asarray(gb), b._shape).astype(b.dtype._np, copy=False)
+            if b_is_t and b.requires_grad
+            else None,
+        )
 
     record(out, node_name, [a if a_is_t else None, b if b_is_t else None], backward)
 
 
-def _binary(a: Any, b: Any, op: Callable[[Any, Any], Any], name: str,
-            true_divide: bool = False, compare: bool = False) -> Tensor:
+def _binary(
+    a: Any,
+    b: Any,
+    op: Callable[[Any, Any], Any],
+    name: str,
+    true_divide: bool = False,
+    compare: bool = False,
+) -> Tensor:
     try:
         va, da, _ = _operand(a)
         vb, db, _ = _operand(b)
@@ -700,8 +736,9 @@ def _def_binary(name: str, op: Callable[[Any, Any], Any], **kw: Any) -> None:
                 f"result type {result.dtype._short} can't be cast to the desired output type "
                 f"{self.dtype._short}"
             )
-        np.asarray(memoryview(self))[...] = np.broadcast_to(np.asarray(memoryview(result)),
-                                                            self._shape)
+        np.asarray(memoryview(self))[...] = np.broadcast_to(
+            np.asarray(memoryview(result)), self._shape
+        )
         return self
 
     _methods[f"__{name}__"] = forward
@@ -715,6 +752,7 @@ _def_binary("mul", np.multiply)
 _def_binary("truediv", np.true_divide, true_divide=True)
 _def_binary("pow", np.power)
 
+
 def _comparison(name: str, op: Callable[[Any, Any], Any]) -> Callable[[Tensor, Any], Tensor]:
     def compare(self: Tensor, other: Any) -> Tensor:
         return _binary(self, other, op, name, compare=True)
@@ -723,8 +761,14 @@ def _comparison(name: str, op: Callable[[Any, Any], Any]) -> Callable[[Tensor, A
     return compare
 
 
-for _name, _op in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
-                   ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)):
+for _name, _op in (
+    ("eq", np.equal),
+    ("ne", np.not_equal),
+    ("lt", np.less),
+    ("le", np.less_equal),
+    ("gt", np.greater),
+    ("ge", np.greater_equal),
+):
     _methods[f"__{_name}__"] = _methods[_name] = _comparison(_name, _op)
 
 _methods["add"] = _methods["__add__"]
@@ -808,8 +852,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             out = wrap_array(np.matmul(xa, xb))
         except ValueError:
             raise RuntimeError(
-                f"mat1 and mat2 shapes cannot be multiplied ({list(xa.shape)} and "
-                f"{list(xb.shape)})"
+                f"mat1 and mat2 shapes cannot be multiplied ({list(xa.shape)} and {list(xb.shape)})"
             ) from None
     if needs_grad(a, b):
         _record_matmul(out, a, b)
@@ -833,8 +876,11 @@ def _record_matmul(out: Tensor, a: Tensor, b: Tensor) -> None:
         # operand through transposes and a final copy; every other batched product ends in an
         # unsafe view (names checked against torch 2.13 in tests/test_autograd.py).
         batch = np.broadcast_shapes(xa.shape[:-2], xb.shape[:-2] if nb > 1 else ())
-        name = ("CloneBackward0" if na >= 2 and math.prod(xa.shape[:-2]) == 1
-                and math.prod(batch) > 1 else "UnsafeViewBackward0")
+        name = (
+            "CloneBackward0"
+            if na >= 2 and math.prod(xa.shape[:-2]) == 1 and math.prod(batch) > 1
+            else "UnsafeViewBackward0"
+        )
 
     def backward(g: np.ndarray) -> tuple:
         a2 = xa if na > 1 else xa[None, :]
@@ -858,6 +904,7 @@ def _record_matmul(out: Tensor, a: Tensor, b: Tensor) -> None:
 
 # --- reductions -------------------------------------------------------------------------------
 
+
 def _dims(t: Tensor, dim: Any) -> tuple[int, ...] | None:
     if dim is None:
         return None
@@ -869,16 +916,21 @@ def _dims(t: Tensor, dim: Any) -> tuple[int, ...] | None:
 
 
 @_method
-def tensor_sum(self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: dtype | None = None
-        ) -> Tensor:
+def tensor_sum(
+    self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: dtype | None = None
+) -> Tensor:
     """Sum of all elements, or over dim (an int or a tuple). ints and bools sum to int64."""
     arr = np.asarray(memoryview(self))
     out_dtype = dtype or (self.dtype if self.dtype.is_floating_point else int64)
     axes = _dims(self, dim)
     out = wrap_array(np.asarray(np.sum(arr, axis=axes, keepdims=keepdim, dtype=out_dtype._np)))
     if needs_grad(self):
-        record(out, "SumBackward0" if dim is None else "SumBackward1", [self],
-               _reduce_back(self, axes, keepdim, 1))
+        record(
+            out,
+            "SumBackward0" if dim is None else "SumBackward1",
+            [self],
+            _reduce_back(self, axes, keepdim, 1),
+        )
     return out
 
 
@@ -897,8 +949,9 @@ def _reduce_back(t: Tensor, axes: Any, keepdim: bool, count: int) -> Callable[..
 
 
 @_method
-def tensor_mean(self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: dtype | None = None
-         ) -> Tensor:
+def tensor_mean(
+    self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: dtype | None = None
+) -> Tensor:
     """Mean of all elements, or over dim; floating point tensors only, like PyTorch."""
     d = dtype or self.dtype
     if not d.is_floating_point:
@@ -913,8 +966,12 @@ def tensor_mean(self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: 
         out = np.sum(arr, axis=axes, keepdims=keepdim, dtype=d._np) / d._np.type(count)
     result = wrap_array(np.asarray(out, dtype=d._np))
     if needs_grad(self):
-        record(result, "MeanBackward0" if dim is None else "MeanBackward1", [self],
-               _reduce_back(self, axes, keepdim, count))
+        record(
+            result,
+            "MeanBackward0" if dim is None else "MeanBackward1",
+            [self],
+            _reduce_back(self, axes, keepdim, count),
+        )
     return result
 
 
@@ -934,9 +991,7 @@ def _extreme(self: Tensor, dim: Any, keepdim: bool, name: str, pick: Any, arg: A
     if self.dim() == 0:
         return _MinMax(self.clone(), wrap_array(np.asarray(0, dtype=np.int64)))
     if arr.shape[d] == 0:
-        raise IndexError(
-            f"{name}(): Expected reduction dim {d} to have non-zero size."
-        )
+        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
     idx = arg(arr, axis=d, keepdims=keepdim)
     vals = pick(arr, axis=d, keepdims=keepdim)
     return _MinMax(wrap_array(np.asarray(vals)), wrap_array(np.asarray(idx, dtype=np.int64)))
@@ -953,8 +1008,7 @@ def tensor_min(self: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
     return _extreme(self, dim, keepdim, "min", np.min, np.argmin)
 
 
-def _arg_extreme(self: Tensor, dim: Any, keepdim: bool, name: str, pick: Any, arg: Any
-                 ) -> Tensor:
+def _arg_extreme(self: Tensor, dim: Any, keepdim: bool, name: str, pick: Any, arg: Any) -> Tensor:
     """argmax/argmin: over the flattened tensor when dim is None, else along dim."""
     if dim is None:
         if self.numel() == 0:

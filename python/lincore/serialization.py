@@ -71,8 +71,9 @@ def load(f: PathOrFile) -> OrderedDict[str, Tensor]:
             with open(path, "rb") as file:
                 data = file.read()
         except IsADirectoryError:
-            raise ValueError(f"lincore.load: {source} is a directory, not a safetensors file") \
-                from None
+            raise ValueError(
+                f"lincore.load: {source} is a directory, not a safetensors file"
+            ) from None
     return from_bytes(data, source)
 
 
@@ -96,7 +97,7 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> OrderedDict[str, Tensor]
 def metadata_of(data: bytes) -> dict[str, str]:
     """The __metadata__ of safetensors bytes that from_bytes has accepted."""
     n = int.from_bytes(data[:8], "little")
-    return json.loads(data[8:8 + n]).get("__metadata__") or {}
+    return json.loads(data[8 : 8 + n]).get("__metadata__") or {}
 
 
 def _validate(data: bytes, source: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -107,12 +108,16 @@ def _validate(data: bytes, source: str) -> tuple[dict[str, str], dict[str, dict[
     if len(data) == 0:
         raise ValueError(f"lincore.load: {source} is empty, not a safetensors file")
     if len(data) < 8:
-        raise ValueError(f"lincore.load: {source} is truncated: {len(data)} bytes, shorter than "
-                         "the 8-byte header length")
+        raise ValueError(
+            f"lincore.load: {source} is truncated: {len(data)} bytes, shorter than "
+            "the 8-byte header length"
+        )
     n = int.from_bytes(data[:8], "little")
     if n > len(data) - 8:
-        raise ValueError(f"lincore.load: {source} is truncated or corrupt: its header length "
-                         f"field says {n} bytes, but only {len(data) - 8} follow it")
+        raise ValueError(
+            f"lincore.load: {source} is truncated or corrupt: its header length "
+            f"field says {n} bytes, but only {len(data) - 8} follow it"
+        )
     try:
         # The library checks the rest: header size limit, JSON syntax and schema, dtypes,
         # offsets (in order, without gaps or overlaps, inside the file), and that each span
@@ -121,8 +126,9 @@ def _validate(data: bytes, source: str) -> tuple[dict[str, str], dict[str, dict[
     except safetensors.SafetensorError as e:
         raise ValueError(f"lincore.load: {source} is not a valid safetensors file: {e}") from None
     except (ValueError, TypeError, KeyError, OverflowError) as e:
-        raise ValueError(f"lincore.load: {source} could not be read as safetensors: "
-                         f"{type(e).__name__}: {e}") from None
+        raise ValueError(
+            f"lincore.load: {source} could not be read as safetensors: {type(e).__name__}: {e}"
+        ) from None
     names = {name: info for name, info in tensors}
     return metadata_of(data), names
 
@@ -135,8 +141,12 @@ def _order(metadata: Mapping[str, str], names: Mapping[str, Any]) -> list[str]:
         order = json.loads(metadata[ORDER_KEY])
     except (KeyError, TypeError, ValueError, RecursionError):  # RecursionError: deep JSON
         return sorted(names)
-    if (isinstance(order, list) and all(isinstance(k, str) for k in order)
-            and len(order) == len(names) and set(order) == set(names)):
+    if (
+        isinstance(order, list)
+        and all(isinstance(k, str) for k in order)
+        and len(order) == len(names)
+        and set(order) == set(names)
+    ):
         return order
     return sorted(names)
 
@@ -174,19 +184,25 @@ def _arrays(obj: Any) -> dict[str, np.ndarray]:
         if not isinstance(key, str):
             raise TypeError(f"lincore.save: keys must be str, got {type(key).__name__} {key!r}")
         if key == "__metadata__":
-            raise ValueError("lincore.save: '__metadata__' is reserved by the safetensors format "
-                             "and cannot name a tensor")
+            raise ValueError(
+                "lincore.save: '__metadata__' is reserved by the safetensors format "
+                "and cannot name a tensor"
+            )
         if isinstance(value, Tensor):
             arr = np.asarray(memoryview(value))
         elif isinstance(value, np.ndarray):
             arr = value
         else:
-            raise TypeError(f"lincore.save: the value for {key!r} must be a lincore.Tensor or a "
-                            f"numpy array, got {type(value).__name__}")
+            raise TypeError(
+                f"lincore.save: the value for {key!r} must be a lincore.Tensor or a "
+                f"numpy array, got {type(value).__name__}"
+            )
         d: dtype | None = from_numpy_dtype(arr.dtype)
         if d is None:
-            raise TypeError(f"lincore.save: the value for {key!r} has dtype {arr.dtype}; lincore "
-                            "saves float32, float64, int64 and bool")
+            raise TypeError(
+                f"lincore.save: the value for {key!r} has dtype {arr.dtype}; lincore "
+                "saves float32, float64, int64 and bool"
+            )
         # One copy only when needed: a view, a transpose or a big-endian array.
         out[key] = arr.astype(d._np, order="C", copy=False)
     return out

@@ -64,7 +64,7 @@ def main() -> None:
     assert lincore.Tensor is _core.Tensor
     text = STUB.read_text()
     head, rest = text.split(START)
-    tail = rest[rest.index(END):]
+    tail = rest[rest.index(END) :]
     body = "\n".join(stub_line(n, v) for n, v in installed_methods())
     STUB.write_text(head + START + body + "\n\n" + tail)
 

@@ -82,7 +82,9 @@ class GELU(_Activation):
 
     def __init__(self, approximate: str = "none") -> None:
         if approximate not in ("none", "tanh"):
-            raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
+            raise ValueError(
+                f"approximate argument must be either none or tanh, got {approximate!r}"
+            )
         super().__init__()
         self.approximate = approximate
         self._code = _GELU if approximate == "none" else _GELU_TANH

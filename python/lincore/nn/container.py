@@ -44,9 +44,13 @@ def _compile(steps: list) -> Any:
     plan.__dict__["params"] = [p for s in steps if s[0] == "linear" for p in (s[2], s[3])]
     compute = [s for s in steps if s[0] in ("linear", "activation")]
     last = compute[-1] if compute else None
-    names = ([_ACTIVATION_NODES[last[2]]] * 3 if last and last[0] == "activation"
-             else [linear_node_name(nd, last[3] is not None) for nd in (1, 2, 3)] if last
-             else ["ViewBackward0"] * 3)
+    names = (
+        [_ACTIVATION_NODES[last[2]]] * 3
+        if last and last[0] == "activation"
+        else [linear_node_name(nd, last[3] is not None) for nd in (1, 2, 3)]
+        if last
+        else ["ViewBackward0"] * 3
+    )
     plan.__dict__["nodes"] = tuple(node_class(name, StackBackward) for name in names)
     return plan
 
@@ -75,7 +79,9 @@ class Sequential(Module):
     # -- container protocol ------------------------------------------------------------------
     def _index(self, idx: Any) -> int:
         if isinstance(idx, bool) or not isinstance(idx, numbers.Integral):
-            raise TypeError(f"Sequential indices must be integers or slices, not {type(idx).__name__}")
+            raise TypeError(
+                f"Sequential indices must be integers or slices, not {type(idx).__name__}"
+            )
         n = len(self)
         if not -n <= idx < n:
             raise IndexError(f"index {idx} is out of range")
@@ -186,8 +192,11 @@ class Sequential(Module):
         cached = self.__dict__.get("_plan")
         if cached is None or cached[0] != key:
             segments = self._build_plan()
-            only = (segments[0] if len(segments) == 1 and
-                    isinstance(segments[0], _core.SequentialPlan) else None)
+            only = (
+                segments[0]
+                if len(segments) == 1 and isinstance(segments[0], _core.SequentialPlan)
+                else None
+            )
             cached = (key, segments, token, only)
         else:
             cached = (key, cached[1], token, cached[3])
@@ -206,4 +215,3 @@ class Sequential(Module):
             else:
                 x = segment(x)
         return x
-

@@ -16,9 +16,14 @@ RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH = (
     _core.ACTIVATIONS[name]
     for name in ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh")
 )
-_ACTIVATION_NODES = {RELU: "ReluBackward0", LEAKY_RELU: "LeakyReluBackward0",
-                     SIGMOID: "SigmoidBackward0", TANH: "TanhBackward0", GELU: "GeluBackward0",
-                     GELU_TANH: "GeluBackward0"}
+_ACTIVATION_NODES = {
+    RELU: "ReluBackward0",
+    LEAKY_RELU: "LeakyReluBackward0",
+    SIGMOID: "SigmoidBackward0",
+    TANH: "TanhBackward0",
+    GELU: "GeluBackward0",
+    GELU_TANH: "GeluBackward0",
+}
 
 
 def _t(x: Any) -> Any:
@@ -47,8 +52,13 @@ class LinearBackward(SavedNode):
     def apply(self, grad: Any) -> Any:
         x, weight, bias = self.saved()
         return _core.linear_backward(
-            x, weight, wrap_array(grad), x.requires_grad, weight.requires_grad,
-            bias is not None and bias.requires_grad)
+            x,
+            weight,
+            wrap_array(grad),
+            x.requires_grad,
+            weight.requires_grad,
+            bias is not None and bias.requires_grad,
+        )
 
 
 def linear_node_class(ndim: int, has_bias: bool) -> type:
@@ -75,8 +85,12 @@ _linear_recorded = _core.linear_recorded
 def activation_op(x: Any, code: int, slope: float = 0.01) -> Any:
     y = _core.activation(x, code, slope)
     if needs_grad(x):
-        record(y, _ACTIVATION_NODES[code], [x],
-               lambda g: (_core.activation_backward(wrap_array(g), x, code, slope),))
+        record(
+            y,
+            _ACTIVATION_NODES[code],
+            [x],
+            lambda g: (_core.activation_backward(wrap_array(g), x, code, slope),),
+        )
     return y
 
 
@@ -109,5 +123,8 @@ def gelu(input: Any, approximate: str = "none") -> Any:
 
 # The losses live in loss.py; imported last because loss.py needs nothing from here.
 from .loss import (  # noqa: E402
-    binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
+    binary_cross_entropy_with_logits as binary_cross_entropy_with_logits,
+    cross_entropy as cross_entropy,
+    l1_loss as l1_loss,
+    mse_loss as mse_loss,
 )

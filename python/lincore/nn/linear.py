@@ -36,8 +36,9 @@ class Linear(Module):
     (-1/sqrt(in_features), 1/sqrt(in_features)) like PyTorch, drawn from lincore's generator.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 dtype: _dtype | None = None) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, dtype: _dtype | None = None
+    ) -> None:
         in_features = _check_features("in_features", in_features)
         out_features = _check_features("out_features", out_features)
         d = dtype or float32
@@ -94,8 +95,10 @@ class Linear(Module):
         return ("linear", name, self.weight, self.bias, self._pack)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Identity(Module):

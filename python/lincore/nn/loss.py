@@ -48,8 +48,10 @@ def _pair(input: Any, target: Any, name: str) -> tuple:
             f"({input.shape}) is not supported by {name}."
         )
     if not input.dtype.is_floating_point or target.dtype is not input.dtype:
-        raise RuntimeError(f"{name}: expected input and target of one floating point dtype, "
-                           f"got {input.dtype} and {target.dtype}")
+        raise RuntimeError(
+            f"{name}: expected input and target of one floating point dtype, "
+            f"got {input.dtype} and {target.dtype}"
+        )
     return input, target
 
 
@@ -61,6 +63,7 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     d = x - t
     out = wrap_array(np.asarray(_reduce(d * d, reduction)))
     if needs_grad(input, target):
+
         def backward(g: np.ndarray) -> tuple:
             gd = _reduce_grad(g, d.shape, d.size, reduction, d.dtype) * (2 * d)
             return (gd if input.requires_grad else None, -gd if target.requires_grad else None)
@@ -76,6 +79,7 @@ def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Any:
     d = as_array(input) - as_array(target)
     out = wrap_array(np.asarray(_reduce(np.abs(d), reduction)))
     if needs_grad(input, target):
+
         def backward(g: np.ndarray) -> tuple:
             gd = _reduce_grad(g, d.shape, d.size, reduction, d.dtype) * np.sign(d)
             return (gd if input.requires_grad else None, -gd if target.requires_grad else None)
@@ -93,22 +97,30 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Any:
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"cross_entropy: expected floating point logits, got {input.dtype}")
     if target.dtype.is_floating_point or target.dtype.name == "bool":
-        raise RuntimeError(f"cross_entropy: expected class indices of dtype int64 as target, "
-                           f"got {target.dtype}")
-    if input.dim() not in (1, 2) or target.dim() != input.dim() - 1 or (
-            input.dim() == 2 and target._shape[0] != input._shape[0]):
-        raise ValueError(f"Expected input batch_size ({input.shape[0] if input.dim() == 2 else 1}) "
-                         f"to match target batch_size "
-                         f"({target.shape[0] if target.dim() == 1 else 1}); input {input.shape}, "
-                         f"target {target.shape}")
+        raise RuntimeError(
+            f"cross_entropy: expected class indices of dtype int64 as target, got {target.dtype}"
+        )
+    if (
+        input.dim() not in (1, 2)
+        or target.dim() != input.dim() - 1
+        or (input.dim() == 2 and target._shape[0] != input._shape[0])
+    ):
+        raise ValueError(
+            f"Expected input batch_size ({input.shape[0] if input.dim() == 2 else 1}) "
+            f"to match target batch_size "
+            f"({target.shape[0] if target.dim() == 1 else 1}); input {input.shape}, "
+            f"target {target.shape}"
+        )
     # One C++ pass per row: the stable log-softmax, the loss and its gradient (csrc/nn/loss.h).
     z2 = input if input.dim() == 2 else input.reshape(1, -1)
     record_grad = needs_grad(input)
-    out, unit_grad = _core.cross_entropy(z2, target.reshape(-1), _REDUCTION_CODES[reduction],
-                                         record_grad)
+    out, unit_grad = _core.cross_entropy(
+        z2, target.reshape(-1), _REDUCTION_CODES[reduction], record_grad
+    )
     if input.dim() == 1 and reduction == "none":
         out = out.reshape(())
     if record_grad:
+
         def backward(g: np.ndarray) -> tuple:
             g = np.asarray(g)
             if reduction == "none":
@@ -123,8 +135,9 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Any:
     return out
 
 
-def binary_cross_entropy_with_logits(input: Any, target: Any, reduction: str = "mean",
-                                     pos_weight: Any = None) -> Any:
+def binary_cross_entropy_with_logits(
+    input: Any, target: Any, reduction: str = "mean", pos_weight: Any = None
+) -> Any:
     """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], computed stably from the logits x."""
     _check_reduction(reduction)
     input, target = _pair(input, target, "binary_cross_entropy_with_logits")
@@ -141,6 +154,7 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, reduction: str = "
         sig = 1 / (1 + np.exp(-x))
     out = wrap_array(np.asarray(_reduce(losses.astype(x.dtype), reduction)))
     if needs_grad(input, target):
+
         def backward(g: np.ndarray) -> tuple:
             gl = _reduce_grad(g, x.shape, x.size, reduction, x.dtype)
             with np.errstate(all="ignore"):
@@ -150,8 +164,10 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, reduction: str = "
                 else:
                     dx = (1 + (pw - 1) * t) * (sig - 1) + (1 - t)
                     dt = -x + (pw - 1) * log_sig_neg
-            return (gl * dx if input.requires_grad else None,
-                    gl * dt if target.requires_grad else None)
+            return (
+                gl * dx if input.requires_grad else None,
+                gl * dt if target.requires_grad else None,
+            )
 
         record(out, "BinaryCrossEntropyWithLogitsBackward0", [input, target], backward)
     return out

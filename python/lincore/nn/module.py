@@ -132,12 +132,17 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(module).__module__}.{type(module).__name__} is not a Module subclass")
+            raise TypeError(
+                f"{type(module).__module__}.{type(module).__name__} is not a Module subclass"
+            )
         if not isinstance(name, str):
             raise TypeError(f"module name should be a string. Got {type(name).__name__}")
         if "." in name or name == "":
-            raise KeyError(f'module name can\'t contain ".", got: {name}' if name else
-                           'module name can\'t be empty string ""')
+            raise KeyError(
+                f'module name can\'t contain ".", got: {name}'
+                if name
+                else 'module name can\'t be empty string ""'
+            )
         self._parameters.pop(name, None)
         self._modules[name] = module
         object.__setattr__(self, name, module)
@@ -155,8 +160,9 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # -- traversal ---------------------------------------------------------------------------
-    def named_modules(self, memo: set[int] | None = None, prefix: str = "",
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
         if memo is None:
             memo = set()
         if remove_duplicate:
@@ -185,11 +191,15 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
         seen: set[int] = set()
-        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse \
+        mods = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
             else iter([(prefix, self)])
+        )
         for mod_prefix, m in mods:
             for name, p in m._parameters.items():
                 if p is None or (remove_duplicate and id(p) in seen):
@@ -239,8 +249,9 @@ class Module:
             out[name] = p if keep_vars else p.detach()
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
-                        assign: bool = False) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> IncompatibleKeys:
         """Copies values (lincore tensors or numpy arrays) into the parameters. Every problem
         is reported in one RuntimeError, and on error no parameter is changed."""
         if not isinstance(state_dict, Mapping):
@@ -270,14 +281,25 @@ class Module:
             staged.append((param, src))
         if strict:
             if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in unexpected)))
+                errors.insert(
+                    0,
+                    "Unexpected key(s) in state_dict: {}. ".format(
+                        ", ".join(f'"{k}"' for k in unexpected)
+                    ),
+                )
             if missing:
-                errors.insert(0, "Missing key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in missing)))
+                errors.insert(
+                    0,
+                    "Missing key(s) in state_dict: {}. ".format(
+                        ", ".join(f'"{k}"' for k in missing)
+                    ),
+                )
         if errors:
-            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
-                type(self).__name__, "\n\t".join(errors)))
+            raise RuntimeError(
+                "Error(s) in loading state_dict for {}:\n\t{}".format(
+                    type(self).__name__, "\n\t".join(errors)
+                )
+            )
         with _load_lock:
             _load_epoch[0] += 1
             try:
@@ -298,10 +320,12 @@ class Module:
 
     def float(self) -> Module:
         from .._dtype import float32
+
         return self.to(float32)
 
     def double(self) -> Module:
         from .._dtype import float64
+
         return self.to(float64)
 
     # -- pickling and PyTorch ----------------------------------------------------------------
@@ -337,6 +361,7 @@ class Module:
         Implemented for Linear, the activations, Identity, Flatten and Sequential of these;
         other modules raise NotImplementedError."""
         from .._interop import to_torch
+
         return to_torch(self)
 
     # -- repr --------------------------------------------------------------------------------

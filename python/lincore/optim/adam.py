@@ -27,18 +27,31 @@ from .optimizer import Optimizer, Tensor, check_real, fma
 class Adam(Optimizer):
     """Implements the Adam algorithm (with decoupled_weight_decay=True: AdamW)."""
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
-                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, amsgrad: bool = False, *,
-                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False, fused: bool | None = None,
-                 decoupled_weight_decay: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
         # foreach only picks torch's implementation (and torch picks the for-loop one on the
         # CPU); capturable, differentiable and fused have no lincore counterpart. They are kept
         # in the groups so that reprs and state_dicts read like torch's.
         name = type(self).__name__
-        for flag, value in (("capturable", capturable), ("differentiable", differentiable),
-                            ("fused", fused)):
+        for flag, value in (
+            ("capturable", capturable),
+            ("differentiable", differentiable),
+            ("fused", fused),
+        ):
             if value:
                 raise ValueError(f"{name}({flag}=True) is not supported by lincore")
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
@@ -64,8 +77,13 @@ class Adam(Optimizer):
         weight_decay = group["weight_decay"]
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"betas must be a pair of floats, but got {betas!r}")
-        for name, value in (("lr", lr), ("eps", eps), ("betas[0]", betas[0]),
-                            ("betas[1]", betas[1]), ("weight_decay", weight_decay)):
+        for name, value in (
+            ("lr", lr),
+            ("eps", eps),
+            ("betas[0]", betas[0]),
+            ("betas[1]", betas[1]),
+            ("weight_decay", weight_decay),
+        ):
             check_real(name, value)
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
@@ -108,8 +126,11 @@ class Adam(Optimizer):
                 if not state:
                     continue
                 step = state.get("step")
-                if not isinstance(step, Tensor) or step.numel() != 1 or \
-                        not step.dtype.is_floating_point:
+                if (
+                    not isinstance(step, Tensor)
+                    or step.numel() != 1
+                    or not step.dtype.is_floating_point
+                ):
                     raise RuntimeError(
                         f"the optimizer state 'step' of parameter {index} must be a one-element "
                         f"floating point tensor, but got {step!r}"
@@ -129,8 +150,15 @@ class Adam(Optimizer):
                     if group["amsgrad"]:
                         state["max_exp_avg_sq"] = zeros_like(p)
                 _adam_update(
-                    p, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+                    p,
+                    grad,
+                    state,
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    amsgrad=group["amsgrad"],
                     maximize=group["maximize"],
                     decoupled_weight_decay=group["decoupled_weight_decay"],
                 )
@@ -139,15 +167,35 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Implements AdamW: Adam with decoupled weight decay (default 1e-2)."""
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
-                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None, capturable: bool = False,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
-                         maximize=maximize, capturable=capturable,
-                         differentiable=differentiable, fused=fused,
-                         decoupled_weight_decay=True)
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+        )
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # As torch: whatever was loaded, AdamW always decouples its weight decay.
@@ -156,9 +204,20 @@ class AdamW(Adam):
             group["decoupled_weight_decay"] = True
 
 
-def _adam_update(param: Tensor, grad: Tensor, state: Dict[str, Any], *, lr: float,
-                 beta1: float, beta2: float, eps: float, weight_decay: float, amsgrad: bool,
-                 maximize: bool, decoupled_weight_decay: bool) -> None:
+def _adam_update(
+    param: Tensor,
+    grad: Tensor,
+    state: Dict[str, Any],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+) -> None:
     """One parameter's update and its state's, in place, in its dtype. The Python-float scalars
     (bias corrections, step size) are computed in double and cast to the dtype at use, as torch
     does. The numpy views live only as long as this call."""
@@ -191,10 +250,10 @@ def _adam_update(param: Tensor, grad: Tensor, state: Dict[str, Any], *, lr: floa
         exp_avg_sq *= dt(beta2)
         exp_avg_sq[...] = fma(dt(1 - beta2) * g, g, exp_avg_sq, dt)
 
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
         step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2 ** 0.5
+        bias_correction2_sqrt = bias_correction2**0.5
         if amsgrad:
             max_exp_avg_sq = np.asarray(state["max_exp_avg_sq"])
             np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)

@@ -200,8 +200,7 @@ class Optimizer:
         """Performs one optimization step; closure, if given, re-evaluates and returns the loss."""
         raise NotImplementedError
 
-    def _run_step(self, closure: Callable[[], Any] | None,
-                  update: Callable[[], None]) -> Any:
+    def _run_step(self, closure: Callable[[], Any] | None, update: Callable[[], None]) -> Any:
         """torch's order: the closure under grad mode, then the update under no_grad."""
         loss = None
         if closure is not None:
@@ -284,8 +283,12 @@ class Optimizer:
                 "loaded state dict contains a parameter group that doesn't match the size of "
                 "optimizer's group"
             )
-        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
-                          chain.from_iterable(g["params"] for g in groups)))
+        id_map = dict(
+            zip(
+                chain.from_iterable(g["params"] for g in saved_groups),
+                chain.from_iterable(g["params"] for g in groups),
+            )
+        )
 
         state: defaultdict[Any, Dict[str, Any]] = defaultdict(dict)
         for k, v in state_dict["state"].items():
@@ -339,8 +342,10 @@ def _check_grad(index: int, param: Tensor, grad: Any) -> None:
 def _cast(param: Tensor, value: Any, key: Any = None) -> Any:
     """A deep copy of value with every tensor a lincore tensor; torch's rule for dtypes: state
     of a floating point parameter takes its dtype, except "step"."""
-    if isinstance(value, Tensor) or isinstance(value, np.ndarray) or (
-        hasattr(value, "__array__") and not isinstance(value, (str, bytes, np.generic))
+    if (
+        isinstance(value, Tensor)
+        or isinstance(value, np.ndarray)
+        or (hasattr(value, "__array__") and not isinstance(value, (str, bytes, np.generic)))
     ):
         t = value.detach() if isinstance(value, Tensor) else _new_tensor(np.asarray(value))
         if key != "step" and param.dtype.is_floating_point:
@@ -356,6 +361,7 @@ def _cast(param: Tensor, value: Any, key: Any = None) -> Any:
 # -- the elementwise arithmetic of the updates ----------------------------------------------------
 # torch's CPU kernels compute `add(x, y, alpha)`, `lerp` and `addcmul` with a fused multiply-add in
 # their vectorized loops (one rounding for a*b + c); numpy has none, so lincore rounds twice.
+
 
 def fma(a: Any, b: Any, c: Any, dt: Any) -> Any:
     """a*b + c in the parameter's dtype dt. PyTorch fuses this into one FMA (one rounding);

@@ -21,10 +21,20 @@ from .optimizer import Optimizer, Tensor, check_real
 class SGD(Optimizer):
     """Implements stochastic gradient descent (optionally with momentum)."""
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0,
-                 dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
-                 maximize: bool = False, foreach: bool | None = None,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
         # foreach only picks torch's implementation (and torch picks the for-loop one on the
         # CPU); differentiable and fused have no lincore counterpart. They are kept in the groups
         # so that reprs and state_dicts read like torch's.
@@ -87,14 +97,18 @@ class SGD(Optimizer):
             for _, p, grad in found:
                 state = self.state[p] if group["momentum"] != 0 else None
                 buf = _sgd_update(
-                    p, grad, None if state is None else state.get("momentum_buffer"),
-                    lr=group["lr"], weight_decay=group["weight_decay"],
-                    momentum=group["momentum"], dampening=group["dampening"],
-                    nesterov=group["nesterov"], maximize=group["maximize"],
+                    p,
+                    grad,
+                    None if state is None else state.get("momentum_buffer"),
+                    lr=group["lr"],
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    dampening=group["dampening"],
+                    nesterov=group["nesterov"],
+                    maximize=group["maximize"],
                 )
                 if state is not None:
                     state["momentum_buffer"] = buf
-
 
     def _update_group_at_once(self, group: Dict[str, Any]) -> bool:
         """The common case in one C++ call (csrc/nn/sgd.h: sgd_step_group), which checks every
@@ -105,14 +119,23 @@ class SGD(Optimizer):
         momentum = group["momentum"]
         state = self.state
         if momentum != 0:
-            bufs = [state[p].get("momentum_buffer") if g is not None and p in state else None
-                    for p, g in zip(params, grads)]
+            bufs = [
+                state[p].get("momentum_buffer") if g is not None and p in state else None
+                for p, g in zip(params, grads)
+            ]
         else:
             bufs = [None] * len(params)
         out = _core.sgd_step_group(
-            params, grads, bufs, float(group["lr"]), float(group["weight_decay"]),
-            float(momentum), float(group["dampening"]), bool(group["nesterov"]),
-            bool(group["maximize"]))
+            params,
+            grads,
+            bufs,
+            float(group["lr"]),
+            float(group["weight_decay"]),
+            float(momentum),
+            float(group["dampening"]),
+            bool(group["nesterov"]),
+            bool(group["maximize"]),
+        )
         if out is None:
             return False
         if momentum != 0:
@@ -122,15 +145,33 @@ class SGD(Optimizer):
         return True
 
 
-def _sgd_update(param: Tensor, grad: Tensor, buf: Tensor | None, *, lr: float,
-                weight_decay: float, momentum: float, dampening: float, nesterov: bool,
-                maximize: bool) -> Tensor | None:
+def _sgd_update(
+    param: Tensor,
+    grad: Tensor,
+    buf: Tensor | None,
+    *,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    maximize: bool,
+) -> Tensor | None:
     """One parameter's update, in place, in its dtype, in one C++ pass (csrc/nn/sgd.h); returns
     the momentum buffer (created on the first step)."""
     first = momentum != 0 and buf is None
     if first:
         buf = empty_like(param)
-    _core.sgd_step(param, grad, buf if momentum != 0 else None, first, float(lr),
-                   float(weight_decay), float(momentum), float(dampening), bool(nesterov),
-                   bool(maximize))
+    _core.sgd_step(
+        param,
+        grad,
+        buf if momentum != 0 else None,
+        first,
+        float(lr),
+        float(weight_decay),
+        float(momentum),
+        float(dampening),
+        bool(nesterov),
+        bool(maximize),
+    )
     return buf if momentum != 0 else None
