@@ -262,7 +262,7 @@ def test_linear_large_weight_packed_by_threads_same_result(isa, rng, threads):
     assert_linear_close(single, x, w, b)
 
 
-# Column blocks of the loop nest (gemm_impl.h: ncp panels per block, 640 KiB of a K-slice of
+# Column blocks of the loop nest (loop_nest.h: ncp panels per block, 640 KiB of a K-slice of
 # W): 512 columns for AVX-512 f32, 256 f64; 640 / 320 for AVX2 and SSE2; with several K-slices
 # and row blocks.
 COLUMN_BLOCK_CASES = [

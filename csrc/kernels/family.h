@@ -1,24 +1,32 @@
 // A kernel family: the blocked loop nest and register-tile micro-kernels compiled for one
-// instruction set (see gemm_impl.h). The dispatcher (dispatch.cpp) picks one at start-up.
+// instruction set (see loop_nest.h), as the ISA-neutral code (pack.cpp, gemm_driver.cpp) sees it:
+// its block sizes, its entry points (function types below) and what both sides share. The
+// dispatcher (dispatch.cpp) picks one at start-up.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <type_traits>
 
 #include "kernels/gemm.h"
+#include "runtime/aligned_alloc.h"
 
 namespace lincore::detail {
 
 template <class T>
 struct Blocking {
-  int mr, nr, mc, kc;  // register tile MR x NR; cache blocks MC (rows of x), KC (depth)
+  // Register tile MR x NR; cache blocks MC (rows of x) and KC (depth: the most k steps in one
+  // K-slice; a product's slices are balanced_slice_len(k, KC) long).
+  int mr, nr, mc, kc;
 };
 
 // One product for a family's run(): the gemm.h contract, y = act(x . w'^T + b), with
 //   x(i, p) at x[i * ldx + p] (row-major), or at x[p * ldx + i] when x_colmajor (as dy^T is);
-//   w' either packed (gemm_pack's layout for the family's NR and KC, bias padded to npad) or,
-//   when w_direct, w'(j, p) at w[p * ldw + j]: a k-major view such as W^T or x^T of a row-major
-//   matrix (bias of n values).
+//   w' either packed (gemm_pack's layout for the family's NR, in K-slices of slice_len; bias
+//   padded to npad) or, when w_direct, w'(j, p) at w[p * ldw + j]: a k-major view such as W^T
+//   or x^T of a row-major matrix (bias of n values).
 template <class T>
 struct GemmArgs {
   std::int64_t m = 0, n = 0, k = 0;
@@ -32,7 +40,7 @@ struct GemmArgs {
   T* y = nullptr;
   std::int64_t ldy = 0;
   Epilogue ep;
-  std::int64_t kc = 0;  // the K-slice length of a packed w' (PackedWeight::kc)
+  std::int64_t slice_len = 0;  // the K-slice length of a packed w' (PackedWeight::slice_len)
 };
 
 // Computes the y columns of panels [jp0, jp1) (NR columns each) for all m rows.
@@ -40,11 +48,10 @@ template <class T>
 using RunFn = void (*)(const GemmArgs<T>& args, std::int64_t jp0, std::int64_t jp1);
 
 // Packs panels [jr0, jr1) of a row-major w (n x k, row stride ldw, unit column stride) into
-// dst, laid out as gemm.h's PackedWeight for the family's nr and K-slices of kc (npad = n
-// rounded up to nr). Optional per family: null means the portable packing loop in
-// gemm_driver.cpp.
+// dst, laid out as gemm.h's PackedWeight for the family's nr and K-slices of slice_len (npad = n
+// rounded up to nr). Optional per family: null means the portable packing loop in pack.cpp.
 template <class T>
-using PackFn = void (*)(std::int64_t n, std::int64_t k, std::int64_t kc, const T* w,
+using PackFn = void (*)(std::int64_t n, std::int64_t k, std::int64_t slice_len, const T* w,
                         std::int64_t ldw, T* dst, std::int64_t jr0, std::int64_t jr1);
 
 struct KernelFamily {
@@ -56,9 +63,10 @@ struct KernelFamily {
   PackFn<float> pack_f32 = nullptr;
 };
 
-// The K-slice length for a depth of k with slices of at most KC: equal slices, so that no
-// short last slice pays a y load and store for little work (1024 = 4 x 256, not 3 x 320 + 64).
-static inline std::int64_t balanced_kc(std::int64_t k, std::int64_t KC) {
+// The K-slice length (slice_len) for a depth of k with slices of at most KC: equal slices, so
+// that no short last slice pays a y load and store for little work (1024 = 4 x 256, not
+// 3 x 320 + 64); only the last slice may be shorter.
+static inline std::int64_t balanced_slice_len(std::int64_t k, std::int64_t KC) {
   if (k <= KC) return k > 0 ? k : 1;
   const std::int64_t slices = (k + KC - 1) / KC;
   return (k + slices - 1) / slices;
@@ -71,7 +79,7 @@ static inline bool stride_aliases_in_l1(std::int64_t ldx, std::int64_t size) {
   return (ldx * size) % 4096 == 0;
 }
 
-// Row tiles of at most this many rows use the multi-panel tile (gemm_impl.h); products with so
+// Row tiles of at most this many rows use the multi-panel tile (ukernel.h); products with so
 // few rows use each W value once, so a direct w' is read in place rather than packed.
 constexpr int kWideRows = 3;
 // How many NR-column panels that multi-panel tile spans.
@@ -81,7 +89,7 @@ constexpr int kWidePanels = 4;
 //
 // The helpers in this header are static (internal linkage): the per-ISA files include it too,
 // and a shared inline copy compiled with their -m flags could otherwise be the one the linker
-// keeps for baseline code (ODR; see gemm_impl.h).
+// keeps for baseline code (ODR; see loop_nest.h).
 template <class T>
 static const Blocking<T>& blocking_of(const KernelFamily& f) {
   if constexpr (std::is_same_v<T, float>)
@@ -95,6 +103,17 @@ static RunFn<T> run_of(const KernelFamily& f) {
     return f.run_f32;
   else
     return f.run_f64;
+}
+
+// An array of count values from lincore's one allocator (64-byte aligned), freed with its last
+// owner: a PackedWeight's buffers (pack.cpp), a contiguous copy of a strided x (gemm_driver.cpp).
+template <class T>
+static std::shared_ptr<T> aligned_array(std::int64_t count) {
+  const AlignedBlock block =
+      aligned_allocate(static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(T));
+  if (block.data == nullptr) throw std::bad_alloc();
+  return std::shared_ptr<T>(static_cast<T*>(block.data),
+                            [base = block.base](T*) { aligned_free(base); });
 }
 
 // One per instruction set; each lives in its own translation unit and namespace.

@@ -44,13 +44,15 @@ void gemm_ref(std::int64_t m, std::int64_t n, std::int64_t k, const T* x, std::i
 template <class T>
 T activate(T v, Epilogue ep);
 
-// Weights (and bias) rearranged once for the kernel family in use: K-slices of kc, each holding
-// ceil(n / NR) panels of KC x NR values, k-major, zero-padded to NR columns; the bias padded to
-// a multiple of NR. Built by gemm_pack, read-only afterwards (safe to share between threads).
+// Weights (and bias) rearranged once for the kernel family in use: K-slices of slice_len k steps
+// (the last may be shorter), each holding ceil(n / NR) panels of NR columns, k-major (NR values
+// per k step), zero-padded to NR columns; the bias padded to a multiple of NR. Built by
+// gemm_pack, read-only afterwards (safe to share between threads).
 template <class T>
 struct PackedWeight {
   std::int64_t n = 0, k = 0;
-  int nr = 1, kc = 1;       // the family's panel width; the K-slice length (balanced, <= its KC)
+  int nr = 1;               // the family's panel width NR
+  int slice_len = 1;        // the K-slice length: the family's KC, balanced (at most KC)
   int family = -1;          // which kernel family packed it (an index into the dispatch table)
   std::shared_ptr<T> data;  // 64-byte aligned
   std::shared_ptr<T> bias;  // npad values, or null when there is no bias

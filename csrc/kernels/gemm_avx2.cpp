@@ -3,7 +3,8 @@
 #define LINCORE_ISA_NS isa_avx2
 #include <immintrin.h>
 
-#include "kernels/gemm_impl.h"
+#include "kernels/loop_nest.h"
+#include "kernels/pack.h"
 
 namespace lincore::detail::isa_avx2 {
 
@@ -36,9 +37,9 @@ inline void transpose8(const float* in, std::int64_t ld, float* out, std::int64_
 // The PackedWeight layout (NR = 16) by 8x8 transposes. Measured 2026-12-03 on Zen 3, repacking
 // into a warm buffer (median), against the portable loop: 1024x1024 580 -> 340 us, 256x784
 // 100 -> 34-51 us.
-void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
-              float* dst, std::int64_t jr0, std::int64_t jr1) {
-  pack_f32_by_transposes<LANES32 * NV, 8>(n, k, KC, w, ldw, dst, jr0, jr1,
+void pack_f32(std::int64_t n, std::int64_t k, std::int64_t slice_len, const float* w,
+              std::int64_t ldw, float* dst, std::int64_t jr0, std::int64_t jr1) {
+  pack_f32_by_transposes<LANES32 * NV, 8>(n, k, slice_len, w, ldw, dst, jr0, jr1,
                                           [](const float* in, std::int64_t ld, float* out,
                                              std::int64_t ldo) { transpose8(in, ld, out, ldo); });
 }

@@ -3,7 +3,8 @@
 #define LINCORE_ISA_NS isa_avx512
 #include <immintrin.h>
 
-#include "kernels/gemm_impl.h"
+#include "kernels/loop_nest.h"
+#include "kernels/pack.h"
 
 namespace lincore::detail::isa_avx512 {
 
@@ -42,9 +43,9 @@ inline void transpose16(const float* in, std::int64_t ld, float* out, std::int64
 }
 
 // The PackedWeight layout (NR = 32) by 16x16 transposes.
-void pack_f32(std::int64_t n, std::int64_t k, std::int64_t KC, const float* w, std::int64_t ldw,
-              float* dst, std::int64_t jr0, std::int64_t jr1) {
-  pack_f32_by_transposes<LANES32 * NV, 16>(n, k, KC, w, ldw, dst, jr0, jr1,
+void pack_f32(std::int64_t n, std::int64_t k, std::int64_t slice_len, const float* w,
+              std::int64_t ldw, float* dst, std::int64_t jr0, std::int64_t jr1) {
+  pack_f32_by_transposes<LANES32 * NV, 16>(n, k, slice_len, w, ldw, dst, jr0, jr1,
                                            [](const float* in, std::int64_t ld, float* out,
                                               std::int64_t ldo) { transpose16(in, ld, out, ldo); });
 }

@@ -1,30 +1,20 @@
-// gemm_pack and gemm_run: the entry points of the packed-weight GEMM. Packing is ISA-neutral
-// (it only needs the family's NR and KC); the loop nest and micro-kernels run in the family's TU.
+// The entry points gemm_run, gemm_run_serial and gemm_run_strided: gemm.h's preconditions
+// asserted at entry (debug builds), then the product split over the thread pool (run_product)
+// and run by the family's loop nest (loop_nest.h, compiled in the family's TU). Weights are
+// packed by gemm_pack (pack.cpp).
 #include <algorithm>
 #include <atomic>
 #include <cassert>
-#include <cstdlib>
-#include <cstring>
-#include <new>
-#include <type_traits>
+#include <cstdint>
+#include <memory>
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
-#include "runtime/aligned_alloc.h"
 #include "runtime/interrupt.h"
 #include "runtime/thread_pool.h"
 
 namespace lincore {
 namespace {
-
-template <class T>
-std::shared_ptr<T> aligned_array(std::int64_t count) {
-  const AlignedBlock block =
-      aligned_allocate(static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(T));
-  if (block.data == nullptr) throw std::bad_alloc();
-  return std::shared_ptr<T>(static_cast<T*>(block.data),
-                            [base = block.base](T*) { aligned_free(base); });
-}
 
 // The elements [lo, hi) that a rows x cols operand with these element strides (any sign) spans.
 struct Span {
@@ -53,7 +43,7 @@ void assert_contract(const detail::GemmArgs<T>& a, int nr) {
   assert(a.m >= 0 && a.n >= 0 && a.k >= 0);
   assert(a.m == 0 || a.n == 0 || (a.y != nullptr && (a.m == 1 || a.ldy >= a.n)));
   assert(a.m == 0 || a.k == 0 || a.x != nullptr);
-  assert(a.w_direct || a.kc >= 1);
+  assert(a.w_direct || a.slice_len >= 1);
   const std::int64_t npad = (a.n + nr - 1) / nr * nr;
   const Span y = span_of(a.m, a.ldy, a.n, 1);
   const Span x = a.x_colmajor ? span_of(a.m, 1, a.k, a.ldx) : span_of(a.m, a.ldx, a.k, 1);
@@ -70,99 +60,6 @@ using detail::run_of;
 using detail::stride_aliases_in_l1;
 
 }  // namespace
-
-// Packing is a pass over memory: threads take ranges of panels once it is this big (elements).
-constexpr std::int64_t kPackParallelElements = 1 << 15;
-// The rows of w that a RowWriter writes just before they are packed: a fraction of L2, so that
-// the strip (and the writer's other operands over it) is still there when it is packed.
-constexpr std::int64_t kWriteStripBytes = 128 << 10;
-
-template <class T>
-PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64_t ldw, const T* b,
-                          std::int64_t ldw_col, PackedWeight<T> recycled,
-                          const RowWriter* write_rows) {
-  assert(n >= 0 && k >= 0);
-  assert(n == 0 || k == 0 || w != nullptr);
-  PackedWeight<T> pw;
-  pw.family = detail::active_family_index();
-  const auto& family = detail::family_at(pw.family);
-  const auto& blk = blocking_of<T>(family);
-  pw.n = n;
-  pw.k = k;
-  pw.nr = blk.nr;
-  pw.kc = static_cast<int>(detail::balanced_kc(k, blk.kc));
-  const std::int64_t npad = pw.npad(), nr = pw.nr, panels = npad / nr;
-  const bool reuse = recycled.data && recycled.data.use_count() == 1 &&
-                     recycled.family == pw.family && recycled.npad() * recycled.k == npad * k;
-  pw.data = reuse ? std::move(recycled.data) : aligned_array<T>(npad * k);
-  T* dst = pw.data.get();
-  detail::PackFn<T> pack_fn = nullptr;  // the family's own packing routine, when it has one
-  if constexpr (std::is_same_v<T, float>) {
-    if (ldw_col == 1 && ldw != 1) pack_fn = family.pack_f32;
-  }
-  const std::int64_t panel_grain =
-      std::max<std::int64_t>(1, kPackParallelElements / (nr * (k + 1)));
-  auto pack_panels = [&](std::int64_t jr0, std::int64_t jr1) {
-    if (pack_fn) {
-      pack_fn(n, k, pw.kc, w, ldw, dst, jr0, jr1);
-      return;
-    }
-    // Slice pc starts at pc * npad; inside it panel jr starts at jr * kc * NR, k-major. When a
-    // panel's NR columns are adjacent in memory (ldw == 1: a transposed view) each k step is one
-    // contiguous copy; otherwise each column is read along its row (contiguous when
-    // ldw_col == 1) and written down the panel (measured faster than gathering each k step
-    // across rows).
-    for (std::int64_t pc = 0; pc < k; pc += pw.kc) {
-      const std::int64_t kc = k - pc < pw.kc ? k - pc : pw.kc;
-      for (std::int64_t jr = jr0; jr < jr1; ++jr) {
-        T* panel = dst + pc * npad + jr * kc * nr;
-        const std::int64_t j0 = jr * nr;
-        const std::int64_t cols = n - j0 < nr ? n - j0 : nr;
-        const T* src = w + j0 * ldw + pc * ldw_col;
-        if (ldw == 1) {
-          for (std::int64_t p = 0; p < kc; ++p) {
-            std::memcpy(panel + p * nr, src + p * ldw_col,
-                        sizeof(T) * static_cast<std::size_t>(cols));
-            for (std::int64_t c = cols; c < nr; ++c) panel[p * nr + c] = T(0);
-          }
-          continue;
-        }
-        for (std::int64_t c = 0; c < nr; ++c) {
-          const T* in = src + c * ldw;
-          if (c >= cols) {
-            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = T(0);
-          } else if (ldw_col == 1) {
-            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p];
-          } else {
-            for (std::int64_t p = 0; p < kc; ++p) panel[p * nr + c] = in[p * ldw_col];
-          }
-        }
-      }
-    }
-  };
-  // A written strip is packed while it is in L2: strips of at most kWriteStripBytes of w.
-  const std::int64_t panel_bytes =
-      nr * std::max<std::int64_t>(k, 1) * static_cast<std::int64_t>(sizeof(T));
-  const std::int64_t strip = std::max<std::int64_t>(1, kWriteStripBytes / panel_bytes);
-  parallel_for(panels, panel_grain, [&](std::int64_t jr0, std::int64_t jr1) {
-    if (write_rows == nullptr) {
-      pack_panels(jr0, jr1);
-      return;
-    }
-    for (std::int64_t jr = jr0; jr < jr1; jr += strip) {
-      const std::int64_t je = std::min(jr1, jr + strip);
-      (*write_rows)(jr* nr, std::min(n, je * nr));
-      pack_panels(jr, je);
-    }
-  });
-  if (b) {
-    const bool reuse_bias = reuse && recycled.bias && recycled.bias.use_count() == 1;
-    pw.bias = reuse_bias ? std::move(recycled.bias) : aligned_array<T>(npad);
-    std::memcpy(pw.bias.get(), b, sizeof(T) * n);
-    std::memset(pw.bias.get() + n, 0, sizeof(T) * (npad - n));
-  }
-  return pw;
-}
 
 // Below this much work a second thread costs more (waking it, sharing caches) than it saves.
 constexpr double kParallelMinFlops = 2.0e6;
@@ -292,7 +189,7 @@ GemmArgs<T> packed_args(std::int64_t m, const T* x, std::int64_t ldx, const Pack
   a.y = y;
   a.ldy = ldy;
   a.ep = ep;
-  a.kc = pw.kc;
+  a.slice_len = pw.slice_len;
   return a;
 }
 
@@ -334,7 +231,7 @@ void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x
     a.ldx = ldx_col;
     a.x_colmajor = true;
   } else {
-    xcopy = aligned_array<T>(m * k);
+    xcopy = detail::aligned_array<T>(m * k);
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t p = 0; p < k; ++p) xcopy.get()[i * k + p] = x[i * ldx_row + p * ldx_col];
     a.x = xcopy.get();
@@ -369,12 +266,6 @@ template void gemm_run_strided<double>(std::int64_t, std::int64_t, std::int64_t,
                                        std::int64_t, std::int64_t, const double*, std::int64_t,
                                        std::int64_t, const double*, double*, std::int64_t,
                                        Epilogue);
-template PackedWeight<float> gemm_pack<float>(std::int64_t, std::int64_t, const float*,
-                                              std::int64_t, const float*, std::int64_t,
-                                              PackedWeight<float>, const RowWriter*);
-template PackedWeight<double> gemm_pack<double>(std::int64_t, std::int64_t, const double*,
-                                                std::int64_t, const double*, std::int64_t,
-                                                PackedWeight<double>, const RowWriter*);
 template void gemm_run<float>(std::int64_t, const float*, std::int64_t, const PackedWeight<float>&,
                               float*, std::int64_t, Epilogue);
 template void gemm_run<double>(std::int64_t, const double*, std::int64_t,

@@ -1,6 +1,6 @@
 // Scalar family: plain C++ (no vector types), the portable path on any CPU; 4x4 tiles.
 #define LINCORE_ISA_NS isa_scalar
-#include "kernels/gemm_impl.h"
+#include "kernels/loop_nest.h"
 
 namespace lincore::detail::isa_scalar {
 

@@ -1,6 +1,6 @@
 // SSE2 family (the x86-64 baseline): 4x8 fp32 / 4x4 fp64 tiles of 128-bit vectors.
 #define LINCORE_ISA_NS isa_sse2
-#include "kernels/gemm_impl.h"
+#include "kernels/loop_nest.h"
 
 namespace lincore::detail::isa_sse2 {
 
