@@ -1,5 +1,5 @@
 // Tensor: storage, shape, views and copies from C++; zero-copy exchange with the buffer protocol.
-// Elementwise maths, printing and indexing sugar live in python/lincore/_tensor.py.
+// Elementwise maths, printing and indexing sugar live in python/lincore/_tensor/.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 

@@ -6,8 +6,7 @@ model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
 y = model(lincore.randn(16, 8))
 """
 
-from . import _core
-from . import _tensor as _tensor_methods
+from . import _core, _interop, _pickle, _tensor, nn, optim
 from ._core import cpu_capability, get_num_threads, initial_seed, manual_seed, set_num_threads
 from ._core import supported_cpu_capabilities
 from ._core import Tensor
@@ -31,13 +30,10 @@ from ._creation import (
 )
 from ._dtype import Size, bool_, dtype, float32, float64, int64
 from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from ._interop import from_dlpack, from_torch
 from ._printing import get_printoptions, set_printoptions
 from ._tensor import matmul
-
-_tensor_methods.install()
-
-from . import nn  # noqa: E402  (nn needs the Tensor methods installed)
-from . import optim  # noqa: E402
+from .serialization import load, save
 
 # PyTorch's aliases.
 float = float32
@@ -90,14 +86,31 @@ __all__ = [
     "tensor",
     "zeros",
     "zeros_like",
+    "from_dlpack",
+    "from_torch",
+    "load",
+    "save",
 ]
 
-# Pickling, DLPack, safetensors files and PyTorch conversion (after nn: they use its modules).
-from . import _interop, _pickle  # noqa: E402
-from ._interop import from_dlpack, from_torch  # noqa: E402
-from .serialization import load, save  # noqa: E402
 
-_pickle.install()
-_interop.install()
+def _install() -> None:
+    """Attaches lincore's Python methods to classes defined elsewhere: the compiled
+    lincore._core.Tensor, and nn.Module (to_torch). This is the one step of `import lincore` that
+    changes a class after its definition. It runs once, after every import above, in this order
+    (the order in which lincore._core.Tensor's dict lists what each attaches, and
+    tests/data/make_stubs.py their stubs):
 
-__all__ += ["from_dlpack", "from_torch", "load", "save"]
+    1. _tensor.install(): the PyTorch-like Tensor methods (see lincore/_tensor/__init__.py). The
+       compiled view/copy methods they replace were saved when lincore._tensor was imported.
+    2. _pickle.install(): Tensor.__reduce_ex__ (pickling in the safetensors format).
+    3. _interop.install(): Tensor.__dlpack__ / __dlpack_device__, and nn.Module.to_torch.
+
+    Nothing imported above calls a Tensor method while it is imported, so all of this can wait
+    until they all are.
+    """
+    _tensor.install()
+    _pickle.install()
+    _interop.install()
+
+
+_install()

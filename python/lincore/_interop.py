@@ -1,7 +1,7 @@
 """Moving to and from PyTorch and other array libraries: lincore.from_torch (torch.nn modules and
-state dicts, copied), Module.to_torch (back, copied), and DLPack (tensors, zero-copy both ways:
-Tensor.__dlpack__ / __dlpack_device__, installed on the compiled class at import, and
-lincore.from_dlpack).
+state dicts, copied), Module.to_torch (back, copied; installed on nn.Module at import), and DLPack
+(tensors, zero-copy both ways: Tensor.__dlpack__ / __dlpack_device__, installed on the compiled
+class at import, and lincore.from_dlpack).
 
 torch is imported inside the functions that need it, never by `import lincore`. DLPack goes
 through numpy, which implements the protocol: a numpy view of a tensor keeps the tensor's memory
@@ -158,11 +158,13 @@ def _linear(weight: Parameter, bias: Parameter | None) -> Linear:
 # --- to PyTorch ---------------------------------------------------------------------------------
 
 
-def to_torch(module: Module) -> Any:
-    """Module.to_torch: the torch.nn equivalent of a lincore module, with copied weights."""
+def to_torch(self: Module) -> Any:
+    """The equivalent torch.nn module, with copies of the weights (imports torch).
+    Implemented for Linear, the activations, Identity, Flatten and Sequential of these;
+    other modules raise NotImplementedError."""
     import torch
 
-    return _module_to_torch(torch, module, "", {})
+    return _module_to_torch(torch, self, "", {})
 
 
 def _module_to_torch(torch: Any, m: Module, path: str, memo: dict[int, Any]) -> Any:
@@ -265,9 +267,12 @@ def from_dlpack(ext_tensor: Any) -> Tensor:
 
 
 def install() -> None:
-    """Attaches __dlpack__ and __dlpack_device__ to lincore._core.Tensor (once, at import)."""
+    """Attaches __dlpack__ and __dlpack_device__ to lincore._core.Tensor, and to_torch to
+    nn.Module (once, at import). Module.to_torch is defined here, not in nn/module.py, because it
+    needs every layer class, and they all import nn/module.py: so nn never imports this module."""
     Tensor.__dlpack__ = _dlpack  # type: ignore[attr-defined]
     Tensor.__dlpack_device__ = _dlpack_device  # type: ignore[attr-defined]
+    Module.to_torch = to_torch  # type: ignore[method-assign]
 
 
 __all__ = ["from_dlpack", "from_torch", "install", "to_torch"]

@@ -1,5 +1,5 @@
 """Regenerates the Python-installed part of python/lincore/_core.pyi (the Tensor methods that
-python/lincore/_tensor.py, _pickle.py and _interop.py attach to the compiled class) from their
+python/lincore/_tensor/, _pickle.py and _interop.py attach to the compiled class) from their
 live signatures.
 
     python3 tests/data/make_stubs.py      # then check: python3 -m pytest tests/test_stubs.py
@@ -15,7 +15,7 @@ import lincore
 from lincore import _core
 
 STUB = Path(__file__).resolve().parents[2] / "python" / "lincore" / "_core.pyi"
-START = "    # Installed at import by python/lincore/_tensor.py, _pickle.py, _interop.py.\n"
+START = "    # Installed at import by python/lincore/_tensor/, _pickle.py, _interop.py.\n"
 END = "class PackCache:"
 
 

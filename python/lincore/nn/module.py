@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -356,13 +356,11 @@ class Module:
         # in another process never matches one handed out here.
         object.__setattr__(self, "_plan_token", new_plan_token())
 
-    def to_torch(self) -> Any:
-        """The equivalent torch.nn module, with copies of the weights (imports torch).
-        Implemented for Linear, the activations, Identity, Flatten and Sequential of these;
-        other modules raise NotImplementedError."""
-        from .._interop import to_torch
-
-        return to_torch(self)
+    if TYPE_CHECKING:
+        # Module.to_torch is lincore/_interop.py's to_torch, installed at import: the conversion
+        # needs every layer class, which all import this module.
+        def to_torch(self) -> Any:
+            """The equivalent torch.nn module, with copies of the weights (imports torch)."""
 
     # -- repr --------------------------------------------------------------------------------
     def extra_repr(self) -> str:
