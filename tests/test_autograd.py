@@ -1683,6 +1683,6 @@ def test_recording_bindings_reject_non_tensors():
         lincore._core.linear_recorded(lincore.randn(3), lin.weight, 7, None, nodes)
     seq = lnn.Sequential(lnn.Linear(3, 2))
     seq(lincore.randn(3))
-    plan = seq.__dict__["_plan"][3]
+    plan = seq.__dict__["_plan"].only
     with pytest.raises(TypeError, match="argument 'input' must be a lincore Tensor, but got str"):
         plan.forward_recorded("x", plan.__dict__["params"], plan.__dict__["nodes"])

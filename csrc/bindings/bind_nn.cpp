@@ -26,32 +26,6 @@ Epilogue make_epilogue(int act, double negative_slope) {
   return Epilogue{static_cast<Activation>(act), negative_slope};
 }
 
-// One step from its Python description: ("linear", name, weight, bias | None, cache),
-// ("activation", name, code, negative_slope), ("flatten", name, start, end), ("identity", name).
-Step make_step(const py::tuple& t) {
-  Step s;
-  const std::string kind = t[0].cast<std::string>();
-  s.name = t[1].cast<std::string>();
-  if (kind == "linear") {
-    s.kind = Step::Kind::linear;
-    s.weight = t[2].cast<Tensor>();
-    if (!t[3].is_none()) s.bias = t[3].cast<Tensor>();
-    s.cache = t[4].cast<std::shared_ptr<PackCache>>();
-  } else if (kind == "activation") {
-    s.kind = Step::Kind::activation;
-    s.ep = make_epilogue(t[2].cast<int>(), t[3].cast<double>());
-  } else if (kind == "flatten") {
-    s.kind = Step::Kind::flatten;
-    s.start_dim = t[2].cast<std::int64_t>();
-    s.end_dim = t[3].cast<std::int64_t>();
-  } else if (kind == "identity") {
-    s.kind = Step::Kind::identity;
-  } else {
-    throw std::invalid_argument("unknown Sequential step kind '" + kind + "'");
-  }
-  return s;
-}
-
 }  // namespace
 
 const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
@@ -68,6 +42,12 @@ void register_nn(py::module_& m) {
     activations[activation_name(static_cast<Activation>(a))] = a;
   }
   m.attr("ACTIVATIONS") = activations;
+  py::tuple linear_nodes(2);
+  for (std::size_t has_bias = 0; has_bias < 2; ++has_bias) {
+    const auto& names = kLinearNodeNames[has_bias];
+    linear_nodes[has_bias] = py::make_tuple(names[0], names[1], names[2]);
+  }
+  m.attr("LINEAR_NODE_NAMES") = linear_nodes;
   py::class_<PackCache, std::shared_ptr<PackCache>>(m, "PackCache")
       .def(py::init<>())
       .def_property_readonly("packed_bytes", &PackCache::packed_bytes)
@@ -98,7 +78,8 @@ void register_nn(py::module_& m) {
         py::arg("bias"), py::arg("cache"), py::arg("nodes"),
         "linear_recorded(x, weight, bias, cache, nodes)\n"
         "x @ weight.T + bias, recorded in the graph when an input requires grad: the output's "
-        "grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)");
+        "grad_fn is nodes[has_bias][min(x.dim(), 3) - 1](x, weight, bias), nested as "
+        "LINEAR_NODE_NAMES");
 
   m.def(
       "activation",
@@ -206,12 +187,56 @@ void register_nn(py::module_& m) {
   py::class_<Tape, std::shared_ptr<Tape>>(m, "Tape",
                                           "What a recorded Sequential forward keeps for backward");
 
+  // A layer of a compiled run, built by the layer's own _step() through one of these.
+  py::class_<Step>(m, "Step", "One layer of a compiled Sequential run")
+      .def_static(
+          "linear",
+          [](std::string name, Tensor weight, std::optional<Tensor> bias,
+             std::shared_ptr<PackCache> cache) {
+            Step s;
+            s.kind = Step::Kind::linear;
+            s.name = std::move(name);
+            s.weight = std::move(weight);
+            s.bias = std::move(bias);
+            s.cache = std::move(cache);
+            return s;
+          },
+          py::arg("name"), py::arg("weight"), py::arg("bias"), py::arg("cache"))
+      .def_static(
+          "activation",
+          [](std::string name, int act, double negative_slope) {
+            Step s;
+            s.kind = Step::Kind::activation;
+            s.name = std::move(name);
+            s.ep = make_epilogue(act, negative_slope);
+            return s;
+          },
+          py::arg("name"), py::arg("act"), py::arg("negative_slope"))
+      .def_static(
+          "flatten",
+          [](std::string name, std::int64_t start_dim, std::int64_t end_dim) {
+            Step s;
+            s.kind = Step::Kind::flatten;
+            s.name = std::move(name);
+            s.start_dim = start_dim;
+            s.end_dim = end_dim;
+            return s;
+          },
+          py::arg("name"), py::arg("start_dim"), py::arg("end_dim"))
+      .def_static(
+          "identity",
+          [](std::string name) {
+            Step s;
+            s.kind = Step::Kind::identity;
+            s.name = std::move(name);
+            return s;
+          },
+          py::arg("name"))
+      .def_readonly("name", &Step::name);
+
   py::class_<Sequential>(m, "SequentialPlan", py::dynamic_attr())
-      .def(py::init([](const py::list& steps) {
-        std::vector<Step> out;
-        for (const auto& s : steps) out.push_back(make_step(s.cast<py::tuple>()));
-        return Sequential(std::move(out));
-      }))
+      .def(py::init([](std::vector<Step> steps) { return Sequential(std::move(steps)); }),
+           py::arg("steps"))
       .def(
           "forward",
           [](const Sequential& s, const Tensor& x) {

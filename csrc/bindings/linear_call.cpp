@@ -44,11 +44,14 @@ py::object linear_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, 
 
 py::object linear_forward_recorded(py::handle x_obj, py::handle w_obj, py::handle b_obj,
                                    PackCache* cache, const py::tuple& nodes) {
-  if (nodes.size() != 6) throw std::invalid_argument("linear_recorded: expected 6 node classes");
+  if (nodes.size() != 2) {
+    throw std::invalid_argument("linear_recorded: expected node classes [has bias][dims]");
+  }
   std::int64_t x_dims = 0;
   py::object y = run_linear(x_obj, w_obj, b_obj, cache, &x_dims);
   if (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj)) {
-    const py::object node_class = nodes[(b_obj.is_none() ? 0 : 3) + node_index_by_dims(x_dims)];
+    const py::tuple by_dims = nodes[b_obj.is_none() ? 0 : 1];
+    const py::object node_class = by_dims[node_index_by_dims(x_dims)];
     set_grad_fn(y, node_class(x_obj, w_obj, b_obj));
   }
   return y;

@@ -13,7 +13,8 @@ pybind11::object linear_forward(pybind11::handle x, pybind11::handle weight, pyb
                                 PackCache* cache);
 
 // The same, recorded in the graph when an input requires grad: the output's grad_fn is
-// nodes[3 * has_bias + node_index_by_dims(x.dim())](x, weight, bias).
+// nodes[has_bias][node_index_by_dims(x.dim())](x, weight, bias), nodes nested as
+// kLinearNodeNames (record.h).
 pybind11::object linear_forward_recorded(pybind11::handle x, pybind11::handle weight,
                                          pybind11::handle bias, PackCache* cache,
                                          const pybind11::tuple& nodes);

@@ -26,4 +26,13 @@ inline std::size_t node_index_by_dims(std::int64_t dims) {
   return static_cast<std::size_t>(dims <= 1 ? 0 : dims == 2 ? 1 : 2);
 }
 
+// PyTorch's node names for F.linear's output (and so for a run of layers that ends in a Linear),
+// the one table of them: [has bias][node_index_by_dims(output dims)]. Exported as
+// _core.LINEAR_NODE_NAMES; Python makes a node class per name, in the same nesting, and hands
+// them back as the `nodes` that the recorded calls pick from.
+inline constexpr const char* kLinearNodeNames[2][3] = {
+    {"SqueezeBackward4", "MmBackward0", "UnsafeViewBackward0"},  // no bias
+    {"ViewBackward0", "AddmmBackward0", "ViewBackward0"},        // with bias
+};
+
 }  // namespace lincore::bindings

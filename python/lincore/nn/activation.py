@@ -28,8 +28,8 @@ class _Activation(Module):
         x = input if isinstance(input, _core.Tensor) else as_tensor(input)
         return activation_op(x, self._code, self._slope())
 
-    def _step(self, name: str) -> tuple:
-        return ("activation", name, self._code, self._slope())
+    def _step(self, name: str) -> Any:
+        return _core.Step.activation(name, self._code, self._slope())
 
 
 class ReLU(_Activation):

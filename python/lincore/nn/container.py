@@ -12,7 +12,9 @@ from .. import _core
 from .._autograd import SavedNode, node_class
 from .._creation import as_tensor, wrap_array
 from .._grad_mode import _state as _grad_state
-from .functional import _ACTIVATION_NODES, linear_node_name
+from .activation import _Activation
+from .functional import _ACTIVATION_NODES
+from .linear import Linear
 from .module import Module, _last_token, _load_epoch, consistent
 
 _Tensor = _core.Tensor
@@ -36,23 +38,36 @@ class StackBackward(SavedNode):
         return (dx, *[t for pair in grads for t in pair])
 
 
-def _compile(steps: list) -> Any:
-    """A C++ plan for a run of built-in layers, with what autograd needs to know about it: the
-    Linear parameters in order and the node class for the run's output, per output dims 1, 2,
-    3+ (PyTorch names it after the run's last op)."""
-    plan = _core.SequentialPlan(steps)
-    plan.__dict__["params"] = [p for s in steps if s[0] == "linear" for p in (s[2], s[3])]
-    compute = [s for s in steps if s[0] in ("linear", "activation")]
+def _compile(run: list) -> Any:
+    """A C++ plan for a run of built-in layers ((name, module) pairs), with what autograd needs
+    to know about it: the Linear parameters in order and the node class for the run's output,
+    per output dims 1, 2, 3+ (PyTorch names it after the run's last op)."""
+    plan = _core.SequentialPlan([module._step(name) for name, module in run])
+    layers = [module for _, module in run]
+    plan.__dict__["params"] = [
+        p for m in layers if isinstance(m, Linear) for p in (m.weight, m.bias)
+    ]
+    compute = [m for m in layers if isinstance(m, (Linear, _Activation))]
     last = compute[-1] if compute else None
-    names = (
-        [_ACTIVATION_NODES[last[2]]] * 3
-        if last and last[0] == "activation"
-        else [linear_node_name(nd, last[3] is not None) for nd in (1, 2, 3)]
-        if last
-        else ["ViewBackward0"] * 3
-    )
+    if isinstance(last, _Activation):
+        names = [_ACTIVATION_NODES[last._code]] * 3
+    elif isinstance(last, Linear):
+        names = _core.LINEAR_NODE_NAMES[last.bias is not None]
+    else:
+        names = ["ViewBackward0"] * 3
     plan.__dict__["nodes"] = tuple(node_class(name, StackBackward) for name in names)
     return plan
+
+
+class _CachedPlan:
+    """A Sequential's compiled plan: the members' tokens it was built for (key), its segments,
+    the change token seen when it was last checked, and the plan itself when the whole stack is
+    one compiled run (`only`, the common case that forward takes straight)."""
+
+    __slots__ = ("key", "segments", "token", "only")
+
+    def __init__(self, key: tuple, segments: list, token: int, only: Any) -> None:
+        self.key, self.segments, self.token, self.only = key, segments, token, only
 
 
 def run_plan(plan: Any, x: Any) -> Any:
@@ -148,7 +163,7 @@ class Sequential(Module):
             # override forward, and a nested Sequential runs its own plan; both are called like
             # any other Python module.
             if type(module).__module__.startswith("lincore.nn.") and hasattr(module, "_step"):
-                run.append(module._step(f"{key}: {module!r}"))
+                run.append((f"{key}: {module!r}", module))
                 continue
             if run:
                 segments.append(_compile(run))
@@ -163,11 +178,11 @@ class Sequential(Module):
         # model's call is a few microseconds, and each Python frame or lookup is a tenth of one.
         epoch = _load_epoch[0]
         cached = self.__dict__.get("_plan")
-        if cached is None or cached[2] != _last_token[0]:
+        if cached is None or cached.token != _last_token[0]:
             cached = self._current_plan()
-        only = cached[3]
+        only = cached.only
         if only is None:
-            y = self._run_segments(cached[1], input)
+            y = self._run_segments(cached.segments, input)
         else:
             # run_plan, inlined
             x = input if isinstance(input, _Tensor) else as_tensor(input)
@@ -182,30 +197,29 @@ class Sequential(Module):
         # stack, so compute again.
         return consistent(lambda: self._forward(input))
 
-    def _current_plan(self) -> tuple:
-        """(key, segments, token seen, the plan when it is the only segment): rebuilt when a
-        member changed, and the token refreshed when only some other module did."""
+    def _current_plan(self) -> _CachedPlan:
+        """The cached plan, rebuilt when a member changed, and its token refreshed when only
+        some other module did."""
         # The token is read before the key: a change made while the key is read then shows as a
         # newer token on the next call, never as a stale plan filed under the current token.
         token = _last_token[0]
         key = self._plan_key()
         cached = self.__dict__.get("_plan")
-        if cached is None or cached[0] != key:
+        if cached is None or cached.key != key:
             segments = self._build_plan()
             only = (
                 segments[0]
                 if len(segments) == 1 and isinstance(segments[0], _core.SequentialPlan)
                 else None
             )
-            cached = (key, segments, token, only)
+            cached = _CachedPlan(key, segments, token, only)
         else:
-            cached = (key, cached[1], token, cached[3])
+            cached = _CachedPlan(key, cached.segments, token, cached.only)
         object.__setattr__(self, "_plan", cached)
         return cached
 
     def _forward(self, input: Any) -> Any:
-        cached = self._current_plan()
-        return self._run_segments(cached[1], input)
+        return self._run_segments(self._current_plan().segments, input)
 
     def _run_segments(self, segments: list, input: Any) -> Any:
         x = input

@@ -19,8 +19,8 @@ class Flatten(Module):
         x = input if isinstance(input, _core.Tensor) else as_tensor(input)
         return x.flatten(self.start_dim, self.end_dim)
 
-    def _step(self, name: str) -> tuple:
-        return ("flatten", name, self.start_dim, self.end_dim)
+    def _step(self, name: str) -> Any:
+        return _core.Step.flatten(name, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

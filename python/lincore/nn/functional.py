@@ -30,15 +30,6 @@ def _t(x: Any) -> Any:
     return x if isinstance(x, _core.Tensor) else as_tensor(x)
 
 
-def linear_node_name(ndim: int, has_bias: bool) -> str:
-    """The node PyTorch records for F.linear on an input of this many dims."""
-    if ndim == 2:
-        return "AddmmBackward0" if has_bias else "MmBackward0"
-    if ndim == 1:
-        return "ViewBackward0" if has_bias else "SqueezeBackward4"
-    return "ViewBackward0" if has_bias else "UnsafeViewBackward0"
-
-
 class LinearBackward(SavedNode):
     """The node of y = linear(x, weight, bias); its backward is one C++ call."""
 
@@ -61,13 +52,12 @@ class LinearBackward(SavedNode):
         )
 
 
-def linear_node_class(ndim: int, has_bias: bool) -> type:
-    return node_class(linear_node_name(ndim, has_bias), LinearBackward)
-
-
-# The node class per (has bias, input dims 1, 2, 3+), in the order _core.linear_recorded picks
-# from: nodes[3 * has_bias + min(ndim, 3) - 1].
-LINEAR_NODES = tuple(linear_node_class(nd, hb) for hb in (False, True) for nd in (1, 2, 3))
+# The node classes of F.linear's output, nested as the C++ table of their names that the
+# recorded calls pick from: [has bias][output dims 1, 2, 3+] (csrc/bindings/record.h).
+LINEAR_NODES = tuple(
+    tuple(node_class(name, LinearBackward) for name in by_dims)
+    for by_dims in _core.LINEAR_NODE_NAMES
+)
 
 
 def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None) -> Any:

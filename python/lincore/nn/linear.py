@@ -91,8 +91,8 @@ class Linear(Module):
         if cls.forward is not Linear.forward and "__call__" not in cls.__dict__:
             cls.__call__ = Module.__call__  # type: ignore[method-assign]
 
-    def _step(self, name: str) -> tuple:
-        return ("linear", name, self.weight, self.bias, self._pack)
+    def _step(self, name: str) -> Any:
+        return _core.Step.linear(name, self.weight, self.bias, self._pack)
 
     def extra_repr(self) -> str:
         return (
@@ -110,5 +110,5 @@ class Identity(Module):
     def forward(self, input: Any) -> Any:
         return input
 
-    def _step(self, name: str) -> tuple:
-        return ("identity", name)
+    def _step(self, name: str) -> Any:
+        return _core.Step.identity(name)
