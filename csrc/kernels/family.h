@@ -4,14 +4,10 @@
 // dispatcher (dispatch.cpp) picks one at start-up.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
-#include <memory>
-#include <new>
 #include <type_traits>
 
 #include "kernels/gemm.h"
-#include "runtime/aligned_alloc.h"
 
 namespace lincore::detail {
 
@@ -103,17 +99,6 @@ static RunFn<T> run_of(const KernelFamily& f) {
     return f.run_f32;
   else
     return f.run_f64;
-}
-
-// An array of count values from lincore's one allocator (64-byte aligned), freed with its last
-// owner: a PackedWeight's buffers (pack.cpp), a contiguous copy of a strided x (gemm_driver.cpp).
-template <class T>
-static std::shared_ptr<T> aligned_array(std::int64_t count) {
-  const AlignedBlock block =
-      aligned_allocate(static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(T));
-  if (block.data == nullptr) throw std::bad_alloc();
-  return std::shared_ptr<T>(static_cast<T*>(block.data),
-                            [base = block.base](T*) { aligned_free(base); });
 }
 
 // One per instruction set; each lives in its own translation unit and namespace.

@@ -10,6 +10,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "runtime/aligned_alloc.h"
 #include "runtime/interrupt.h"
 #include "runtime/thread_pool.h"
 
@@ -231,7 +232,8 @@ void gemm_run_strided(std::int64_t m, std::int64_t n, std::int64_t k, const T* x
     a.ldx = ldx_col;
     a.x_colmajor = true;
   } else {
-    xcopy = detail::aligned_array<T>(m * k);
+    xcopy =
+        std::static_pointer_cast<T>(aligned_shared(sizeof(T) * static_cast<std::size_t>(m * k)));
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t p = 0; p < k; ++p) xcopy.get()[i * k + p] = x[i * ldx_row + p * ldx_col];
     a.x = xcopy.get();

@@ -41,10 +41,7 @@ constexpr std::int64_t kPackedXBytes = 4 << 20;
 // A thread's scratch buffer of at least `count` values, kept across calls.
 template <class T, int Which>
 T* scratch(std::int64_t count) {
-  struct Free {
-    void operator()(void* base) const { aligned_free(base); }
-  };
-  thread_local std::unique_ptr<void, Free> base;
+  thread_local std::unique_ptr<void, AlignedFree> base;
   thread_local T* buf = nullptr;
   thread_local std::int64_t size = 0;
   if (size < count) {

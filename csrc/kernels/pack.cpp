@@ -12,6 +12,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "runtime/aligned_alloc.h"
 #include "runtime/thread_pool.h"
 
 namespace lincore {
@@ -39,7 +40,9 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   const std::int64_t npad = pw.npad(), nr = pw.nr, panels = npad / nr;
   const bool reuse = recycled.data && recycled.data.use_count() == 1 &&
                      recycled.family == pw.family && recycled.npad() * recycled.k == npad * k;
-  pw.data = reuse ? std::move(recycled.data) : detail::aligned_array<T>(npad * k);
+  pw.data = reuse ? std::move(recycled.data)
+                  : std::static_pointer_cast<T>(
+                        aligned_shared(sizeof(T) * static_cast<std::size_t>(npad * k)));
   T* dst = pw.data.get();
   detail::PackFn<T> pack_fn = nullptr;  // the family's own packing routine, when it has one
   if constexpr (std::is_same_v<T, float>) {
@@ -102,7 +105,9 @@ PackedWeight<T> gemm_pack(std::int64_t n, std::int64_t k, const T* w, std::int64
   });
   if (b) {
     const bool reuse_bias = reuse && recycled.bias && recycled.bias.use_count() == 1;
-    pw.bias = reuse_bias ? std::move(recycled.bias) : detail::aligned_array<T>(npad);
+    pw.bias = reuse_bias ? std::move(recycled.bias)
+                         : std::static_pointer_cast<T>(
+                               aligned_shared(sizeof(T) * static_cast<std::size_t>(npad)));
     std::memcpy(pw.bias.get(), b, sizeof(T) * n);
     std::memset(pw.bias.get() + n, 0, sizeof(T) * (npad - n));
   }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <new>
 
 namespace lincore {
 
@@ -22,5 +23,11 @@ AlignedBlock aligned_allocate(std::size_t nbytes) noexcept {
 }
 
 void aligned_free(void* base) noexcept { std::free(base); }
+
+std::shared_ptr<void> aligned_shared(std::size_t nbytes) {
+  const AlignedBlock block = aligned_allocate(nbytes);
+  if (block.data == nullptr) throw std::bad_alloc();
+  return std::shared_ptr<void>(block.data, [base = block.base](void*) { aligned_free(base); });
+}
 
 }  // namespace lincore

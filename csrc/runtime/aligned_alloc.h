@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 namespace lincore {
 
@@ -19,5 +20,15 @@ struct AlignedBlock {
 // size overflows: each caller raises its own error.
 AlignedBlock aligned_allocate(std::size_t nbytes) noexcept;
 void aligned_free(void* base) noexcept;
+
+// The deleter of a std::unique_ptr<void, AlignedFree> that holds a block's base.
+struct AlignedFree {
+  void operator()(void* base) const noexcept { aligned_free(base); }
+};
+
+// A block of at least nbytes (aligned_allocate's), freed with its last owner: what a packed
+// weight or a per-call copy holds. Throws std::bad_alloc. Out of line, so the per-ISA kernel
+// files (compiled with their own -m flags) never hold a copy of it.
+std::shared_ptr<void> aligned_shared(std::size_t nbytes);
 
 }  // namespace lincore
