@@ -1676,13 +1676,14 @@ def test_frozen_layers_record_only_what_requires_grad(name, input_grad, shape):
 
 def test_recording_bindings_reject_non_tensors():
     lin = lnn.Linear(3, 2)
-    nodes = LF.LINEAR_NODES
     with pytest.raises(TypeError, match="argument 'input' must be a lincore Tensor, but got list"):
-        lincore._core.linear_recorded([1.0, 2.0, 3.0], lin.weight, lin.bias, None, nodes)
+        lincore._core.linear_forward([1.0, 2.0, 3.0], lin.weight, lin.bias)
     with pytest.raises(TypeError, match="argument 'bias' must be a lincore Tensor, but got int"):
-        lincore._core.linear_recorded(lincore.randn(3), lin.weight, 7, None, nodes)
+        lincore._core.linear_forward(lincore.randn(3), lin.weight, 7)
+    with pytest.raises(TypeError, match="argument 'input' must be a lincore Tensor, but got str"):
+        lin._forward("x")
     seq = lnn.Sequential(lnn.Linear(3, 2))
     seq(lincore.randn(3))
     plan = seq.__dict__["_plan"].only
     with pytest.raises(TypeError, match="argument 'input' must be a lincore Tensor, but got str"):
-        plan.forward_recorded("x", plan.__dict__["params"], plan.__dict__["nodes"])
+        plan("x")

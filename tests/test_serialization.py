@@ -594,15 +594,11 @@ def test_serialization_pickle_linear_rebuilds_native_caches(rng, roundtrip):
     x = lincore.tensor(rng.standard_normal((2, 4)))
     y = layer(x)
     copied = roundtrip(layer)
-    native = [
-        k
-        for k, v in vars(layer).items()
-        if type(v).__module__ == "lincore._core" and not isinstance(v, lincore.Tensor)
-    ]
-    assert "_pack" in native
-    for key in native:
-        assert type(getattr(copied, key)) is type(getattr(layer, key))
-        assert getattr(copied, key) is not getattr(layer, key)
+    # The pack cache is a typed field of the layer (csrc/bindings/linear_call.cpp), never
+    # pickled: the copy has its own, empty until its first forward.
+    assert layer._pack.packs_built == 1
+    assert type(copied._pack) is type(layer._pack) and copied._pack is not layer._pack
+    assert copied._pack.packs_built == 0
     assert "_native_caches" not in vars(copied)
     assert _bits(copied(x)) == _bits(y)
     assert copied.weight.dtype is lincore.float64

@@ -6,7 +6,8 @@
 #include <string>
 
 #include "bindings/bindings.h"
-#include "bindings/linear_call.h"
+#include "bindings/grad_mode.h"
+#include "bindings/load_guard.h"
 #include "bindings/record.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
@@ -24,6 +25,35 @@ Epilogue make_epilogue(int act, double negative_slope) {
     throw std::invalid_argument("unknown activation code " + std::to_string(act));
   }
   return Epilogue{static_cast<Activation>(act), negative_slope};
+}
+
+struct Plan {
+  Sequential stack;
+  py::list params;
+  py::tuple nodes;
+};
+
+py::object plan_apply(const py::object& self, py::handle x_obj) {
+  const Plan& plan = self.cast<const Plan&>();
+  const Tensor& x = tensor_arg(x_obj, "Sequential.forward", "input");
+  begin_computation();
+  bool any = false;
+  py::list need;
+  if (grad_enabled()) {
+    any = requires_grad(x_obj);
+    for (const py::handle p : plan.params) {
+      const bool r = requires_grad(p);
+      any = any || r;
+      need.append(py::bool_(r));
+    }
+  }
+  if (!any) return py::cast(without_gil([&] { return plan.stack.forward(x); }));
+  auto tape = std::make_shared<Tape>();
+  py::object y = py::cast(without_gil([&] { return plan.stack.forward_train(x, *tape); }));
+  const std::int64_t dims = y.cast<const Tensor&>().dim();
+  const py::handle node_class = plan.nodes[node_index_by_dims(dims)];
+  set_grad_fn(y, node_class(self, x_obj, plan.params, py::cast(tape), need));
+  return y;
 }
 
 }  // namespace
@@ -67,19 +97,6 @@ void register_nn(py::module_& m) {
       py::arg("negative_slope") = 0.01, py::arg("cache") = nullptr,
       "linear(x, weight, bias=None, act=0, negative_slope=0.01, cache=None)\n"
       "(*, in_features) -> (*, out_features): act(x @ weight.T + bias)");
-
-  m.def("linear_unrecorded", &linear_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
-        py::arg("cache"),
-        "linear_unrecorded(x, weight, bias, cache)\n"
-        "x @ weight.T + bias, never recorded; a TypeError naming the argument that is not a "
-        "Tensor (bias may be None)");
-
-  m.def("linear_recorded", &linear_forward_recorded, py::arg("x"), py::arg("weight"),
-        py::arg("bias"), py::arg("cache"), py::arg("nodes"),
-        "linear_recorded(x, weight, bias, cache, nodes)\n"
-        "x @ weight.T + bias, recorded in the graph when an input requires grad: the output's "
-        "grad_fn is nodes[has_bias][min(x.dim(), 3) - 1](x, weight, bias), nested as "
-        "LINEAR_NODE_NAMES");
 
   m.def(
       "activation",
@@ -234,55 +251,38 @@ void register_nn(py::module_& m) {
           py::arg("name"))
       .def_readonly("name", &Step::name);
 
-  py::class_<Sequential>(m, "SequentialPlan", py::dynamic_attr())
-      .def(py::init([](std::vector<Step> steps) { return Sequential(std::move(steps)); }),
-           py::arg("steps"))
+  // A compiled run as Python holds it: the C++ stack, and what its recorded forward needs as
+  // typed fields (the Linear parameters in step order, (weight, bias) per Linear with None for
+  // no bias; the node classes of its output by dims 1, 2, 3+). Calling it is the one forward of
+  // a native run, for Sequential.forward whether the whole stack is one run or several.
+  py::class_<Plan>(m, "SequentialPlan")
+      .def(py::init([](std::vector<Step> steps, py::list params, py::tuple nodes) {
+             if (nodes.size() != 3) {
+               throw std::invalid_argument("SequentialPlan: expected 3 node classes");
+             }
+             return Plan{Sequential(std::move(steps)), std::move(params), std::move(nodes)};
+           }),
+           py::arg("steps"), py::arg("params"), py::arg("nodes"))
+      .def_readonly("params", &Plan::params)
       .def(
-          "forward",
-          [](const Sequential& s, const Tensor& x) {
-            begin_computation();
-            py::gil_scoped_release nogil;
-            return s.forward(x);
+          "__call__",
+          [](const py::object& self, py::handle x) {
+            return consistent([&] { return plan_apply(self, x); });
           },
-          py::arg("x"))
-      .def(
-          "forward_recorded",
-          [](const py::object& self, py::handle x_obj, const py::list& params,
-             const py::tuple& nodes) -> py::object {
-            const Sequential& s = self.cast<const Sequential&>();
-            const Tensor& x = tensor_arg(x_obj, "Sequential.forward", "input");
-            if (nodes.size() != 3) {
-              throw std::invalid_argument("forward_recorded: expected 3 node classes");
-            }
-            bool any = requires_grad(x_obj);
-            py::list need;
-            for (const py::handle p : params) {
-              const bool r = requires_grad(p);
-              any = any || r;
-              need.append(py::bool_(r));
-            }
-            begin_computation();
-            if (!any) return py::cast(without_gil([&] { return s.forward(x); }));
-            auto tape = std::make_shared<Tape>();
-            py::object y = py::cast(without_gil([&] { return s.forward_train(x, *tape); }));
-            const std::int64_t dims = y.cast<const Tensor&>().dim();
-            const py::object node_class = nodes[node_index_by_dims(dims)];
-            set_grad_fn(y, node_class(self, x_obj, params, py::cast(tape), need));
-            return y;
-          },
-          py::arg("x"), py::arg("params"), py::arg("nodes"),
-          "The forward, recorded in the graph when x or a parameter requires grad: the output's "
-          "grad_fn is nodes[min(y.dim(), 3) - 1](plan, x, params, tape, need), need saying which "
-          "params require grad")
+          py::arg("x"),
+          "The run's forward, from one set of weights (load_guard.h), recorded in the graph "
+          "under grad mode when x or a parameter requires grad: the output's grad_fn is "
+          "nodes[min(y.dim(), 3) - 1](plan, x, params, tape, need), need saying which params "
+          "require grad")
       .def(
           "backward",
-          [](const Sequential& s, const Tape& tape, const Tensor& dy, bool need_dx,
+          [](const Plan& plan, const Tape& tape, const Tensor& dy, bool need_dx,
              const std::vector<bool>& need_params) {
             StackGrads g;
             begin_computation();
             {
               py::gil_scoped_release nogil;
-              g = s.backward(tape, dy, need_dx, need_params);
+              g = plan.stack.backward(tape, dy, need_dx, need_params);
             }
             py::list params;
             for (std::size_t i = 0; i < g.dw.size(); ++i)

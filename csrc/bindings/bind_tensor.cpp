@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bindings/bindings.h"
+#include "bindings/record.h"
 #include "tensor/errors.h"
 #include "tensor/tensor.h"
 
@@ -174,6 +175,7 @@ void register_tensor(py::module_& m) {
                            heap_type->as_buffer.bf_getbuffer = &tensor_getbuffer;
                            heap_type->as_buffer.bf_releasebuffer = &tensor_releasebuffer;
                            heap_type->ht_type.tp_as_buffer = &heap_type->as_buffer;
+                           add_autograd_fields(heap_type);
                          }));
 
   cls.def(py::init<const Tensor&>(), py::arg("other"),

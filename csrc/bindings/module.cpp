@@ -29,6 +29,8 @@ PYBIND11_MODULE(_core, m) {
   // Resolve the kernel family now, so that a bad LINCORE_ISA fails the import with its message
   // rather than the first computation.
   lincore::cpu_capability();
+  lincore::bindings::register_grad_mode(m);
+  lincore::bindings::register_load_guard(m);
   lincore::bindings::register_tensor(m);
   lincore::bindings::register_nn(m);
   lincore::bindings::register_runtime(m);

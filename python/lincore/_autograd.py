@@ -126,9 +126,8 @@ class AccumulateGrad(Node):
 
     def _accumulate(self, grad: Any) -> None:
         v = self.variable
-        d = v.__dict__
         if (
-            d.get("_grad") is None
+            v._grad is None
             and isinstance(grad, Tensor)
             and grad._dtype_code == v._dtype_code
             and grad._shape == v._shape
@@ -136,7 +135,7 @@ class AccumulateGrad(Node):
         ):
             # A fresh tensor from a C++ backward, delivered to this leaf alone: adopt it (its
             # shape and dtype are checked above, which is all the .grad setter checks).
-            d["_grad"] = grad
+            v._grad = grad
             return
         g = np.asarray(as_array(grad) if isinstance(grad, Tensor) else grad, dtype=v.dtype._np)
         if g.shape != tuple(v._shape):
@@ -160,23 +159,23 @@ def node_class(name: str, base: type = Node) -> type:
     return cls
 
 
-# The hot checks below read a tensor's instance dict directly ("_requires_grad", "grad_fn"): the
-# properties cost several times more, and every recorded op runs them per input.
+# The hot checks below read a tensor's typed autograd fields directly (_requires_grad, grad_fn,
+# _accumulate: csrc/bindings/record.h): the properties cost several times more, and every
+# recorded op runs them per input.
 
 
 def edge_of(t: Any) -> Node | None:
     """Where a gradient for t goes: its grad_fn, its AccumulateGrad, or nowhere."""
     if not isinstance(t, Tensor):
         return None
-    d = t.__dict__
-    if not d.get("_requires_grad", False):
+    if not t._requires_grad:
         return None
-    fn = d.get("grad_fn")
+    fn = t.grad_fn
     if fn is not None:
         return fn
-    acc = d.get("_accumulate")
+    acc = t._accumulate
     if acc is None:
-        acc = d["_accumulate"] = AccumulateGrad(t)
+        acc = t._accumulate = AccumulateGrad(t)
     return acc
 
 
@@ -185,7 +184,7 @@ def needs_grad(*tensors: Any) -> bool:
     if not is_grad_enabled():
         return False
     for t in tensors:
-        if isinstance(t, Tensor) and t.__dict__.get("_requires_grad", False):
+        if isinstance(t, Tensor) and t._requires_grad:
             return True
     return False
 
@@ -197,8 +196,8 @@ def record(
     backward_fn: Callable[[np.ndarray], Sequence[Any]],
 ) -> Tensor:
     """Makes `out` the result of a recorded op: out.grad_fn = <name>(inputs, backward_fn)."""
-    out.__dict__["grad_fn"] = node_class(name)(inputs, backward_fn)
-    out.__dict__["_requires_grad"] = True
+    out._grad_fn = node_class(name)(inputs, backward_fn)
+    out._requires_grad = True
     return out
 
 

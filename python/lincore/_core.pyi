@@ -229,10 +229,13 @@ class Step:
 class SequentialPlan:
     """A run of built-in layers compiled into one C++ call."""
 
-    def __init__(self, steps: Sequence[Step]) -> None: ...
-    def forward(self, x: Tensor) -> Tensor: ...
-    def forward_recorded(self, x: Tensor, params: list[Any], nodes: tuple[Any, ...]) -> Tensor:
-        """The forward, recorded in the graph when x or a parameter requires grad: the output's grad_fn is nodes[min(y.dim(), 3) - 1](plan, x, params, tape, need), need saying which params require grad"""
+    def __init__(
+        self, steps: Sequence[Step], params: list[Any], nodes: tuple[Any, ...]
+    ) -> None: ...
+    @property
+    def params(self) -> list[Any]: ...
+    def __call__(self, x: Any) -> Any:
+        """The run's forward, from one set of weights (load_guard.h), recorded in the graph under grad mode when x or a parameter requires grad: the output's grad_fn is nodes[min(y.dim(), 3) - 1](plan, x, params, tape, need), need saying which params require grad"""
     def backward(
         self,
         tape: Tape,
@@ -256,20 +259,48 @@ def linear(
 ) -> Tensor:
     """(*, in_features) -> (*, out_features): act(x @ weight.T + bias)"""
 
-def linear_unrecorded(x: Any, weight: Any, bias: Any, cache: PackCache | None) -> Any:
-    """linear_unrecorded(x, weight, bias, cache)
-    x @ weight.T + bias, never recorded; a TypeError naming the argument that is not a Tensor (bias may be None)"""
+def linear_forward(x: Any, weight: Any, bias: Any) -> Any:
+    """linear_forward(x, weight, bias)
+    F.linear: x @ weight.T + bias (bias may be None), recorded in the graph under grad mode when an input requires grad; a TypeError names the argument that is not a Tensor"""
 
-def linear_recorded(
-    x: Any, weight: Any, bias: Any, cache: PackCache | None, nodes: tuple[Any, ...]
-) -> Any:
-    """linear_recorded(x, weight, bias, cache, nodes)
-    x @ weight.T + bias, recorded in the graph when an input requires grad: the output's grad_fn is nodes[3 * has_bias + min(x.dim(), 3) - 1](x, weight, bias)"""
+def set_linear_nodes(nodes: tuple[Any, ...]) -> None:
+    """set_linear_nodes(nodes)
+    Registers the node classes of F.linear's output, nested as LINEAR_NODE_NAMES."""
 
-def make_linear_call(grad_state: Any, load_epoch: Any, nodes: tuple[Any, ...]) -> Any:
-    """make_linear_call(grad_state, load_epoch, nodes)
-    nn.Linear's __call__: the forward for one Tensor input, reading the grad mode from grad_state and the load counter from load_epoch; every other call goes to self.forward."""
+class LinearBase:
+    """The C part of lincore.nn.Linear: its weight, bias and pack cache, its __call__ and _forward."""
 
+    weight: Any
+    bias: Any
+    @property
+    def _pack(self) -> PackCache: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call self as a function: self.forward(input)."""
+    def _forward(self, input: Any, /) -> Any:
+        """_forward(input)
+        The forward on a lincore Tensor input."""
+
+def is_grad_enabled() -> bool:
+    """is_grad_enabled() -> bool
+    Whether ops record their backward in this thread."""
+
+def _set_grad_enabled(mode: bool) -> None: ...
+
+class ParameterLoad:
+    """What parameter_load() returns: a context manager around a load"""
+
+    def __enter__(self) -> None: ...
+    def __exit__(self, *args: Any) -> None: ...
+
+def parameter_load() -> ParameterLoad:
+    """parameter_load()
+    A context manager around writes to parameters (load_state_dict's): forwards that overlap it compute again from one set of weights."""
+
+def consistent(compute: Any) -> Any:
+    """consistent(compute)
+    compute() from one set of weights: run again, with loads held off, when a parameter_load() overlapped it."""
+
+def _load_epoch() -> int: ...
 def activation(x: Tensor, act: int, negative_slope: float = 0.01) -> Tensor: ...
 def linear_backward(
     x: Tensor, weight: Tensor, grad_output: Tensor, need_dx: bool, need_dw: bool, need_db: bool

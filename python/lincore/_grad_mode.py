@@ -1,21 +1,17 @@
-"""Grad-mode switches (no_grad, enable_grad, inference_mode), thread-local like PyTorch's."""
+"""Grad-mode switches (no_grad, enable_grad, inference_mode). The flag itself is the C++ core's
+(csrc/bindings/grad_mode.h), thread-local like PyTorch's, where the recorded forwards read it."""
 
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Any, Callable, TypeVar
 
+from . import _core
+
 _F = TypeVar("_F", bound=Callable[..., Any])
-_state = threading.local()
 
-
-def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
-
-
-def set_grad_enabled_flag(mode: bool) -> None:
-    _state.enabled = bool(mode)
+is_grad_enabled = _core.is_grad_enabled
+set_grad_enabled_flag = _core._set_grad_enabled
 
 
 class _GradMode:

@@ -20,11 +20,6 @@ Tensor = _core.Tensor
 _REQUIRES_GRAD = "lincore.requires_grad"
 
 
-# Instance-dict entries that are autograd's, not the user's: a subclass's pickle leaves them out
-# (requires_grad travels in the metadata; a graph and a gradient are never pickled).
-_AUTOGRAD_KEYS = frozenset({"_requires_grad", "_grad", "grad_fn"})
-
-
 def _reduce_ex(self: Tensor, protocol: Any) -> tuple:
     # The view's values only (in C order), not the storage it may share: an unpickled tensor
     # owns its memory, as after clone().
@@ -33,8 +28,10 @@ def _reduce_ex(self: Tensor, protocol: Any) -> tuple:
     cls = type(self)
     if cls is Tensor:
         return (_rebuild_tensor, (data,))
-    # A Python subclass comes back as itself with its own attributes, as torch.Tensor's do.
-    state = {k: v for k, v in self.__dict__.items() if k not in _AUTOGRAD_KEYS}
+    # A Python subclass comes back as itself with its own attributes, as torch.Tensor's do; the
+    # autograd state is not among them (requires_grad travels in the metadata, a graph and a
+    # gradient are never pickled).
+    state = dict(self.__dict__)
     return (_rebuild_subclass, (cls, data), state or None)
 
 

@@ -1,7 +1,8 @@
 """The tensor's autograd state and entry points: requires_grad, grad, grad_fn, is_leaf,
 requires_grad_(), backward(), detach(), data; and _check_inplace, the rule every in-place write
-(inplace.py, indexing.py, arithmetic.py) applies to tensors that record. The state lives in the
-instance's __dict__; the graph itself is lincore._autograd's.
+(inplace.py, indexing.py, arithmetic.py) applies to tensors that record. The state is typed fields
+of the Tensor object (csrc/bindings/record.h: grad_fn, _grad, _requires_grad); the graph itself
+is lincore._autograd's.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from .registry import Tensor, _method, _methods, _property
 
 
 def _get_requires_grad(self: Tensor) -> bool:
-    return self.__dict__.get("_requires_grad", False)
+    return self._requires_grad
 
 
 def _set_requires_grad(self: Tensor, value: bool) -> None:
-    if self.__dict__.get("grad_fn") is not None:
+    if self.grad_fn is not None:
         if value:
             return  # already requires grad, as every recorded result does
 
@@ -28,11 +29,11 @@ def _set_requires_grad(self: Tensor, value: bool) -> None:
         )
     if value and not self.dtype.is_floating_point:
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
-    self.__dict__["_requires_grad"] = bool(value)
+    self._requires_grad = bool(value)
 
 
 def _get_grad(self: Tensor) -> Any:
-    return self.__dict__.get("_grad")
+    return self._grad
 
 
 def _set_grad(self: Tensor, value: Any) -> None:
@@ -46,7 +47,7 @@ def _set_grad(self: Tensor, value: Any) -> None:
             raise RuntimeError("assigned grad has data of a different size")
         if value.dtype is not self.dtype:
             raise RuntimeError("assigned grad has data of a different type")
-    self.__dict__["_grad"] = value
+    self._grad = value
 
 
 _methods["requires_grad"] = property(
@@ -55,13 +56,12 @@ _methods["requires_grad"] = property(
 _methods["grad"] = property(
     _get_grad, _set_grad, doc="The gradient accumulated by backward(), or None."
 )
-_methods["grad_fn"] = None  # set per instance by the op that made the tensor
 
 
 @_property
 def is_leaf(self: Tensor) -> bool:
     """True for tensors not made by a recorded op (parameters, inputs)."""
-    return self.__dict__.get("grad_fn") is None
+    return self.grad_fn is None
 
 
 @_method

@@ -11,11 +11,10 @@ from typing import Any, Iterator
 from .. import _core
 from .._autograd import SavedNode, node_class
 from .._creation import as_tensor, wrap_array
-from .._grad_mode import _state as _grad_state
 from .activation import _Activation
 from .functional import _ACTIVATION_NODES
 from .linear import Linear
-from .module import Module, _last_token, _load_epoch, consistent
+from .module import Module, _last_token
 
 _Tensor = _core.Tensor
 
@@ -42,11 +41,8 @@ def _compile(run: list) -> Any:
     """A C++ plan for a run of built-in layers ((name, module) pairs), with what autograd needs
     to know about it: the Linear parameters in order and the node class for the run's output,
     per output dims 1, 2, 3+ (PyTorch names it after the run's last op)."""
-    plan = _core.SequentialPlan([module._step(name) for name, module in run])
     layers = [module for _, module in run]
-    plan.__dict__["params"] = [
-        p for m in layers if isinstance(m, Linear) for p in (m.weight, m.bias)
-    ]
+    params = [p for m in layers if isinstance(m, Linear) for p in (m.weight, m.bias)]
     compute = [m for m in layers if isinstance(m, (Linear, _Activation))]
     last = compute[-1] if compute else None
     if isinstance(last, _Activation):
@@ -55,8 +51,8 @@ def _compile(run: list) -> Any:
         names = _core.LINEAR_NODE_NAMES[last.bias is not None]
     else:
         names = ["ViewBackward0"] * 3
-    plan.__dict__["nodes"] = tuple(node_class(name, StackBackward) for name in names)
-    return plan
+    nodes = tuple(node_class(name, StackBackward) for name in names)
+    return _core.SequentialPlan([module._step(name) for name, module in run], params, nodes)
 
 
 class _CachedPlan:
@@ -68,15 +64,6 @@ class _CachedPlan:
 
     def __init__(self, key: tuple, segments: list, token: int, only: Any) -> None:
         self.key, self.segments, self.token, self.only = key, segments, token, only
-
-
-def run_plan(plan: Any, x: Any) -> Any:
-    """A compiled run's forward: recorded in the graph under grad mode when x or a parameter
-    requires grad."""
-    if _grad_state.__dict__.get("enabled", True):
-        info = plan.__dict__
-        return plan.forward_recorded(x, info["params"], info["nodes"])
-    return plan.forward(x)
 
 
 class Sequential(Module):
@@ -174,28 +161,17 @@ class Sequential(Module):
         return segments
 
     def forward(self, input: Any) -> Any:
-        # The common case, a stack that is one native run, inlined as in Linear.forward: a small
-        # model's call is a few microseconds, and each Python frame or lookup is a tenth of one.
-        epoch = _load_epoch[0]
+        # A small model's call is a few microseconds, and each Python frame or lookup is a tenth
+        # of one: the common case, a stack that is one native run, is this plan check and one
+        # call of the plan (which keeps to the load rule itself).
         cached = self.__dict__.get("_plan")
         if cached is None or cached.token != _last_token[0]:
             cached = self._current_plan()
         only = cached.only
-        if only is None:
-            y = self._run_segments(cached.segments, input)
-        else:
-            # run_plan, inlined
-            x = input if isinstance(input, _Tensor) else as_tensor(input)
-            if _grad_state.__dict__.get("enabled", True):
-                info = only.__dict__
-                y = only.forward_recorded(x, info["params"], info["nodes"])
-            else:
-                y = only.forward(x)
-        if epoch == _load_epoch[0] and not epoch & 1:
-            return y
-        # A load_state_dict overlapped this call (module.py): one set of weights for the whole
-        # stack, so compute again.
-        return consistent(lambda: self._forward(input))
+        if only is not None:
+            return only(input if isinstance(input, _Tensor) else as_tensor(input))
+        # Several segments: one set of weights for the whole stack (csrc/bindings/load_guard.h).
+        return _core.consistent(lambda: self._run_segments(input))
 
     def _current_plan(self) -> _CachedPlan:
         """The cached plan, rebuilt when a member changed, and its token refreshed when only
@@ -218,14 +194,11 @@ class Sequential(Module):
         object.__setattr__(self, "_plan", cached)
         return cached
 
-    def _forward(self, input: Any) -> Any:
-        return self._run_segments(self._current_plan().segments, input)
-
-    def _run_segments(self, segments: list, input: Any) -> Any:
+    def _run_segments(self, input: Any) -> Any:
         x = input
-        for segment in segments:
+        for segment in self._current_plan().segments:
             if isinstance(segment, _core.SequentialPlan):
-                x = run_plan(segment, x if isinstance(x, _Tensor) else as_tensor(x))
+                x = segment(x if isinstance(x, _Tensor) else as_tensor(x))
             else:
                 x = segment(x)
         return x

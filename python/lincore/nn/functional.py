@@ -7,7 +7,6 @@ from typing import Any
 
 from .. import _core
 from .._autograd import SavedNode, needs_grad, node_class, record
-from .._grad_mode import _state as grad_mode_state
 from .._creation import as_tensor, wrap_array
 
 # csrc/kernels/gemm.h's Activation codes, as the compiled module binds them, and PyTorch's
@@ -53,23 +52,13 @@ class LinearBackward(SavedNode):
 
 
 # The node classes of F.linear's output, nested as the C++ table of their names that the
-# recorded calls pick from: [has bias][output dims 1, 2, 3+] (csrc/bindings/record.h).
+# recorded calls pick from: [has bias][output dims 1, 2, 3+] (csrc/bindings/record.h); handed to
+# the core once, here.
 LINEAR_NODES = tuple(
     tuple(node_class(name, LinearBackward) for name in by_dims)
     for by_dims in _core.LINEAR_NODE_NAMES
 )
-
-
-def linear_op(x: Any, weight: Any, bias: Any, pack: Any = None) -> Any:
-    """y = x @ weight.T + bias on the packed-weight kernel, recorded in the graph under grad mode
-    when an input requires grad; pack caches the packed weight across calls."""
-    if grad_mode_state.__dict__.get("enabled", True):
-        return _linear_recorded(x, weight, bias, pack, LINEAR_NODES)
-    return _linear_unrecorded(x, weight, bias, pack)
-
-
-_linear_unrecorded = _core.linear_unrecorded
-_linear_recorded = _core.linear_recorded
+_core.set_linear_nodes(LINEAR_NODES)
 
 
 def activation_op(x: Any, code: int, slope: float = 0.01) -> Any:
@@ -86,7 +75,8 @@ def activation_op(x: Any, code: int, slope: float = 0.01) -> Any:
 
 def linear(input: Any, weight: Any, bias: Any = None) -> Any:
     """(*, in_features) -> (*, out_features): input @ weight.T + bias."""
-    return linear_op(_t(input), _t(weight), None if bias is None else _t(bias))
+    # The one Linear forward, nn.Linear's too (csrc/bindings/linear_call.h).
+    return _core.linear_forward(_t(input), _t(weight), None if bias is None else _t(bias))
 
 
 def relu(input: Any) -> Any:

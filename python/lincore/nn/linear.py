@@ -11,14 +11,11 @@ from .._creation import as_tensor, empty
 from .._dtype import dtype as _dtype
 from .._dtype import float32
 from .._grad_mode import no_grad
-from .._grad_mode import _state as _grad_state
-from .functional import LINEAR_NODES, linear_op
-from .module import Module, _load_epoch, consistent
+from . import functional as _functional  # noqa: F401  (registers the Linear node classes)
+from .module import Module
 from .parameter import Parameter
 
 _Tensor = _core.Tensor
-_linear_unrecorded = _core.linear_unrecorded
-_linear_recorded = _core.linear_recorded
 
 
 def _check_features(name: str, value: Any) -> int:
@@ -29,11 +26,14 @@ def _check_features(name: str, value: Any) -> int:
     return int(value)
 
 
-class Linear(Module):
+class Linear(Module, _core.LinearBase):
     """Applies y = x W^T + b: input (*, in_features) -> output (*, out_features).
 
     weight has shape (out_features, in_features) and bias (out_features,); both start uniform in
     (-1/sqrt(in_features), 1/sqrt(in_features)) like PyTorch, drawn from lincore's generator.
+
+    weight, bias and the packed weight (rebuilt whenever they change) are typed fields of
+    _core.LinearBase, where the C++ forward reads them (csrc/bindings/linear_call.cpp).
     """
 
     def __init__(
@@ -52,8 +52,6 @@ class Linear(Module):
             self.bias = Parameter(empty(out_features, dtype=d))
         else:
             self.register_parameter("bias", None)
-        # The packed weight lives here; it is rebuilt whenever weight or bias change.
-        object.__setattr__(self, "_pack", _core.PackCache())
         self.reset_parameters()
 
     @no_grad()
@@ -66,25 +64,12 @@ class Linear(Module):
             self.bias.uniform_(-bound, bound)
 
     def forward(self, input: Any) -> Any:
-        # linear_op, inlined: a small Linear's call costs about a microsecond, and a Python
-        # call frame is a tenth of that.
-        x = input if isinstance(input, _Tensor) else as_tensor(input)
-        epoch = _load_epoch[0]
-        w, b = self.weight, self.bias
-        if _grad_state.__dict__.get("enabled", True):
-            y = _linear_recorded(x, w, b, self._pack, LINEAR_NODES)
-        else:
-            y = _linear_unrecorded(x, w, b, self._pack)
-        if epoch == _load_epoch[0] and not epoch & 1:
-            return y
-        # A load_state_dict overlapped this call (see module.py): compute again.
-        return consistent(lambda: linear_op(x, self.weight, self.bias, self._pack))
+        return self._forward(input if isinstance(input, _Tensor) else as_tensor(input))
 
-    # forward in C (csrc/bindings/linear_call.cpp) for a Tensor input, and forward itself for
-    # any other call: it skips Module.__call__'s extra frame (Linear runs no hooks) and this
-    # one's. A subclass that overrides forward gets Module.__call__ back, so its forward is the
-    # one called.
-    __call__ = _core.make_linear_call(_grad_state, _load_epoch, LINEAR_NODES)
+    # _forward in C for a Tensor input, and forward for any other call: it skips
+    # Module.__call__'s extra frame (Linear runs no hooks) and forward's. A subclass that
+    # overrides forward gets Module.__call__ back, so its forward is the one called.
+    __call__ = _core.LinearBase.__call__
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -4,7 +4,6 @@ and submodules, iteration, state_dict/load_state_dict and repr."""
 from __future__ import annotations
 
 import itertools
-import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, NamedTuple
 
@@ -25,31 +24,6 @@ def new_plan_token() -> int:
     token = next(_plan_tokens)
     _last_token[0] = token
     return token
-
-
-# A seqlock between load_state_dict and forward, process-wide: a load makes the epoch odd while
-# it copies weights (holding _load_lock) and even again after. A forward that overlapped a load
-# (the epoch was odd, or changed while it ran: its kernels may have packed half-copied weights,
-# or some layers old and some new) runs again, so every result comes from one set of weights.
-# The second run holds _load_lock, so loads wait for it: a thread that loads in a loop cannot
-# starve forwards (with retries alone, a forward racing back-to-back loads could retry for
-# minutes). A half-copied pack never survives: its cache key holds the storage version from
-# before the copy, which the copy then bumps. Forwards pay two reads of an int. The lock is
-# reentrant: a forward run under it may call other modules' forwards.
-_load_lock = threading.RLock()
-_load_epoch = [0]
-
-
-def consistent(compute: Callable[[], Any]) -> Any:
-    """compute() from one set of weights: run once optimistically, and if a load_state_dict
-    overlapped it, again with loads held off."""
-    epoch = _load_epoch[0]
-    if not epoch & 1:
-        result = compute()
-        if _load_epoch[0] == epoch:
-            return result
-    with _load_lock:
-        return compute()
 
 
 class IncompatibleKeys(NamedTuple):
@@ -300,13 +274,11 @@ class Module:
                     type(self).__name__, "\n\t".join(errors)
                 )
             )
-        with _load_lock:
-            _load_epoch[0] += 1
-            try:
-                for param, src in staged:
-                    param._copy_from(src)
-            finally:
-                _load_epoch[0] += 1
+        # Forwards that overlap the copy compute again, from one set of weights
+        # (csrc/bindings/load_guard.h).
+        with _core.parameter_load():
+            for param, src in staged:
+                param._copy_from(src)
         return IncompatibleKeys(missing, unexpected)
 
     # -- dtype -------------------------------------------------------------------------------
@@ -350,6 +322,10 @@ class Module:
         state = dict(state)
         caches = state.pop("_native_caches", {})
         self.__dict__.update(state)
+        # Parameters a class keeps in typed fields (Linear's weight and bias) are not in
+        # __dict__: set them again through their descriptors.
+        for name, param in self._parameters.items():
+            object.__setattr__(self, name, param)
         for name, cls in caches.items():
             object.__setattr__(self, name, cls())
         # Plan tokens come from a per-process counter: take a fresh one, so that a token saved

@@ -115,7 +115,7 @@ class SGD(Optimizer):
         parameter before changing any. False, with nothing changed, when it refuses one: then
         the step above runs, and its checks say which parameter is wrong and how."""
         params = group["params"]
-        grads = [p.__dict__.get("_grad") for p in params]
+        grads = [p._grad for p in params]
         momentum = group["momentum"]
         state = self.state
         if momentum != 0:
