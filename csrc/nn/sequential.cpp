@@ -7,8 +7,12 @@
 
 #include "kernels/dispatch.h"
 #include "nn/activation.h"
+#include "nn/dropout.h"
+#include "nn/layer_norm.h"
+#include "nn/softmax.h"
 #include "runtime/interrupt.h"
 #include "runtime/thread_pool.h"
+#include "tensor/errors.h"
 
 namespace lincore {
 namespace {
@@ -163,6 +167,37 @@ Tensor linear_step(const Tensor& x, const Step& s, Epilogue ep) {
   }
 }
 
+// A softmax, log_softmax, LayerNorm or Dropout step's forward; `saved` gets what its backward
+// needs (when not null).
+Tensor norm_step(const Tensor& x, const Step& s, std::optional<Tensor>* saved) {
+  try {
+    switch (s.kind) {
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax: {
+        Tensor y = softmax(x, s.dim, s.kind == Step::Kind::log_softmax);
+        if (saved) *saved = y;
+        return y;
+      }
+      case Step::Kind::layer_norm: {
+        LayerNormOut out =
+            layer_norm(x, s.normalized_shape, s.norm_weight ? &*s.norm_weight : nullptr,
+                       s.norm_bias ? &*s.norm_bias : nullptr, s.eps);
+        if (saved) *saved = std::move(out.stats);
+        return std::move(out.y);
+      }
+      default: {  // dropout
+        DropoutOut out = dropout(x, s.p);
+        if (saved) *saved = std::move(out.mask);
+        return std::move(out.y);
+      }
+    }
+  } catch (const not_implemented_error& e) {
+    throw not_implemented_error(std::string(e.what()) + " (in layer " + s.name + ")");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string(e.what()) + " (in layer " + s.name + ")");
+  }
+}
+
 }  // namespace
 
 Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
@@ -185,6 +220,17 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
       case Step::Kind::activation: {
         Tensor out = activation(x, s.ep);
         tape.entries.push_back({i, std::move(x), std::nullopt, std::nullopt, s.ep});
+        x = std::move(out);
+        break;
+      }
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax:
+      case Step::Kind::layer_norm:
+      case Step::Kind::dropout: {
+        std::optional<Tensor> saved;
+        Tensor out = norm_step(x, s, &saved);
+        tape.entries.push_back(
+            {i, std::move(x), std::nullopt, std::nullopt, Epilogue{}, std::move(saved)});
         x = std::move(out);
         break;
       }
@@ -219,10 +265,12 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
 StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx,
                                 const std::vector<bool>& need_params) const {
   StackGrads grads;
+  // Parameter steps (Linear, LayerNorm) by their place in need_params and the grads.
   std::vector<std::size_t> linear_index(steps_.size(), 0);
   std::size_t linears = 0;
   for (std::size_t i = 0; i < steps_.size(); ++i)
-    if (steps_[i].kind == Step::Kind::linear) linear_index[i] = linears++;
+    if (steps_[i].kind == Step::Kind::linear || steps_[i].kind == Step::Kind::layer_norm)
+      linear_index[i] = linears++;
   if (need_params.size() != 2 * linears) {
     throw std::invalid_argument("backward: expected " + std::to_string(2 * linears) +
                                 " parameter flags, got " + std::to_string(need_params.size()));
@@ -244,6 +292,24 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
       case Step::Kind::activation:
         g = activation_backward(g, entry.input, s.ep);
         break;
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax:
+        g = softmax_backward(g, *entry.saved, s.dim, s.kind == Step::Kind::log_softmax);
+        break;
+      case Step::Kind::dropout:
+        g = dropout_backward(g, *entry.saved);
+        break;
+      case Step::Kind::layer_norm: {
+        const std::size_t li = linear_index[entry.step];
+        LayerNormGrads lg = layer_norm_backward(
+            g, entry.input, *entry.saved, s.normalized_shape,
+            s.norm_weight ? &*s.norm_weight : nullptr, !first || need_dx,
+            need_params[2 * li] && s.norm_weight, need_params[2 * li + 1] && s.norm_bias);
+        grads.dw[li] = lg.dweight;
+        grads.db[li] = lg.dbias;
+        if (lg.dx) g = *lg.dx;
+        break;
+      }
       case Step::Kind::linear: {
         if (entry.z) g = activation_backward(g, *entry.z, entry.ep);
         if (entry.y) g = activation_backward_from_output(g, *entry.y, entry.ep);
@@ -281,6 +347,12 @@ Tensor Sequential::forward(const Tensor& input) const {
         break;
       case Step::Kind::activation:
         x = activation(x, s.ep);
+        break;
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax:
+      case Step::Kind::layer_norm:
+      case Step::Kind::dropout:
+        x = norm_step(x, s, nullptr);
         break;
       case Step::Kind::linear: {
         Epilogue ep;
