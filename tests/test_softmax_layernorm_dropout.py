@@ -420,6 +420,32 @@ def test_sequential_run_equals_layers_one_by_one(rng, run, rows, dtype):
             assert np.array_equal(arr(model(x_np)), y1), mode
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("rows", [1, 13, 47, 97, 200, 1000])
+def test_whole_stack_path_with_row_steps_bitwise_equal_to_layers(isa, rng, rows, dtype):
+    """Softmax along the last dim and LayerNorm over it run inside the row-block path
+    (csrc/nn/sequential.cpp, run_rows): bitwise the layers' own result, at 1 and 2 threads."""
+    model = nn.Sequential(
+        nn.Linear(33, 40),
+        nn.LayerNorm(40),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(40, 9),
+        nn.LogSoftmax(dim=-1),
+        nn.Softmax(dim=1),
+    ).to(dtype)
+    with lincore.no_grad():
+        model[1].weight.copy_(rng.standard_normal(40))
+        model[1].bias.copy_(rng.standard_normal(40))
+    model.eval()
+    x = rand(rng, (rows, 33), dtype)
+    with lincore.no_grad():
+        expected = arr(one_by_one(list(model), x))
+        for threads in (1, 2):
+            with num_threads(threads):
+                assert np.array_equal(arr(model(x)), expected), threads
+
+
 def test_softmax_without_dim_runs_as_a_python_module_in_a_sequential(rng):
     model = nn.Sequential(nn.Linear(3, 4), nn.Softmax(), nn.Linear(4, 2))
     x = rand(rng, (2, 3), lincore.float32)

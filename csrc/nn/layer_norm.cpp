@@ -65,22 +65,7 @@ template <class T>
 void forward(const T* x, const T* w, const T* b, T* y, double* stats, std::int64_t rows,
              std::int64_t n, double eps) {
   for_rows(rows, n, [=](std::int64_t r) {
-    const T* xr = x + r * n;
-    T* yr = y + r * n;
-    double sum = 0;
-    for (std::int64_t j = 0; j < n; ++j) sum += xr[j];
-    const double mean = sum / double(n);
-    double sq = 0;
-    for (std::int64_t j = 0; j < n; ++j) sq += (xr[j] - mean) * (xr[j] - mean);
-    const double rstd = 1.0 / std::sqrt(sq / double(n) + eps);
-    for (std::int64_t j = 0; j < n; ++j) {
-      double v = (xr[j] - mean) * rstd;
-      if (w) v *= double(w[j]);
-      if (b) v += double(b[j]);
-      yr[j] = T(v);
-    }
-    stats[2 * r] = mean;
-    stats[2 * r + 1] = rstd;
+    layer_norm_row(x + r * n, w, b, y + r * n, n, eps, stats + 2 * r);
   });
 }
 
@@ -136,6 +121,30 @@ const T* data_or_null(const Tensor& t) {
 }
 
 }  // namespace
+
+template <class T>
+void layer_norm_row(const T* x, const T* w, const T* b, T* y, std::int64_t n, double eps,
+                    double* stats) {
+  double sum = 0;
+  for (std::int64_t j = 0; j < n; ++j) sum += x[j];
+  const double mean = sum / double(n);
+  double sq = 0;
+  for (std::int64_t j = 0; j < n; ++j) sq += (x[j] - mean) * (x[j] - mean);
+  const double rstd = 1.0 / std::sqrt(sq / double(n) + eps);
+  for (std::int64_t j = 0; j < n; ++j) {
+    double v = (x[j] - mean) * rstd;
+    if (w) v *= double(w[j]);
+    if (b) v += double(b[j]);
+    y[j] = T(v);
+  }
+  stats[0] = mean;
+  stats[1] = rstd;
+}
+
+template void layer_norm_row<float>(const float*, const float*, const float*, float*, std::int64_t,
+                                    double, double*);
+template void layer_norm_row<double>(const double*, const double*, const double*, double*,
+                                     std::int64_t, double, double*);
 
 LayerNormOut layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor* weight,
                         const Tensor* bias, double eps) {

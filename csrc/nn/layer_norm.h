@@ -19,6 +19,12 @@ struct LayerNormOut {
 LayerNormOut layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor* weight,
                         const Tensor* bias, double eps);
 
+// One row of n elements: what layer_norm() computes for each (a compiled Sequential run calls it
+// per row, bitwise the same); w and b may be null; stats gets (mean, rstd).
+template <class T>
+void layer_norm_row(const T* x, const T* w, const T* b, T* y, std::int64_t n, double eps,
+                    double* stats);
+
 // dL/dx, dL/dweight and dL/dbias of layer_norm given dy and the forward's input and stats;
 // each only when asked for (dweight and dbias need a weight and bias to exist).
 struct LayerNormGrads {

@@ -24,14 +24,31 @@ namespace {
 // faster at batch 64 on 2 threads.
 constexpr std::int64_t kStackInL2Bytes = 1 << 20;
 
-// One step of a whole-stack run: a Linear (with the activation that follows it fused in), or an
-// activation on its own.
+// One step of a whole-stack run: a Linear (with the activation that follows it fused in), an
+// activation on its own, or a softmax, log_softmax or LayerNorm over each row (`row`).
 template <class T>
 struct Op {
-  std::shared_ptr<const PackedWeight<T>> pw;  // null for an activation on its own
+  std::shared_ptr<const PackedWeight<T>> pw;  // null for an activation or row step
   Epilogue ep;
   std::int64_t width;  // output features
+  const Step* row = nullptr;
 };
+
+// A row step's forward on rows [0, m): the same per-row functions as the layer's own kernel.
+template <class T>
+void run_row_step(const Step& s, std::int64_t m, const T* x, std::int64_t ldx, T* y,
+                  std::int64_t ldy, std::int64_t width) {
+  if (s.kind == Step::Kind::layer_norm) {
+    const T* w = s.norm_weight ? s.norm_weight->data<T>() : nullptr;
+    const T* b = s.norm_bias ? s.norm_bias->data<T>() : nullptr;
+    double stats[2];
+    for (std::int64_t r = 0; r < m; ++r)
+      layer_norm_row(x + r * ldx, w, b, y + r * ldy, width, s.eps, stats);
+  } else {
+    const bool log = s.kind == Step::Kind::log_softmax;
+    for (std::int64_t r = 0; r < m; ++r) softmax_line(x + r * ldx, y + r * ldy, width, 1, log);
+  }
+}
 
 // Two ping-pong buffers per thread for the intermediate activations of a row block, kept across
 // calls: a warm Sequential call allocates nothing but its output.
@@ -55,7 +72,9 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
     const bool last = i + 1 == ops.size();
     T* out = last ? y : scratch<T>(static_cast<int>(i % 2), static_cast<std::size_t>(m * op.width));
     const std::int64_t ldout = last ? ldy : op.width;
-    if (op.pw) {
+    if (op.row) {
+      run_row_step(*op.row, m, cur, ldcur, out, ldout, op.width);
+    } else if (op.pw) {
       if (serial)
         gemm_run_serial<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
       else
@@ -72,9 +91,9 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
 
 }  // namespace
 
-// The whole-stack path: steps that are only Linear, activations and Identity, on float data,
-// widths that chain. Returns false (and does nothing) when the stack does not qualify; the
-// layer-by-layer path then runs it and reports any error.
+// The whole-stack path: steps that are only Linear, activations, Identity and row steps, on
+// float data, widths that chain. Returns false (and does nothing) when the stack does not qualify;
+// the layer-by-layer path then runs it and reports any error.
 template <class T>
 bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) const {
   std::vector<Op<T>> ops;
@@ -84,6 +103,20 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
     if (s.kind == Step::Kind::identity) continue;
     if (s.kind == Step::Kind::activation) {
       ops.push_back({nullptr, s.ep, width});
+      continue;
+    }
+    // Row steps: a softmax along the last dim, a LayerNorm over it alone (contiguous parameters
+    // of x's dtype); anything else goes layer by layer.
+    if (s.kind == Step::Kind::softmax || s.kind == Step::Kind::log_softmax) {
+      if (s.dim != -1 && s.dim != x.dim() - 1) return false;
+      ops.push_back({nullptr, Epilogue{}, width, &s});
+      continue;
+    }
+    if (s.kind == Step::Kind::layer_norm) {
+      for (const auto* p : {&s.norm_weight, &s.norm_bias})
+        if (*p && ((*p)->dtype() != x.dtype() || !(*p)->is_contiguous())) return false;
+      if (s.normalized_shape != Shape{width}) return false;
+      ops.push_back({nullptr, Epilogue{}, width, &s});
       continue;
     }
     if (s.kind != Step::Kind::linear || s.weight.dtype() != x.dtype() ||

@@ -62,9 +62,10 @@ struct StackGrads {
   std::vector<std::optional<Tensor>> dw, db;
 };
 
-// forward runs stacks of Linear, activation and Identity steps on float data as one whole-stack
-// call (row blocks through every layer, intermediates in per-thread scratch that persists across
-// calls); any other stack runs layer by layer.
+// forward runs stacks of Linear, activation and Identity steps, softmax / log_softmax along the
+// last dim and LayerNorm over it, on float data as one whole-stack call (row blocks through every
+// layer, intermediates in per-thread scratch that persists across calls); any other stack (a
+// Flatten, a Dropout in training mode, ...) runs layer by layer.
 class Sequential {
  public:
   explicit Sequential(std::vector<Step> steps) : steps_(std::move(steps)) {}

@@ -44,21 +44,7 @@ void for_lines(const Lines& l, F fn) {
 template <class T>
 void forward(const T* x, T* y, const Lines& l, bool log) {
   const std::int64_t n = l.n, s = l.inner;
-  for_lines(l, [=](std::int64_t b) {
-    // The max skips NaN (it compares false); a NaN then poisons the sum, as in PyTorch.
-    double mx = -std::numeric_limits<double>::infinity();
-    for (std::int64_t j = 0; j < n; ++j) mx = x[b + j * s] > mx ? x[b + j * s] : mx;
-    double sum = 0;
-    for (std::int64_t j = 0; j < n; ++j) sum += std::exp(double(x[b + j * s]) - mx);
-    if (log) {
-      const double lse = std::log(sum);
-      for (std::int64_t j = 0; j < n; ++j) y[b + j * s] = T((double(x[b + j * s]) - mx) - lse);
-    } else {
-      const double inv = 1.0 / sum;
-      for (std::int64_t j = 0; j < n; ++j)
-        y[b + j * s] = T(std::exp(double(x[b + j * s]) - mx) * inv);
-    }
-  });
+  for_lines(l, [=](std::int64_t b) { softmax_line(x + b, y + b, n, s, log); });
 }
 
 // softmax: dx = y (dy - sum(dy y)); log_softmax: dx = dy - exp(y) sum(dy).
@@ -84,6 +70,25 @@ const char* kernel_name(bool log) {
 }
 
 }  // namespace
+
+template <class T>
+void softmax_line(const T* x, T* y, std::int64_t n, std::int64_t s, bool log) {
+  // The max skips NaN (it compares false); a NaN then poisons the sum, as in PyTorch.
+  double mx = -std::numeric_limits<double>::infinity();
+  for (std::int64_t j = 0; j < n; ++j) mx = x[j * s] > mx ? x[j * s] : mx;
+  double sum = 0;
+  for (std::int64_t j = 0; j < n; ++j) sum += std::exp(double(x[j * s]) - mx);
+  if (log) {
+    const double lse = std::log(sum);
+    for (std::int64_t j = 0; j < n; ++j) y[j * s] = T((double(x[j * s]) - mx) - lse);
+  } else {
+    const double inv = 1.0 / sum;
+    for (std::int64_t j = 0; j < n; ++j) y[j * s] = T(std::exp(double(x[j * s]) - mx) * inv);
+  }
+}
+
+template void softmax_line<float>(const float*, float*, std::int64_t, std::int64_t, bool);
+template void softmax_line<double>(const double*, double*, std::int64_t, std::int64_t, bool);
 
 Tensor softmax(const Tensor& x, std::int64_t dim, bool log) {
   if (!is_floating_point(x.dtype())) {

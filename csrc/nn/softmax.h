@@ -12,6 +12,11 @@ namespace lincore {
 // line along dim is computed stably (its max subtracted first), in double, and rounded once.
 Tensor softmax(const Tensor& x, std::int64_t dim, bool log);
 
+// One line of n elements, `stride` apart in x and in y: what softmax() computes for each line (a
+// compiled Sequential run calls it per row, bitwise the same).
+template <class T>
+void softmax_line(const T* x, T* y, std::int64_t n, std::int64_t stride, bool log);
+
 // dL/dx for y = softmax(x, dim) (log: log_softmax) given dy and the forward's output y.
 Tensor softmax_backward(const Tensor& dy, const Tensor& y, std::int64_t dim, bool log);
 
