@@ -35,20 +35,30 @@ def assert_linear_close(y, x, w, b=None, *, act=None) -> None:
     any order, so it cannot be flaky. `act` maps the reference through an activation whose
     derivative is at most 1 in magnitude, so the bound still holds."""
     y = np.asarray(y)
-    dt = y.dtype
     k = np.shape(w)[-1]
-    u = UNIT_ROUNDOFF[dt]
-    c = 1.0 if dt == np.float32 else 2.0
     ref = linear_reference(x, w, b)
     g = np.abs(np.asarray(x, np.float64)) @ np.abs(np.asarray(w, np.float64)).T
     if b is not None:
         g = g + np.abs(np.asarray(b, np.float64))
-    n = k + 2
-    gamma = n * u / (1 - n * u)
-    tol = c * gamma * g + (k + 1) * SMALLEST_SUBNORMAL[dt]
+    extra = 0.0
     if act is not None:
         ref = act(ref)
-        tol = tol + u * np.abs(ref)  # the activation's own rounding
+        extra = UNIT_ROUNDOFF[y.dtype] * np.abs(ref)  # the activation's own rounding
+    assert_within_bound(y, ref, g, k + 2, extra=extra)
+
+
+def assert_within_bound(y, ref, g, n, *, extra=0.0) -> None:
+    """The same rule for any computation whose rounding error analysis bounds its error by
+    gamma(n) * G (n roundings, each relative to a quantity at most G in magnitude: a softmax, a
+    normalization, their gradients): fail when |y - ref| > c * gamma(n) * G + (n - 1) *
+    denorm_min + extra, c as in assert_linear_close. ref and G in float64."""
+    y = np.asarray(y)
+    dt = y.dtype
+    u = UNIT_ROUNDOFF[dt]
+    c = 1.0 if dt == np.float32 else 2.0
+    ref = np.asarray(ref, np.float64)
+    gamma = n * u / (1 - n * u)
+    tol = c * gamma * np.asarray(g, np.float64) + (n - 1) * SMALLEST_SUBNORMAL[dt] + extra
     err = np.abs(y.astype(np.float64) - ref)
     bad = ~(err <= tol)
     same_nonfinite = (

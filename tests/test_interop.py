@@ -216,10 +216,10 @@ def test_interop_from_torch_unsupported_layer_names_it_and_its_position(torch):
     )
     with pytest.raises(TypeError, match=r"unsupported layer Conv2d at '1\.3'"):
         lincore.from_torch(tmodel)
-    with pytest.raises(TypeError, match="unsupported layer Softmax at the top level"):
-        lincore.from_torch(tnn.Softmax(dim=1))
-    with pytest.raises(TypeError, match=r"unsupported layer Dropout at '0'"):
-        lincore.from_torch(tnn.Sequential(tnn.Dropout()))
+    with pytest.raises(TypeError, match="unsupported layer Softmax2d at the top level"):
+        lincore.from_torch(tnn.Softmax2d())
+    with pytest.raises(TypeError, match=r"unsupported layer AlphaDropout at '0'"):
+        lincore.from_torch(tnn.Sequential(tnn.AlphaDropout()))
 
 
 def test_interop_from_torch_subclass_is_unsupported(torch):

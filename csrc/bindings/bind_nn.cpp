@@ -241,6 +241,42 @@ void register_nn(py::module_& m) {
           },
           py::arg("name"), py::arg("start_dim"), py::arg("end_dim"))
       .def_static(
+          "softmax",
+          [](std::string name, std::int64_t dim, bool log) {
+            Step s;
+            s.kind = log ? Step::Kind::log_softmax : Step::Kind::softmax;
+            s.name = std::move(name);
+            s.dim = dim;
+            return s;
+          },
+          py::arg("name"), py::arg("dim"), py::arg("log"))
+      .def_static(
+          "layer_norm",
+          [](std::string name, std::vector<std::int64_t> normalized_shape,
+             std::optional<Tensor> weight, std::optional<Tensor> bias, double eps) {
+            Step s;
+            s.kind = Step::Kind::layer_norm;
+            s.name = std::move(name);
+            s.normalized_shape = std::move(normalized_shape);
+            s.norm_weight = std::move(weight);
+            s.norm_bias = std::move(bias);
+            s.eps = eps;
+            return s;
+          },
+          py::arg("name"), py::arg("normalized_shape"), py::arg("weight"), py::arg("bias"),
+          py::arg("eps"))
+      .def_static(
+          "dropout",
+          [](std::string name, double p) {
+            Step s;
+            s.kind = Step::Kind::dropout;
+            s.name = std::move(name);
+            s.p = p;
+            return s;
+          },
+          py::arg("name"), py::arg("p"),
+          "Dropout in training mode (in eval mode a Dropout compiles to an identity step)")
+      .def_static(
           "identity",
           [](std::string name) {
             Step s;
@@ -290,7 +326,7 @@ void register_nn(py::module_& m) {
             return py::make_tuple(g.dx, params);
           },
           py::arg("tape"), py::arg("grad_output"), py::arg("need_dx"), py::arg("need_params"),
-          "(dx, [(dw, db) per Linear]): the whole stack's backward in one call");
+          "(dx, [(dw, db) per Linear or LayerNorm]): the whole stack's backward in one call");
 }
 
 }  // namespace lincore::bindings

@@ -18,6 +18,8 @@ PYBIND11_MODULE(_core, m) {
       if (p) std::rethrow_exception(p);
     } catch (const lincore::type_error& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const lincore::not_implemented_error& e) {
+      PyErr_SetString(PyExc_NotImplementedError, e.what());
     } catch (const lincore::interrupted&) {
       // Python's own SIGINT handler has run too (ours chains to it): this raises its
       // KeyboardInterrupt, or whatever the user's handler raises.
@@ -35,4 +37,5 @@ PYBIND11_MODULE(_core, m) {
   lincore::bindings::register_nn(m);
   lincore::bindings::register_runtime(m);
   lincore::bindings::register_linear_call(m);
+  lincore::bindings::register_layers(m);
 }

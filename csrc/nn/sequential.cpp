@@ -7,8 +7,12 @@
 
 #include "kernels/dispatch.h"
 #include "nn/activation.h"
+#include "nn/dropout.h"
+#include "nn/layer_norm.h"
+#include "nn/softmax.h"
 #include "runtime/interrupt.h"
 #include "runtime/thread_pool.h"
+#include "tensor/errors.h"
 
 namespace lincore {
 namespace {
@@ -20,14 +24,31 @@ namespace {
 // faster at batch 64 on 2 threads.
 constexpr std::int64_t kStackInL2Bytes = 1 << 20;
 
-// One step of a whole-stack run: a Linear (with the activation that follows it fused in), or an
-// activation on its own.
+// One step of a whole-stack run: a Linear (with the activation that follows it fused in), an
+// activation on its own, or a softmax, log_softmax or LayerNorm over each row (`row`).
 template <class T>
 struct Op {
-  std::shared_ptr<const PackedWeight<T>> pw;  // null for an activation on its own
+  std::shared_ptr<const PackedWeight<T>> pw;  // null for an activation or row step
   Epilogue ep;
   std::int64_t width;  // output features
+  const Step* row = nullptr;
 };
+
+// A row step's forward on rows [0, m): the same per-row functions as the layer's own kernel.
+template <class T>
+void run_row_step(const Step& s, std::int64_t m, const T* x, std::int64_t ldx, T* y,
+                  std::int64_t ldy, std::int64_t width) {
+  if (s.kind == Step::Kind::layer_norm) {
+    const T* w = s.norm_weight ? s.norm_weight->data<T>() : nullptr;
+    const T* b = s.norm_bias ? s.norm_bias->data<T>() : nullptr;
+    double stats[2];
+    for (std::int64_t r = 0; r < m; ++r)
+      layer_norm_row(x + r * ldx, w, b, y + r * ldy, width, s.eps, stats);
+  } else {
+    const bool log = s.kind == Step::Kind::log_softmax;
+    for (std::int64_t r = 0; r < m; ++r) softmax_line(x + r * ldx, y + r * ldy, width, 1, log);
+  }
+}
 
 // Two ping-pong buffers per thread for the intermediate activations of a row block, kept across
 // calls: a warm Sequential call allocates nothing but its output.
@@ -51,7 +72,9 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
     const bool last = i + 1 == ops.size();
     T* out = last ? y : scratch<T>(static_cast<int>(i % 2), static_cast<std::size_t>(m * op.width));
     const std::int64_t ldout = last ? ldy : op.width;
-    if (op.pw) {
+    if (op.row) {
+      run_row_step(*op.row, m, cur, ldcur, out, ldout, op.width);
+    } else if (op.pw) {
       if (serial)
         gemm_run_serial<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
       else
@@ -68,9 +91,9 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
 
 }  // namespace
 
-// The whole-stack path: steps that are only Linear, activations and Identity, on float data,
-// widths that chain. Returns false (and does nothing) when the stack does not qualify; the
-// layer-by-layer path then runs it and reports any error.
+// The whole-stack path: steps that are only Linear, activations, Identity and row steps, on
+// float data, widths that chain. Returns false (and does nothing) when the stack does not qualify;
+// the layer-by-layer path then runs it and reports any error.
 template <class T>
 bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) const {
   std::vector<Op<T>> ops;
@@ -80,6 +103,20 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
     if (s.kind == Step::Kind::identity) continue;
     if (s.kind == Step::Kind::activation) {
       ops.push_back({nullptr, s.ep, width});
+      continue;
+    }
+    // Row steps: a softmax along the last dim, a LayerNorm over it alone (contiguous parameters
+    // of x's dtype); anything else goes layer by layer.
+    if (s.kind == Step::Kind::softmax || s.kind == Step::Kind::log_softmax) {
+      if (s.dim != -1 && s.dim != x.dim() - 1) return false;
+      ops.push_back({nullptr, Epilogue{}, width, &s});
+      continue;
+    }
+    if (s.kind == Step::Kind::layer_norm) {
+      for (const auto* p : {&s.norm_weight, &s.norm_bias})
+        if (*p && ((*p)->dtype() != x.dtype() || !(*p)->is_contiguous())) return false;
+      if (s.normalized_shape != Shape{width}) return false;
+      ops.push_back({nullptr, Epilogue{}, width, &s});
       continue;
     }
     if (s.kind != Step::Kind::linear || s.weight.dtype() != x.dtype() ||
@@ -163,6 +200,37 @@ Tensor linear_step(const Tensor& x, const Step& s, Epilogue ep) {
   }
 }
 
+// A softmax, log_softmax, LayerNorm or Dropout step's forward; `saved` gets what its backward
+// needs (when not null).
+Tensor norm_step(const Tensor& x, const Step& s, std::optional<Tensor>* saved) {
+  try {
+    switch (s.kind) {
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax: {
+        Tensor y = softmax(x, s.dim, s.kind == Step::Kind::log_softmax);
+        if (saved) *saved = y;
+        return y;
+      }
+      case Step::Kind::layer_norm: {
+        LayerNormOut out =
+            layer_norm(x, s.normalized_shape, s.norm_weight ? &*s.norm_weight : nullptr,
+                       s.norm_bias ? &*s.norm_bias : nullptr, s.eps);
+        if (saved) *saved = std::move(out.stats);
+        return std::move(out.y);
+      }
+      default: {  // dropout
+        DropoutOut out = dropout(x, s.p);
+        if (saved) *saved = std::move(out.mask);
+        return std::move(out.y);
+      }
+    }
+  } catch (const not_implemented_error& e) {
+    throw not_implemented_error(std::string(e.what()) + " (in layer " + s.name + ")");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string(e.what()) + " (in layer " + s.name + ")");
+  }
+}
+
 }  // namespace
 
 Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
@@ -185,6 +253,17 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
       case Step::Kind::activation: {
         Tensor out = activation(x, s.ep);
         tape.entries.push_back({i, std::move(x), std::nullopt, std::nullopt, s.ep});
+        x = std::move(out);
+        break;
+      }
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax:
+      case Step::Kind::layer_norm:
+      case Step::Kind::dropout: {
+        std::optional<Tensor> saved;
+        Tensor out = norm_step(x, s, &saved);
+        tape.entries.push_back(
+            {i, std::move(x), std::nullopt, std::nullopt, Epilogue{}, std::move(saved)});
         x = std::move(out);
         break;
       }
@@ -219,10 +298,12 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
 StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx,
                                 const std::vector<bool>& need_params) const {
   StackGrads grads;
+  // Parameter steps (Linear, LayerNorm) by their place in need_params and the grads.
   std::vector<std::size_t> linear_index(steps_.size(), 0);
   std::size_t linears = 0;
   for (std::size_t i = 0; i < steps_.size(); ++i)
-    if (steps_[i].kind == Step::Kind::linear) linear_index[i] = linears++;
+    if (steps_[i].kind == Step::Kind::linear || steps_[i].kind == Step::Kind::layer_norm)
+      linear_index[i] = linears++;
   if (need_params.size() != 2 * linears) {
     throw std::invalid_argument("backward: expected " + std::to_string(2 * linears) +
                                 " parameter flags, got " + std::to_string(need_params.size()));
@@ -244,6 +325,24 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
       case Step::Kind::activation:
         g = activation_backward(g, entry.input, s.ep);
         break;
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax:
+        g = softmax_backward(g, *entry.saved, s.dim, s.kind == Step::Kind::log_softmax);
+        break;
+      case Step::Kind::dropout:
+        g = dropout_backward(g, *entry.saved);
+        break;
+      case Step::Kind::layer_norm: {
+        const std::size_t li = linear_index[entry.step];
+        LayerNormGrads lg = layer_norm_backward(
+            g, entry.input, *entry.saved, s.normalized_shape,
+            s.norm_weight ? &*s.norm_weight : nullptr, !first || need_dx,
+            need_params[2 * li] && s.norm_weight, need_params[2 * li + 1] && s.norm_bias);
+        grads.dw[li] = lg.dweight;
+        grads.db[li] = lg.dbias;
+        if (lg.dx) g = *lg.dx;
+        break;
+      }
       case Step::Kind::linear: {
         if (entry.z) g = activation_backward(g, *entry.z, entry.ep);
         if (entry.y) g = activation_backward_from_output(g, *entry.y, entry.ep);
@@ -281,6 +380,12 @@ Tensor Sequential::forward(const Tensor& input) const {
         break;
       case Step::Kind::activation:
         x = activation(x, s.ep);
+        break;
+      case Step::Kind::softmax:
+      case Step::Kind::log_softmax:
+      case Step::Kind::layer_norm:
+      case Step::Kind::dropout:
+        x = norm_step(x, s, nullptr);
         break;
       case Step::Kind::linear: {
         Epilogue ep;

@@ -1,5 +1,6 @@
-// A stack of layers run as one C++ call: Linear, activations, Flatten, Identity. A Linear
-// followed by an activation is fused into one kernel call (the activation at the final store).
+// A stack of layers run as one C++ call: Linear, activations, Flatten, Identity, softmax,
+// log_softmax, LayerNorm and Dropout (training mode). A Linear followed by an activation is
+// fused into one kernel call (the activation at the final store).
 #pragma once
 
 #include <memory>
@@ -12,7 +13,16 @@
 namespace lincore {
 
 struct Step {
-  enum class Kind { linear, activation, flatten, identity };
+  enum class Kind {
+    linear,
+    activation,
+    flatten,
+    identity,
+    softmax,
+    log_softmax,
+    layer_norm,
+    dropout
+  };
   Kind kind = Kind::identity;
   std::string name;  // how errors name the layer, e.g. "2 (Linear(in_features=18, ...))"
   Tensor weight;
@@ -20,6 +30,11 @@ struct Step {
   std::shared_ptr<PackCache> cache;
   Epilogue ep;
   std::int64_t start_dim = 1, end_dim = -1;  // flatten
+  std::int64_t dim = -1;                     // softmax, log_softmax
+  double p = 0;                              // dropout
+  Shape normalized_shape;                    // layer_norm, with its optional affine parameters
+  std::optional<Tensor> norm_weight, norm_bias;
+  double eps = 0;
 };
 
 // What a recorded forward keeps for its backward: per step, the step's input and, for a Linear
@@ -33,20 +48,24 @@ struct Tape {
     std::optional<Tensor> z;  // Linear + activation: the Linear's output before the activation
     std::optional<Tensor> y;  // ... or the output after it
     Epilogue ep;              // that activation
+    // softmax, log_softmax: the output; dropout: the mask; layer_norm: the (mean, rstd) stats.
+    std::optional<Tensor> saved = std::nullopt;
   };
   std::vector<Entry> entries;
 };
 
-// Gradients of a recorded forward: dx for the input (when asked), and per Linear step (in step
-// order) dW and db (empty where not asked for, or for no bias).
+// Gradients of a recorded forward: dx for the input (when asked), and per parameter step (Linear
+// and LayerNorm, in step order) its weight's and bias's gradient (empty where not asked for, or
+// for no such parameter).
 struct StackGrads {
   std::optional<Tensor> dx;
   std::vector<std::optional<Tensor>> dw, db;
 };
 
-// forward runs stacks of Linear, activation and Identity steps on float data as one whole-stack
-// call (row blocks through every layer, intermediates in per-thread scratch that persists across
-// calls); any other stack runs layer by layer.
+// forward runs stacks of Linear, activation and Identity steps, softmax / log_softmax along the
+// last dim and LayerNorm over it, on float data as one whole-stack call (row blocks through every
+// layer, intermediates in per-thread scratch that persists across calls); any other stack (a
+// Flatten, a Dropout in training mode, ...) runs layer by layer.
 class Sequential {
  public:
   explicit Sequential(std::vector<Step> steps) : steps_(std::move(steps)) {}

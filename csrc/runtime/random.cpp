@@ -77,4 +77,10 @@ void normal_(Tensor& t, double mean, double std) {
   });
 }
 
+void bernoulli(std::uint8_t* out, std::int64_t n, double prob) {
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lock(g.mutex);
+  for (std::int64_t i = 0; i < n; ++i) out[i] = unit(g.engine) < prob;
+}
+
 }  // namespace lincore

@@ -18,4 +18,8 @@ std::uint64_t initial_seed();
 void uniform_(Tensor& t, double low, double high);
 void normal_(Tensor& t, double mean, double std);
 
+// out[i] = 1 with probability prob, else 0, for i in [0, n): one uniform draw per element, in
+// order (Dropout's mask).
+void bernoulli(std::uint8_t* out, std::int64_t n, double prob);
+
 }  // namespace lincore

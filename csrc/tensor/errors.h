@@ -1,6 +1,7 @@
 // Exception types of the core. Each maps to one Python exception in the bindings:
 // std::invalid_argument -> ValueError, std::out_of_range -> IndexError, std::bad_alloc ->
-// MemoryError, std::runtime_error -> RuntimeError, and type_error below -> TypeError.
+// MemoryError, std::runtime_error -> RuntimeError, type_error below -> TypeError and
+// not_implemented_error -> NotImplementedError.
 #pragma once
 
 #include <stdexcept>
@@ -10,6 +11,11 @@ namespace lincore {
 
 struct type_error : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
+};
+
+// An operation with no kernel for a dtype (PyTorch raises NotImplementedError for those).
+struct not_implemented_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // An allocation that failed, saying how much was asked for (pybind11 turns any std::bad_alloc

@@ -222,6 +222,19 @@ class Step:
     @staticmethod
     def flatten(name: str, start_dim: int, end_dim: int) -> Step: ...
     @staticmethod
+    def softmax(name: str, dim: int, log: bool) -> Step: ...
+    @staticmethod
+    def layer_norm(
+        name: str,
+        normalized_shape: Sequence[int],
+        weight: Tensor | None,
+        bias: Tensor | None,
+        eps: float,
+    ) -> Step: ...
+    @staticmethod
+    def dropout(name: str, p: float) -> Step:
+        """Dropout in training mode (in eval mode a Dropout compiles to an identity step)"""
+    @staticmethod
     def identity(name: str) -> Step: ...
     @property
     def name(self) -> str: ...
@@ -243,7 +256,7 @@ class SequentialPlan:
         need_dx: builtins.bool,
         need_params: list[builtins.bool],
     ) -> tuple[Tensor | None, list[tuple[Any, Any]]]:
-        """(dx, [(dw, db) per Linear]): the whole stack's backward in one call"""
+        """(dx, [(dw, db) per Linear or LayerNorm]): the whole stack's backward in one call"""
 
 def _empty(arg0: Sequence[int], arg1: int, /) -> Tensor: ...
 def _zeros(arg0: Sequence[int], arg1: int, /) -> Tensor: ...
@@ -310,6 +323,39 @@ def linear_backward(
 def activation_backward(
     grad_output: Tensor, input: Tensor, act: int, negative_slope: float = 0.01
 ) -> Tensor: ...
+def softmax(x: Tensor, dim: int, log: bool) -> Tensor:
+    """softmax(x, dim) (log_softmax when log), computed stably in double"""
+
+def softmax_backward(grad_output: Tensor, output: Tensor, dim: int, log: bool) -> Tensor:
+    """dL/dx of y = softmax(x, dim) (log_softmax when log) from dL/dy and y"""
+
+def layer_norm(
+    x: Tensor,
+    normalized_shape: Sequence[int],
+    weight: Tensor | None,
+    bias: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor]:
+    """(y, stats): layer normalization over the trailing normalized_shape, and the per-row (mean, 1 / sqrt(var + eps)) in float64 that layer_norm_backward takes"""
+
+def layer_norm_backward(
+    grad_output: Tensor,
+    x: Tensor,
+    stats: Tensor,
+    normalized_shape: Sequence[int],
+    weight: Tensor | None,
+    need_dx: bool,
+    need_dweight: bool,
+    need_dbias: bool,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """(dx, dweight, dbias) of layer_norm; None where not asked for"""
+
+def dropout(x: Tensor, p: float) -> tuple[Tensor, Tensor]:
+    """(y, mask): x with each element zeroed with probability p (lincore's generator) and the rest scaled by 1 / (1 - p); mask holds those factors"""
+
+def dropout_backward(grad_output: Tensor, mask: Tensor) -> Tensor:
+    """grad_output * mask"""
+
 def manual_seed(seed: int) -> None: ...
 def initial_seed() -> int: ...
 def _uniform_(t: Tensor, low: float, high: float) -> None: ...

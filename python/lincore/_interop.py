@@ -21,14 +21,20 @@ from ._creation import copy_array
 from ._dtype import from_numpy_dtype
 from .nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .nn.container import Sequential
+from .nn.dropout import Dropout
 from .nn.flatten import Flatten
 from .nn.linear import Identity, Linear
 from .nn.module import Module
+from .nn.normalization import LayerNorm
 from .nn.parameter import Parameter
+from .nn.softmax import LogSoftmax, Softmax
 
 Tensor = _core.Tensor
 
-_SUPPORTED = "Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten and Sequential"
+_SUPPORTED = (
+    "Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LayerNorm, Dropout, "
+    "Identity, Flatten and Sequential"
+)
 
 
 def _where(path: str) -> str:
@@ -44,7 +50,8 @@ def _join(prefix: str, name: str) -> str:
 
 def from_torch(obj: Any) -> Any:
     """A lincore copy of a torch.nn.Linear, a torch.nn.Sequential of supported layers (Linear,
-    ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten, nested Sequential), or a state dict
+    ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LayerNorm, Dropout, Identity,
+    Flatten, nested Sequential), or a state dict
     (a Mapping of str to torch.Tensor, giving an OrderedDict of lincore tensors).
 
     Weights are copied and keep their dtype (float32 or float64), requires_grad and the
@@ -128,6 +135,14 @@ def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -
         out = Identity()
     elif kind is tnn.Flatten:
         out = Flatten(m.start_dim, m.end_dim)
+    elif kind is tnn.Softmax:
+        out = Softmax(m.dim)
+    elif kind is tnn.LogSoftmax:
+        out = LogSoftmax(m.dim)
+    elif kind is tnn.Dropout:
+        out = Dropout(m.p, inplace=m.inplace)
+    elif kind is tnn.LayerNorm:
+        out = _layer_norm_from_torch(torch, m, path)
     else:
         raise TypeError(
             f"from_torch: unsupported layer {kind.__name__} {_where(path)} "
@@ -140,6 +155,26 @@ def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -
 
 def _parameter_from_torch(torch: Any, p: Any, what: str) -> Parameter:
     return Parameter(_tensor_from_torch(torch, p, what), requires_grad=p.requires_grad)
+
+
+def _layer_norm_from_torch(torch: Any, m: Any, path: str) -> LayerNorm:
+    what = f"LayerNorm {_where(path)}"
+    weight = None if m.weight is None else _parameter_from_torch(torch, m.weight, what)
+    bias = None if m.bias is None else _parameter_from_torch(torch, m.bias, what)
+    # Built with its own ones and zeros (which draw nothing from the generator), then given the
+    # copies.
+    out = LayerNorm(
+        m.normalized_shape,
+        eps=m.eps,
+        elementwise_affine=m.elementwise_affine,
+        bias=bias is not None,
+        dtype=None if weight is None else weight.dtype,
+    )
+    if weight is not None:
+        out.weight = weight
+    if bias is not None:
+        out.bias = bias
+    return out
 
 
 def _linear(weight: Parameter, bias: Parameter | None) -> Linear:
@@ -160,7 +195,8 @@ def _linear(weight: Parameter, bias: Parameter | None) -> Linear:
 
 def to_torch(self: Module) -> Any:
     """The equivalent torch.nn module, with copies of the weights (imports torch).
-    Implemented for Linear, the activations, Identity, Flatten and Sequential of these;
+    Implemented for Linear, the activations, Softmax, LogSoftmax, LayerNorm, Dropout,
+    Identity, Flatten and Sequential of these;
     other modules raise NotImplementedError."""
     import torch
 
@@ -208,6 +244,14 @@ def _module_to_torch(torch: Any, m: Module, path: str, memo: dict[int, Any]) -> 
         out = tnn.Identity()
     elif kind is Flatten:
         out = tnn.Flatten(m.start_dim, m.end_dim)
+    elif kind is Softmax:
+        out = tnn.Softmax(m.dim)
+    elif kind is LogSoftmax:
+        out = tnn.LogSoftmax(m.dim)
+    elif kind is Dropout:
+        out = tnn.Dropout(m.p, inplace=m.inplace)
+    elif kind is LayerNorm:
+        out = _layer_norm_to_torch(torch, m)
     else:
         raise NotImplementedError(
             f"to_torch: {kind.__name__} {_where(path)} has no PyTorch conversion (supported: "
@@ -215,6 +259,22 @@ def _module_to_torch(torch: Any, m: Module, path: str, memo: dict[int, Any]) -> 
         )
     out.training = m.training
     memo[id(m)] = out
+    return out
+
+
+def _layer_norm_to_torch(torch: Any, m: LayerNorm) -> Any:
+    weight = None if m.weight is None else _parameter_to_torch(torch, m.weight)
+    out = torch.nn.LayerNorm(
+        m.normalized_shape,
+        eps=m.eps,
+        elementwise_affine=m.elementwise_affine,
+        bias=m.bias is not None,
+        dtype=None if weight is None else weight.dtype,
+    )
+    if weight is not None:
+        out.weight = weight
+    if m.bias is not None:
+        out.bias = _parameter_to_torch(torch, m.bias)
     return out
 
 

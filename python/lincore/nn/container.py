@@ -1,6 +1,7 @@
 """nn.Sequential. Its forward hands runs of built-in layers (Linear, activations, Flatten,
-Identity) to the C++ core as one call each; any other module (a user's Python Module) is called
-in between. The compiled plan is cached and rebuilt when any member changes."""
+Identity, Softmax, LogSoftmax, LayerNorm, Dropout) to the C++ core as one call each; any other
+module (a user's Python Module) is called in between. The compiled plan is cached and rebuilt
+when any member changes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .activation import _Activation
 from .functional import _ACTIVATION_NODES
 from .linear import Linear
 from .module import Module, _last_token
+from .normalization import LayerNorm
 
 _Tensor = _core.Tensor
 
@@ -37,18 +39,27 @@ class StackBackward(SavedNode):
         return (dx, *[t for pair in grads for t in pair])
 
 
+def _plan_node(module: Any) -> str | None:
+    """The node name of a softmax, LayerNorm or Dropout step's output (None for a step that
+    computes nothing, as a Dropout in eval mode)."""
+    node = getattr(module, "_plan_node", None)
+    return node() if node is not None else None
+
+
 def _compile(run: list) -> Any:
     """A C++ plan for a run of built-in layers ((name, module) pairs), with what autograd needs
     to know about it: the Linear parameters in order and the node class for the run's output,
     per output dims 1, 2, 3+ (PyTorch names it after the run's last op)."""
     layers = [module for _, module in run]
-    params = [p for m in layers if isinstance(m, Linear) for p in (m.weight, m.bias)]
-    compute = [m for m in layers if isinstance(m, (Linear, _Activation))]
+    params = [p for m in layers if isinstance(m, (Linear, LayerNorm)) for p in (m.weight, m.bias)]
+    compute = [m for m in layers if isinstance(m, (Linear, _Activation)) or _plan_node(m)]
     last = compute[-1] if compute else None
     if isinstance(last, _Activation):
         names = [_ACTIVATION_NODES[last._code]] * 3
     elif isinstance(last, Linear):
         names = _core.LINEAR_NODE_NAMES[last.bias is not None]
+    elif last is not None:
+        names = [_plan_node(last)] * 3
     else:
         names = ["ViewBackward0"] * 3
     nodes = tuple(node_class(name, StackBackward) for name in names)

@@ -35,6 +35,9 @@ class Module:
     """Base class for all lincore modules; subclass it and define forward()."""
 
     training: bool
+    # Whether the layer's compiled step (_step) depends on the train/eval mode (Dropout): then
+    # train() and eval() mark it changed, so that Sequential plans holding it are rebuilt.
+    _step_depends_on_mode = False
 
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
@@ -190,7 +193,10 @@ class Module:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         for m in self.modules():
+            changed = m.training != mode
             object.__setattr__(m, "training", mode)
+            if changed and m._step_depends_on_mode:
+                m._changed()
         return self
 
     def eval(self) -> Module:
