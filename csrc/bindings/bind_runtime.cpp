@@ -59,6 +59,10 @@ void register_runtime(py::module_& m) {
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("_num_threads_explicit", &num_threads_explicit,
+        "Whether the thread count was set by set_num_threads or LINCORE_NUM_THREADS");
+  m.def("_follow_num_threads", &follow_num_threads, py::arg("n"),
+        "Sets the thread count to n unless the user chose one (a host framework's count)");
 
   m.def("cpu_capability", &cpu_capability);
   m.def("supported_cpu_capabilities", &supported_capabilities);

@@ -202,6 +202,14 @@ void register_tensor(py::module_& m) {
       .def("_slice", &Tensor::slice)
       .def("flatten", &Tensor::flatten, py::arg("start_dim") = 0, py::arg("end_dim") = -1)
       .def("_copy_from", &Tensor::copy_from)
+      .def(
+          "_bump_version", [](const Tensor& t) { t.storage()->bump_version(); },
+          "Tells caches (packed weights) that the memory changed: for foreign memory whose "
+          "owner reports its writes (_owner_reports_writes)")
+      .def(
+          "_owner_reports_writes", [](const Tensor& t) { t.storage()->owner_reports_writes(); },
+          "Promises that every write by the owner of this borrowed memory is followed by "
+          "_bump_version(), so that caches may trust the version")
       .def("_fill", &Tensor::fill)
       .def("_shares_storage",
            [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); });

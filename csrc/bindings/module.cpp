@@ -37,5 +37,7 @@ PYBIND11_MODULE(_core, m) {
   lincore::bindings::register_nn(m);
   lincore::bindings::register_runtime(m);
   lincore::bindings::register_linear_call(m);
+  lincore::bindings::register_dlpack(m);
+  lincore::bindings::register_dropin(m);
   lincore::bindings::register_layers(m);
 }

@@ -112,7 +112,8 @@ class Pool {
 
 std::mutex g_config_mutex;
 std::atomic<int> g_num_threads{0};  // 0: not yet read from the environment
-std::shared_ptr<Pool> g_pool;       // created on first parallel use; replaced on resize
+std::atomic<bool> g_explicit{false};
+std::shared_ptr<Pool> g_pool;  // created on first parallel use; replaced on resize
 
 void forget_pool_in_child() {
   // The workers do not exist in the child; the old pool is leaked on purpose (joining or
@@ -146,7 +147,9 @@ int get_num_threads() {
   return n;
 }
 
-void set_num_threads(int n) {
+namespace {
+
+void store_num_threads(int n) {
   if (n < 1) {
     throw std::invalid_argument("set_num_threads expects a positive integer, but got " +
                                 std::to_string(n));
@@ -155,6 +158,24 @@ void set_num_threads(int n) {
   g_num_threads.store(n);
   // A caller still using the old pool keeps it alive; it is joined when the last one is done.
   if (g_pool && g_pool->workers() != n - 1) g_pool.reset();
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  store_num_threads(n);
+  g_explicit.store(true);
+}
+
+bool num_threads_explicit() {
+  static const bool from_env = env_threads("LINCORE_NUM_THREADS") > 0;
+  return from_env || g_explicit.load();
+}
+
+void follow_num_threads(int n) {
+  if (!num_threads_explicit() && n != g_num_threads.load(std::memory_order_relaxed)) {
+    store_num_threads(n);
+  }
 }
 
 void parallel_run(int nt, const std::function<void(int)>& fn) {

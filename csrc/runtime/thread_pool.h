@@ -16,6 +16,13 @@ int default_num_threads();
 int get_num_threads();
 void set_num_threads(int n);  // std::invalid_argument when n < 1
 
+// Whether the count was chosen by the user (set_num_threads, or LINCORE_NUM_THREADS in the
+// environment) rather than defaulted. A host framework's count (torch.get_num_threads() inside
+// a module that lincore.optimize swapped) is followed through follow_num_threads only when it
+// was not: lincore and the host then take turns on the same threads, never more than it uses.
+bool num_threads_explicit();
+void follow_num_threads(int n);  // set_num_threads, unless num_threads_explicit()
+
 // Runs fn(t) for t = 0..nt-1 and returns when all are done; t = 0 runs on the caller. nt is
 // capped by get_num_threads(). When the pool is busy with another caller's job, or the caller is
 // itself a pool worker, everything runs on the caller: never more threads than asked for.

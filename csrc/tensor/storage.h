@@ -34,8 +34,16 @@ class Storage {
   // releasing one bumps the version.
   int exports() const { return exports_.load(std::memory_order_acquire); }
   // Whether version() tells every change: not while foreign code holds a writable view, and
-  // never for writable memory borrowed from foreign code.
-  bool versioned() const { return exports() == 0 && (block_ != nullptr || !writable_); }
+  // for writable memory borrowed from foreign code only when its owner has promised to report
+  // its writes (owner_reports_writes).
+  bool versioned() const {
+    return exports() == 0 &&
+           (block_ != nullptr || !writable_ || owner_reports_.load(std::memory_order_acquire));
+  }
+  // The owner of borrowed memory promises to call bump_version() after each of its writes (the
+  // PyTorch drop-in does, from the torch tensor's version counter): caches may then trust
+  // version(), and a layer whose weight views a torch parameter stops repacking every call.
+  void owner_reports_writes() { owner_reports_.store(true, std::memory_order_release); }
   void add_export() { exports_.fetch_add(1, std::memory_order_acq_rel); }
   void remove_export() {
     bump_version();
@@ -70,6 +78,7 @@ class Storage {
   void* block_;  // lincore's own allocation that data_ lies in (freed with it); null if borrowed
   std::atomic<std::uint64_t> version_{0};
   std::atomic<int> exports_{0};
+  std::atomic<bool> owner_reports_{false};
   std::weak_ptr<void> packer_;  // guarded by a lock in storage.cpp (set and read rarely)
 };
 

@@ -12,7 +12,7 @@ capsule alive for as long as the lincore tensor lives.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def from_torch(obj: Any) -> Any:
     import torch
 
     if isinstance(obj, torch.nn.Module):
-        return _module_from_torch(torch, obj, "", {})
+        return _module_from_torch(torch, obj, "", {}, _parameter_from_torch)
     if isinstance(obj, torch.Tensor):
         raise TypeError(
             "from_torch converts torch.nn modules and state dicts; for a tensor use "
@@ -94,7 +94,11 @@ def _tensor_from_torch(torch: Any, t: Any, what: str) -> Tensor:
     return copy_array(t.detach().cpu().numpy())
 
 
-def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -> Module:
+def _module_from_torch(
+    torch: Any, m: Any, path: str, memo: dict[int, Module], param: Callable[..., Parameter]
+) -> Module:
+    """The lincore module for torch module m; param(torch, p, what) makes each parameter (a copy
+    for from_torch, a view of p's memory for lincore.optimize)."""
     # A module that appears twice (weight sharing) stays one module.
     if id(m) in memo:
         return memo[id(m)]
@@ -107,19 +111,15 @@ def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -
                 f"from_torch: Linear {_where(path)} has dtype {m.weight.dtype}; "
                 "lincore's Linear supports torch.float32 and torch.float64"
             )
-        weight = _parameter_from_torch(torch, m.weight, f"Linear {_where(path)}")
-        bias = (
-            None
-            if m.bias is None
-            else _parameter_from_torch(torch, m.bias, f"Linear {_where(path)}")
-        )
+        weight = param(torch, m.weight, f"Linear {_where(path)}")
+        bias = None if m.bias is None else param(torch, m.bias, f"Linear {_where(path)}")
         out = _linear(weight, bias)
-    elif kind is tnn.Sequential:
+    elif kind is tnn.Sequential or kind.__dict__.get("_lincore_swapped", False):
         children = OrderedDict()
         for name, child in m._modules.items():
             if child is None:
                 raise TypeError(f"from_torch: Sequential {_where(path)} holds None as '{name}'")
-            children[name] = _module_from_torch(torch, child, _join(path, name), memo)
+            children[name] = _module_from_torch(torch, child, _join(path, name), memo, param)
         out = Sequential(children)
     elif kind is tnn.ReLU:
         out = ReLU(inplace=m.inplace)
@@ -142,7 +142,7 @@ def _module_from_torch(torch: Any, m: Any, path: str, memo: dict[int, Module]) -
     elif kind is tnn.Dropout:
         out = Dropout(m.p, inplace=m.inplace)
     elif kind is tnn.LayerNorm:
-        out = _layer_norm_from_torch(torch, m, path)
+        out = _layer_norm_from_torch(torch, m, path, param)
     else:
         raise TypeError(
             f"from_torch: unsupported layer {kind.__name__} {_where(path)} "
@@ -157,10 +157,29 @@ def _parameter_from_torch(torch: Any, p: Any, what: str) -> Parameter:
     return Parameter(_tensor_from_torch(torch, p, what), requires_grad=p.requires_grad)
 
 
-def _layer_norm_from_torch(torch: Any, m: Any, path: str) -> LayerNorm:
+def shared_module_from_torch(torch: Any, m: Any) -> Module:
+    """The lincore module for a supported torch layer (from_torch's table), its parameters
+    views of the torch parameters' memory (no copy) whose writes torch reports: the caller bumps
+    their version when a torch parameter's _version moves (lincore.optimize does)."""
+    return _module_from_torch(torch, m, "", {}, _shared_parameter)
+
+
+def _shared_parameter(torch: Any, p: Any, what: str) -> Parameter:
+    if p.dtype not in (torch.float32, torch.float64) or not p.is_cpu or p.layout != torch.strided:
+        raise TypeError(
+            f"{what}: lincore runs float32 and float64 CPU tensors; got {p.dtype} on {p.device}"
+        )
+    view = _core._from_dlpack(torch._C._to_dlpack(p.detach()))
+    view._owner_reports_writes()
+    return Parameter(view, requires_grad=p.requires_grad)
+
+
+def _layer_norm_from_torch(
+    torch: Any, m: Any, path: str, param: Callable[..., Parameter]
+) -> LayerNorm:
     what = f"LayerNorm {_where(path)}"
-    weight = None if m.weight is None else _parameter_from_torch(torch, m.weight, what)
-    bias = None if m.bias is None else _parameter_from_torch(torch, m.bias, what)
+    weight = None if m.weight is None else param(torch, m.weight, what)
+    bias = None if m.bias is None else param(torch, m.bias, what)
     # Built with its own ones and zeros (which draw nothing from the generator), then given the
     # copies.
     out = LayerNorm(
