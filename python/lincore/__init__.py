@@ -28,6 +28,7 @@ from ._creation import (
     zeros,
     zeros_like,
 )
+from ._dropin import optimize, optimize_report, restore
 from ._dtype import Size, bool_, dtype, float32, float64, int64
 from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from ._interop import from_dlpack, from_torch
@@ -89,6 +90,9 @@ __all__ = [
     "from_dlpack",
     "from_torch",
     "load",
+    "optimize",
+    "optimize_report",
+    "restore",
     "save",
 ]
 

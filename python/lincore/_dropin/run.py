@@ -1,0 +1,184 @@
+"""A run of supported torch layers executed as one lincore call: the unit lincore.optimize puts
+in a torch model. Imports torch (this module is imported only by the functions that need it).
+
+A FusedRun holds the model's own torch modules and a lincore Sequential of the same layers whose
+parameters view the torch parameters' memory (no copy). Its call goes through lincore's one
+forward path for a native run (nn.Sequential.forward, the compiled SequentialPlan), torch
+tensors in and out through DLPack in C (no copy). Before each call it checks that lincore can run
+it (a torch tensor on the CPU, the run's float dtype, no hooks on the fused layers) and that the
+lincore views are current (each torch parameter's identity, data pointer and version counter);
+anything else runs the original torch modules, so a swapped model never fails where the original
+would not.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+
+from .. import _core
+from .._interop import shared_module_from_torch
+from ..nn.container import Sequential as _LincoreSequential
+from ..nn.linear import Linear as _LincoreLinear
+from ..nn.normalization import LayerNorm as _LincoreLayerNorm
+
+_TorchTensor = torch.Tensor
+_strided = torch.strided
+_to_dlpack = torch._C._to_dlpack
+_from_dlpack = torch._C._from_dlpack
+_torch_grad_enabled = torch.is_grad_enabled
+_torch_threads = torch.get_num_threads
+_lc_from = _core._from_dlpack
+_lc_to = _core._to_dlpack
+_lc_grad_enabled = _core.is_grad_enabled
+_lc_set_grad = _core._set_grad_enabled
+_follow_threads = _core._follow_num_threads
+_params_current = _core._torch_params_current
+_global_hooks = (
+    torch.nn.modules.module._global_forward_hooks,
+    torch.nn.modules.module._global_forward_pre_hooks,
+    torch.nn.modules.module._global_backward_hooks,
+    torch.nn.modules.module._global_backward_pre_hooks,
+)
+
+
+def any_global_hooks() -> bool:
+    """Whether any module hook is registered globally (torch.nn.modules.module's registries)."""
+    return any(_global_hooks)
+
+
+def _lincore(t: Any) -> Any:
+    """A lincore view of a CPU torch tensor (no copy)."""
+    return _lc_from(_to_dlpack(t))
+
+
+def _torch(t: Any) -> Any:
+    """A torch view of a lincore tensor (no copy); None stays None."""
+    return None if t is None else _from_dlpack(_lc_to(t))
+
+
+class FusedRun:
+    """A maximal run of supported layers of one torch model, run as one lincore call."""
+
+    def __init__(self, modules: list) -> None:
+        self.modules = modules
+        self._build()
+
+    # -- what the lincore side holds -----------------------------------------------------------
+    def _build(self) -> None:
+        lincore_modules = [shared_module_from_torch(torch, m) for m in self.modules]
+        self.lincore = _LincoreSequential(*lincore_modules)
+        # The torch parameters in the order of the lincore plan's params ((weight, bias) per
+        # Linear and LayerNorm, None where absent), with the lincore view of each.
+        plan_params: list = []
+        views: list = []
+        # Where each parameter is read from on every call: replacing one (model[0].weight = ...,
+        # load_state_dict(assign=True)) rebuilds the run.
+        self.slots = []
+        for tm, lm in zip(self.modules, lincore_modules):
+            if isinstance(lm, (_LincoreLinear, _LincoreLayerNorm)):
+                for name in ("weight", "bias"):
+                    p = tm._parameters.get(name)
+                    plan_params.append(p)
+                    if p is not None:
+                        views.append(getattr(lm, name))
+                        self.slots.append((tm._parameters, name, p))
+        self.plan_params = plan_params
+        self.params = [p for p in plan_params if p is not None]
+        self.views = views
+        self.versions = [p._version for p in self.params]
+        self.pointers = [p.data_ptr() for p in self.params]
+        self.current = partial(_params_current, self.slots, self.versions, self.pointers, views)
+        dtypes = {p.dtype for p in self.params}
+        self.dtype = dtypes.pop() if len(dtypes) == 1 else None
+        self.any_params = bool(self.params)
+        self.hook_dicts = [
+            d
+            for m in self.modules
+            for d in (
+                m._forward_hooks,
+                m._forward_pre_hooks,
+                m._backward_hooks,
+                m._backward_pre_hooks,
+            )
+        ] + list(_global_hooks)
+
+    def runnable(self, x: Any) -> bool:
+        """Whether lincore runs this call; the torch modules run it otherwise."""
+        if (
+            type(x) is not _TorchTensor
+            or not x.is_cpu
+            or x.layout is not _strided
+            or any(self.hook_dicts)
+        ):
+            return False
+        if self.dtype is None:
+            if self.any_params or x.dtype not in (torch.float32, torch.float64):
+                return False
+        elif x.dtype is not self.dtype:
+            return False
+        # Each torch parameter still the one viewed, at the same address; those written in
+        # place since get their views' versions bumped (lincore then repacks them, only them).
+        if not self.current():
+            try:
+                self._build()
+            except TypeError:  # a parameter lincore cannot view (moved to another device, ...)
+                return False
+            return self.runnable(x)
+        return True
+
+    # -- calling -------------------------------------------------------------------------------
+    def __call__(self, x: Any) -> Any:
+        if not self.runnable(x):
+            return self.torch_forward(x)
+        _follow_threads(_torch_threads())
+        if _torch_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.params)):
+            return _RunFunction.apply(self, x, *self.params)
+        prev = _lc_grad_enabled()
+        _lc_set_grad(False)
+        try:
+            y = self.lincore(_lc_from(_to_dlpack(x)))
+        finally:
+            _lc_set_grad(prev)
+        return _from_dlpack(_lc_to(y))
+
+    def torch_forward(self, x: Any) -> Any:
+        """The original modules, as torch runs them."""
+        for m in self.modules:
+            x = m(x)
+        return x
+
+
+class _RunFunction(torch.autograd.Function):
+    """A FusedRun under autograd: forward records lincore's tape, backward is lincore's C++
+    backward of the whole run (SequentialPlan.backward) in one call."""
+
+    @staticmethod
+    def forward(ctx: Any, run: FusedRun, x: Any, *params: Any) -> Any:
+        xl = _lincore(x.detach())
+        xl.requires_grad_(x.requires_grad)
+        for view, p in zip(run.views, params):
+            view.requires_grad_(p.requires_grad)
+        prev = _lc_grad_enabled()
+        _lc_set_grad(True)
+        try:
+            y = run.lincore(xl)
+        finally:
+            _lc_set_grad(prev)
+        ctx.node = y.grad_fn
+        ctx.present = [p is not None for p in run.plan_params]
+        return _torch(y)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, dy: Any) -> Any:
+        node = ctx.node
+        if node is None:  # nothing in the run required grad
+            return (None, None, *[None] * sum(ctx.present))
+        plan, xl, tape, need = node.saved()
+        dx, grads = plan.backward(tape, _lincore(dy.contiguous()), ctx.needs_input_grad[1], need)
+        flat = [g for pair in grads for g in pair]
+        param_grads = [_torch(g) for g, present in zip(flat, ctx.present) if present]
+        return (None, _torch(dx), *param_grads)

@@ -1,0 +1,280 @@
+"""lincore.optimize and lincore.restore: lincore's speed inside a torch model, with nothing else
+changed. Imports torch (this module is imported only by the functions that need it).
+
+What changes is the class of each torch.nn.Sequential in the model: it becomes lincore's
+subclass of it (still named Sequential, still an nn.Sequential), whose forward runs every maximal
+run of supported layers as one lincore call (run.FusedRun) and everything else as torch does.
+The children, their parameters (torch's own nn.Parameters), names, hooks, state_dict, train/eval
+and repr are untouched: code that reaches into model[0].weight sees what it saw before.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .run import FusedRun, any_global_hooks as _any_global_hooks
+
+_tnn = torch.nn
+_tracing_state = torch._C._get_tracing_state
+# The layers a run fuses (exact types: a subclass may override forward).
+FUSABLE = (
+    _tnn.Linear,
+    _tnn.ReLU,
+    _tnn.LeakyReLU,
+    _tnn.Sigmoid,
+    _tnn.Tanh,
+    _tnn.GELU,
+    _tnn.Identity,
+    _tnn.Flatten,
+    _tnn.Dropout,
+    _tnn.Softmax,
+    _tnn.LogSoftmax,
+    _tnn.LayerNorm,
+)
+_FUSABLE_NAMES = ", ".join(t.__name__ for t in FUSABLE)
+
+
+def why_not_fused(m: Any) -> str | None:
+    """Why lincore does not fuse module m into a run (None: it does)."""
+    if type(m) not in FUSABLE:
+        return f"{type(m).__name__} is not a layer lincore runs (it runs: {_FUSABLE_NAMES})"
+    if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+        return "it has hooks, which run with torch's own forward"
+    if type(m) is _tnn.Dropout and m.training and m.p > 0:
+        return "a Dropout in training mode draws its mask from torch's generator"
+    for name, p in m._parameters.items():
+        if p is None:
+            continue
+        if p.dtype not in (torch.float32, torch.float64):
+            return f"its {name} is {p.dtype} (lincore runs float32 and float64)"
+        if not p.is_cpu or p.layout is not torch.strided:
+            return f"its {name} is on {p.device} (lincore runs dense CPU tensors)"
+    return None
+
+
+def _spliced(m: Any) -> bool:
+    """Whether a child Sequential's layers join its parent's runs (a plain one, no hooks)."""
+    return type(m) in (_tnn.Sequential, Sequential) and not (
+        m._forward_hooks or m._forward_pre_hooks
+    )
+
+
+def _children(container: Any, prefix: str, watch: list) -> list:
+    """(qualified name, module) of container's children, with the children of plain nested
+    Sequentials spliced in, so that a run can cross their boundaries; appends to watch each
+    _modules dict read, with what it held."""
+    watch.append((container._modules, tuple(container._modules.values())))
+    out = []
+    for name, m in container._modules.items():
+        qual = f"{prefix}.{name}" if prefix else name
+        if _spliced(m):
+            out.extend(_children(m, qual, watch))
+        else:
+            out.append((qual, m))
+    return out
+
+
+class Runner:
+    """The forward of one swapped Sequential: its segments (FusedRuns and torch modules), rebuilt
+    when the structure or a Dropout's mode changes."""
+
+    def __init__(self, container: Any, options: dict) -> None:
+        self.container = container
+        self.options = options
+        self.watch: list = []  # (a _modules dict, its values when the segments were made)
+        self.modes: list = []  # (a Dropout, its training flag then): a training one splits runs
+        self.segments: list = []
+        self.fused: list = []  # the layers' qualified names, per run
+        self.not_fused: list = []  # (qualified name, why)
+        self._segment()
+
+    def stale(self) -> bool:
+        """Whether the container changed since the segments were made (a few tuple compares
+        per call: the checks must cost a fraction of a small model's call)."""
+        for modules, held in self.watch:
+            if tuple(modules.values()) != held:
+                return True
+        for m, mode in self.modes:
+            if m.training is not mode:
+                return True
+        return False
+
+    def _segment(self) -> None:
+        watch: list = []
+        children = _children(self.container, "", watch)
+        segments: list = []
+        run: list = []
+        names: list = []
+        fused: list = []
+        not_fused: list = []
+        for qual, m in children:
+            why = why_not_fused(m)
+            if why is None:
+                run.append(m)
+                names.append(qual)
+                continue
+            if run:
+                segments.append(FusedRun(run))
+                fused.append(names)
+                run, names = [], []
+            segments.append(m)
+            not_fused.append((qual, why))
+        if run:
+            segments.append(FusedRun(run))
+            fused.append(names)
+        self.watch = watch
+        self.modes = [(m, m.training) for _, m in children if type(m) is _tnn.Dropout]
+        self.segments, self.fused, self.not_fused = segments, fused, not_fused
+
+    def __call__(self, x: Any) -> Any:
+        if self.stale():
+            self._segment()
+        for segment in self.segments:
+            x = segment(x)
+        return x
+
+
+class Sequential(_tnn.Sequential):
+    """torch.nn.Sequential run by lincore: every maximal run of supported layers is one lincore
+    call (lincore.optimize swaps a model's Sequentials to this class; lincore.restore swaps them
+    back)."""
+
+    _lincore_swapped = True  # from_torch converts it as the nn.Sequential it is
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # torch's Module.__call__ costs a microsecond and a half before it reaches forward, as
+        # much as the rest of a swapped batch-1 call: skipped when it has nothing to do here (no
+        # hooks on this module or global ones, no torch.compile'd call, one positional input).
+        if (
+            self._forward_hooks
+            or self._forward_pre_hooks
+            or self._backward_hooks
+            or self._backward_pre_hooks
+            or self._compiled_call_impl is not None
+            or kwargs
+            or len(args) != 1
+            or _any_global_hooks()
+            or _tracing_state() is not None
+        ):
+            return _tnn.Module.__call__(self, *args, **kwargs)
+        return self.forward(args[0])
+
+    def forward(self, input: Any) -> Any:
+        runner = self.__dict__.get("_lincore_runner")
+        if runner is None:
+            runner = Runner(self, {})
+            object.__setattr__(self, "_lincore_runner", runner)
+        return runner(input)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Pickled (and deep-copied) as the plain torch module, swapped again when loaded: the
+        # runner holds lincore views of this process's memory, never worth saving.
+        runner = self.__dict__.get("_lincore_runner")
+        return (_reoptimize, (_plain(self), runner.options if runner else {}))
+
+
+def _plain(m: Any) -> Any:
+    """A shallow copy of swapped module m as its original torch class."""
+    plain = _tnn.Sequential.__new__(_tnn.Sequential)
+    plain.__dict__.update({k: v for k, v in m.__dict__.items() if k != "_lincore_runner"})
+    return plain
+
+
+def _reoptimize(plain: Any, options: dict) -> Any:
+    return optimize(plain, inplace=True, **options)
+
+
+# -- the public entry points ----------------------------------------------------------------------
+
+
+@dataclass
+class OptimizeReport:
+    """What lincore.optimize swapped in a model: per swapped Sequential (by qualified name), the
+    runs it fuses (each a list of layer names) and the layers it leaves to torch, with why."""
+
+    containers: dict = field(default_factory=dict)
+
+    @property
+    def fused(self) -> list:
+        return [run for info in self.containers.values() for run in info["fused"]]
+
+    @property
+    def not_fused(self) -> list:
+        return [item for info in self.containers.values() for item in info["not_fused"]]
+
+    def __str__(self) -> str:
+        lines = []
+        for name, info in self.containers.items():
+            lines.append(f"{name or '<model>'}: Sequential run by lincore")
+            for run in info["fused"]:
+                lines.append(f"  fused into one lincore call: {', '.join(run)}")
+            for qual, why in info["not_fused"]:
+                lines.append(f"  left to torch: {qual} ({why})")
+        return "\n".join(lines) if lines else "nothing swapped (no torch.nn.Sequential found)"
+
+
+def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any:
+    """model, a torch.nn.Module, with every maximal run of supported layers (Linear, ReLU,
+    LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten, Dropout, Softmax, LogSoftmax, LayerNorm)
+    inside its nn.Sequentials run as one lincore call each; a copy unless inplace=True.
+
+    The model keeps its structure, parameters (torch's own), names, state_dict, repr and
+    train/eval behaviour; inputs and outputs stay torch tensors (shared, never copied);
+    autograd and torch optimizers work as before. A call lincore cannot run (another device or
+    dtype, a hook on a fused layer) runs the original torch code. lincore.restore(model) undoes it.
+    """
+    if not isinstance(model, _tnn.Module):
+        raise TypeError(
+            f"lincore.optimize: expected a torch.nn.Module, but got {type(model).__name__}"
+        )
+    if not isinstance(inplace, bool):
+        raise TypeError(f"lincore.optimize: inplace must be a bool, but got {inplace!r}")
+    if not isinstance(verbose, bool):
+        raise TypeError(f"lincore.optimize: verbose must be a bool, but got {verbose!r}")
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if not t.is_cpu:
+            raise ValueError(
+                f"lincore.optimize: {name or 'a tensor'} is on {t.device}; lincore runs models "
+                "on the CPU (move the model with .cpu() first)"
+            )
+    if not inplace:
+        model = copy.deepcopy(model)
+    options = {"verbose": False}
+    for _, m in model.named_modules():
+        if type(m) is _tnn.Sequential:
+            m.__class__ = Sequential
+            object.__setattr__(m, "_lincore_runner", Runner(m, options))
+    if verbose:
+        print(report(model))
+    return model
+
+
+def report(model: Any) -> OptimizeReport:
+    """What lincore.optimize swapped in model (see OptimizeReport)."""
+    out = OptimizeReport()
+    for name, m in model.named_modules():
+        runner = m.__dict__.get("_lincore_runner") if isinstance(m, Sequential) else None
+        if runner is None:
+            continue
+        if runner.stale():
+            runner._segment()
+        out.containers[name] = {"fused": runner.fused, "not_fused": runner.not_fused}
+    return out
+
+
+def restore(model: Any) -> Any:
+    """model with every Sequential that lincore.optimize swapped back to torch.nn.Sequential (in
+    place; returned for convenience)."""
+    if not isinstance(model, _tnn.Module):
+        raise TypeError(
+            f"lincore.restore: expected a torch.nn.Module, but got {type(model).__name__}"
+        )
+    for _, m in model.named_modules():
+        if type(m) is Sequential:
+            m.__dict__.pop("_lincore_runner", None)
+            m.__class__ = _tnn.Sequential
+    return model
