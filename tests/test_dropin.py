@@ -490,3 +490,65 @@ def test_torch_opinfo_linear_samples(dtype):
         _compare(layer, sample.input)
         ran += 1
     assert ran == 18
+
+
+# --- torch.compile -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def count_runs(monkeypatch):
+    """How many times a lincore run executed (FusedRun calls)."""
+    from lincore._dropin import run as run_module
+
+    calls = []
+    original = run_module.FusedRun.__call__
+
+    def counted(self, x):
+        calls.append(len(self.modules))
+        return original(self, x)
+
+    monkeypatch.setattr(run_module.FusedRun, "__call__", counted)
+    torch._dynamo.reset()
+    yield calls
+    torch._dynamo.reset()
+
+
+def test_compile_backend_runs_chains_on_lincore(count_runs):
+    assert "lincore" in torch._dynamo.list_backends()
+    torch.manual_seed(4)
+    model = tnn.Sequential(
+        tnn.Linear(20, 16), tnn.GELU(), tnn.Linear(16, 8), tnn.BatchNorm1d(8), tnn.Linear(8, 3)
+    ).eval()
+    compiled = torch.compile(model, backend="lincore")
+    x = torch.randn(5, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+    assert count_runs == [3, 1]  # Linear-GELU-Linear, then the last Linear; BatchNorm in torch
+    model.train()
+    twin = copy.deepcopy(model)
+    compiled = torch.compile(model, backend="lincore")
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    compiled(xa).square().sum().backward()
+    twin(xb).square().sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
+
+
+# Inductor's own imports warn (torch.jit); not ours to fix.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_of_an_optimized_model_keeps_one_graph(count_runs):
+    torch.manual_seed(5)
+    model = MODELS["layernorm-softmax"](torch.float32).eval()
+    twin = copy.deepcopy(model)
+    compiled = torch.compile(lincore.optimize(model, inplace=True), fullgraph=True)
+    x = torch.randn(6, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), twin(x))
+    assert count_runs, "the compiled graph did not run lincore"
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    compiled(xa).sum().backward()
+    twin(xb).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)

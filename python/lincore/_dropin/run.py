@@ -13,6 +13,8 @@ would not.
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from functools import partial
 from typing import Any
 
@@ -59,11 +61,18 @@ def _torch(t: Any) -> Any:
     return None if t is None else _from_dlpack(_lc_to(t))
 
 
+# The runs by key, for the custom op that stands for a run in a torch.compile'd graph.
+_RUNS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_keys = itertools.count(1)
+
+
 class FusedRun:
     """A maximal run of supported layers of one torch model, run as one lincore call."""
 
     def __init__(self, modules: list) -> None:
         self.modules = modules
+        self.key = next(_keys)
+        _RUNS[self.key] = self
         self._build()
 
     # -- what the lincore side holds -----------------------------------------------------------
@@ -149,6 +158,81 @@ class FusedRun:
         for m in self.modules:
             x = m(x)
         return x
+
+    def output_shape(self, shape: Any) -> list:
+        """The shape of the run's output for an input of this shape."""
+        shape = list(shape)
+        for m in self.modules:
+            if type(m) is torch.nn.Linear:
+                shape = shape[:-1] + [m.weight.shape[0]]
+            elif type(m) is torch.nn.Flatten and shape:
+                start, end = m.start_dim % len(shape), m.end_dim % len(shape)
+                merged = 1
+                for s in shape[start : end + 1]:
+                    merged *= s
+                shape = shape[:start] + [merged] + shape[end + 1 :]
+        return shape
+
+    def traced(self, x: Any) -> Any:
+        """The run as one op of a torch.compile'd graph (torch.ops.lincore.fused_run)."""
+        return torch.ops.lincore.fused_run(x, self.params, self.key)
+
+
+# -- a run inside a torch.compile'd graph ---------------------------------------------------------
+# TorchDynamo cannot trace into lincore's C calls; a custom op stands for the whole run, so that
+# torch.compile(lincore.optimize(model), fullgraph=True) keeps one graph. Its backward recomputes
+# the run's recorded forward (a custom op's outputs are tensors only: the tape cannot cross).
+
+
+@torch.library.custom_op("lincore::fused_run", mutates_args=())
+def _fused_run(x: torch.Tensor, params: list[torch.Tensor], key: int) -> torch.Tensor:
+    run = _RUNS[key]
+    with torch.no_grad():
+        y = run(x)
+    return y if y.data_ptr() != x.data_ptr() else y.clone()  # never an alias of the input
+
+
+@_fused_run.register_fake
+def _(x: torch.Tensor, params: list[torch.Tensor], key: int) -> torch.Tensor:
+    return x.new_empty(_RUNS[key].output_shape(x.shape))
+
+
+@torch.library.custom_op("lincore::fused_run_backward", mutates_args=())
+def _fused_run_backward(
+    x: torch.Tensor, params: list[torch.Tensor], key: int, dy: torch.Tensor
+) -> list[torch.Tensor]:
+    run = _RUNS[key]
+    xr = x.detach().requires_grad_()
+    ps = [p.detach().requires_grad_() for p in params]
+    with torch.enable_grad():
+        if run.runnable(xr):
+            y = _RunFunction.apply(run, xr, *ps)
+        else:  # as torch would, on these tensors
+            stack = torch.nn.Sequential(*run.modules)
+            names = [n for n, _ in stack.named_parameters()]
+            y = torch.func.functional_call(stack, dict(zip(names, ps)), (xr,))
+    grads = torch.autograd.grad(y, [xr, *ps], dy, allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, [x, *params])]
+
+
+@_fused_run_backward.register_fake
+def _(x: torch.Tensor, params: list[torch.Tensor], key: int, dy: torch.Tensor) -> list:
+    return [torch.empty_like(x)] + [torch.empty_like(p) for p in params]
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+    x, params, key = inputs
+    ctx.save_for_backward(x, *params)
+    ctx.key = key
+
+
+def _backward(ctx: Any, dy: Any) -> tuple:
+    x, *params = ctx.saved_tensors
+    grads = torch.ops.lincore.fused_run_backward(x, params, ctx.key, dy)
+    return grads[0], list(grads[1:]), None
+
+
+_fused_run.register_autograd(_backward, setup_context=_setup_context)
 
 
 class _RunFunction(torch.autograd.Function):

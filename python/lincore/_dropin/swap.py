@@ -20,6 +20,7 @@ from .run import FusedRun, any_global_hooks as _any_global_hooks
 
 _tnn = torch.nn
 _tracing_state = torch._C._get_tracing_state
+_is_compiling = torch.compiler.is_compiling
 # The layers a run fuses (exact types: a subclass may override forward).
 FUSABLE = (
     _tnn.Linear,
@@ -159,6 +160,7 @@ class Sequential(_tnn.Sequential):
             or len(args) != 1
             or _any_global_hooks()
             or _tracing_state() is not None
+            or _is_compiling()
         ):
             return _tnn.Module.__call__(self, *args, **kwargs)
         return self.forward(args[0])
@@ -168,6 +170,12 @@ class Sequential(_tnn.Sequential):
         if runner is None:
             runner = Runner(self, {})
             object.__setattr__(self, "_lincore_runner", runner)
+        if _is_compiling():
+            # Under torch.compile each run is one custom op of the graph (run.py).
+            x = input
+            for segment in runner.segments:
+                x = segment.traced(x) if isinstance(segment, FusedRun) else segment(x)
+            return x
         return runner(input)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
