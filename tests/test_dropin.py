@@ -552,3 +552,73 @@ def test_compile_of_an_optimized_model_keeps_one_graph(count_runs):
     torch.testing.assert_close(xa.grad, xb.grad)
     for p, q in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(p.grad, q.grad)
+
+
+# --- custom modules, through torch.fx ------------------------------------------------------------
+
+
+class Net(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = tnn.Linear(8, 16), tnn.Linear(16, 16)
+        self.bn, self.fc3 = tnn.BatchNorm1d(16), tnn.Linear(16, 4)
+        self.head = tnn.Sequential(tnn.ReLU(), tnn.Linear(4, 4))
+
+    def forward(self, x):
+        x = torch.nn.functional.relu(self.fc1(x))
+        x = torch.tanh(self.fc2(x))
+        x = self.bn(x)
+        return self.head(torch.nn.functional.log_softmax(self.fc3(x), dim=-1))
+
+
+class Branchy(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.seq = tnn.Linear(8, 8), tnn.Sequential(tnn.Linear(8, 8), tnn.ReLU())
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent: torch.fx cannot trace it
+            return self.seq(self.fc(x))
+        return x
+
+
+def test_custom_module_chains_are_traced_and_fused():
+    torch.manual_seed(6)
+    model = Net().eval()
+    opt = lincore.optimize(model)
+    assert type(opt).__name__ == "Net" and isinstance(opt, Net) and repr(opt) == repr(model)
+    rep = lincore.optimize_report(opt)
+    assert rep.containers[""]["fused"] == [["fc1", "relu", "fc2", "tanh"], ["fc3", "log_softmax"]]
+    assert rep.containers["head"]["fused"] == [["0", "1"]]
+    assert [q for q, _ in rep.containers[""]["not_fused"]] == ["bn"]
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(opt(x), model(x))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    opt(xa).sum().backward()
+    model(xb).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
+    for (n, p), q in zip(opt.named_parameters(), model.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=n)
+    # a replaced child is seen: the forward is traced again
+    opt.fc2 = tnn.Linear(16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(opt(x), Net.forward(opt, x))
+    copied = pickle.loads(pickle.dumps(opt))
+    assert type(copied) is type(opt)
+    with torch.no_grad():
+        assert bits(copied(x)) == bits(opt(x))
+    plain = lincore.restore(opt)
+    assert type(plain) is Net and "_lincore_traced" not in vars(plain)
+
+
+def test_untraceable_module_is_left_as_it_is_with_its_sequentials_swapped():
+    model = Branchy()
+    opt = lincore.optimize(model)
+    assert type(opt) is Branchy
+    rep = lincore.optimize_report(opt)
+    assert "cannot trace" in rep.untraced[""] and rep.containers["seq"]["fused"] == [["0", "1"]]
+    assert "left as it is" in str(rep)
+    x = torch.ones(2, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(opt(x), model(x))

@@ -11,15 +11,18 @@ and repr are untouched: code that reaches into model[0].weight sees what it saw 
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .run import FusedRun, any_global_hooks as _any_global_hooks
+from .trace import swap_traced
 
 _tnn = torch.nn
 _tracing_state = torch._C._get_tracing_state
+_Tensor = torch.Tensor
 _is_compiling = torch.compiler.is_compiling
 # The layers a run fuses (exact types: a subclass may override forward).
 FUSABLE = (
@@ -158,6 +161,7 @@ class Sequential(_tnn.Sequential):
             or self._compiled_call_impl is not None
             or kwargs
             or len(args) != 1
+            or type(args[0]) is not _Tensor  # a subclass, a torch.fx Proxy: torch's own call
             or _any_global_hooks()
             or _tracing_state() is not None
             or _is_compiling()
@@ -185,6 +189,22 @@ class Sequential(_tnn.Sequential):
         return (_reoptimize, (_plain(self), runner.options if runner else {}))
 
 
+# Per optimized model, the custom modules torch.fx could not trace, and why (for its report).
+_untraced: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _custom(m: Any) -> bool:
+    """Whether m is a user's module with children, whose forward torch.fx may trace (not one of
+    torch's own, not already swapped)."""
+    cls = type(m)
+    return (
+        bool(m._modules)
+        and not cls.__module__.startswith("torch.")
+        and "_lincore_original" not in cls.__dict__
+        and cls is not Sequential
+    )
+
+
 def _plain(m: Any) -> Any:
     """A shallow copy of swapped module m as its original torch class."""
     plain = _tnn.Sequential.__new__(_tnn.Sequential)
@@ -205,6 +225,7 @@ class OptimizeReport:
     runs it fuses (each a list of layer names) and the layers it leaves to torch, with why."""
 
     containers: dict = field(default_factory=dict)
+    untraced: dict = field(default_factory=dict)  # custom modules torch.fx could not trace: why
 
     @property
     def fused(self) -> list:
@@ -217,12 +238,14 @@ class OptimizeReport:
     def __str__(self) -> str:
         lines = []
         for name, info in self.containers.items():
-            lines.append(f"{name or '<model>'}: Sequential run by lincore")
+            lines.append(f"{name or '<model>'}: {info['kind']} run by lincore")
             for run in info["fused"]:
                 lines.append(f"  fused into one lincore call: {', '.join(run)}")
             for qual, why in info["not_fused"]:
                 lines.append(f"  left to torch: {qual} ({why})")
-        return "\n".join(lines) if lines else "nothing swapped (no torch.nn.Sequential found)"
+        for name, why in self.untraced.items():
+            lines.append(f"{name or '<model>'}: left as it is ({why})")
+        return "\n".join(lines) if lines else "nothing swapped: no Sequential, no traceable chain"
 
 
 def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any:
@@ -252,10 +275,20 @@ def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any
     if not inplace:
         model = copy.deepcopy(model)
     options = {"verbose": False}
-    for _, m in model.named_modules():
+    untraced = {}
+    modules = list(model.named_modules())
+    for _, m in modules:
         if type(m) is _tnn.Sequential:
             m.__class__ = Sequential
             object.__setattr__(m, "_lincore_runner", Runner(m, options))
+    # Custom modules after every Sequential, innermost first: a child that lincore runs on its
+    # own is then known as such when its parent is traced.
+    for name, m in reversed(modules):
+        if _custom(m):
+            why = swap_traced(m, options, why_not_fused)
+            if why is not None:
+                untraced[name] = why
+    _untraced[model] = untraced
     if verbose:
         print(report(model))
     return model
@@ -266,11 +299,24 @@ def report(model: Any) -> OptimizeReport:
     out = OptimizeReport()
     for name, m in model.named_modules():
         runner = m.__dict__.get("_lincore_runner") if isinstance(m, Sequential) else None
-        if runner is None:
-            continue
-        if runner.stale():
-            runner._segment()
-        out.containers[name] = {"fused": runner.fused, "not_fused": runner.not_fused}
+        traced = m.__dict__.get("_lincore_traced")
+        if runner is not None:
+            if runner.stale():
+                runner._segment()
+            out.containers[name] = {
+                "kind": "Sequential",
+                "fused": runner.fused,
+                "not_fused": runner.not_fused,
+            }
+        elif traced is not None:
+            if traced.stale(m):
+                traced.retrace(m)
+            out.containers[name] = {
+                "kind": f"{type(m).__name__} (traced with torch.fx)",
+                "fused": traced.fused,
+                "not_fused": traced.not_fused,
+            }
+    out.untraced = dict(_untraced.get(model, {}))
     return out
 
 
@@ -285,4 +331,8 @@ def restore(model: Any) -> Any:
         if type(m) is Sequential:
             m.__dict__.pop("_lincore_runner", None)
             m.__class__ = _tnn.Sequential
+        elif "_lincore_original" in type(m).__dict__:
+            m.__dict__.pop("_lincore_traced", None)
+            m.__class__ = type(m)._lincore_original
+    _untraced.pop(model, None)
     return model
