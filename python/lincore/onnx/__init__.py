@@ -1,0 +1,11 @@
+"""lincore.onnx: run ONNX models on lincore, export lincore models to ONNX, and onnx's Backend
+interface (needs the onnx package: pip install "lincore[onnx]").
+
+    model = lincore.onnx.load("mlp.onnx")   # a lincore module
+    probs = model(x)                         # dense chains run as one native call each
+"""
+
+from ._backend import Backend, BackendRep
+from ._module import OnnxModule, load
+
+__all__ = ["Backend", "BackendRep", "OnnxModule", "load"]
