@@ -97,6 +97,7 @@ def _gemm(g: Graph, node: Node) -> Op:
     x, bname = node.inputs[0], node.inputs[1]
     cname = node.inputs[2] if len(node.inputs) > 2 else ""
     dt = _float_input(g, node, x)
+    _float_input(g, node, bname)
     b, c = g.const(bname), g.const(cname)
     binfo = _info(g, bname)
     n_out = None
