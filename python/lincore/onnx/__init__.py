@@ -3,9 +3,11 @@ interface (needs the onnx package: pip install "lincore[onnx]").
 
     model = lincore.onnx.load("mlp.onnx")   # a lincore module
     probs = model(x)                         # dense chains run as one native call each
+    lincore.onnx.export(net, "net.onnx")     # a lincore Sequential for onnxruntime & co.
 """
 
 from ._backend import Backend, BackendRep
+from ._export import export
 from ._module import OnnxModule, load
 
-__all__ = ["Backend", "BackendRep", "OnnxModule", "load"]
+__all__ = ["Backend", "BackendRep", "OnnxModule", "export", "load"]
