@@ -47,6 +47,9 @@ def _count(node: Node, lo: int, hi: int, outs: int = 1) -> None:
     if not lo <= n <= hi:
         want = str(lo) if lo == hi else f"{lo} to {hi}"
         raise ValueError(f"{node.where}: expected {want} inputs, got {n}")
+    for i in range(lo):
+        if not node.inputs[i]:
+            raise ValueError(f"{node.where}: input {i} is required but left out")
     if len(node.outputs) < 1 or len([o for o in node.outputs if o]) > outs:
         raise ValueError(f"{node.where}: expected at most {outs} outputs, got {len(node.outputs)}")
 
@@ -148,6 +151,7 @@ def _gemm(g: Graph, node: Node) -> Op:
 
 def _linear_node(g: Graph, node: Node) -> Op:
     """MatMul + Add folded by _graph.fuse_matmul_add, or MatMul by a constant matrix."""
+    _count(node, 1, 1)
     w = node.attrs.get("weight", "TENSOR")
     bias = node.attrs.get("bias", "TENSOR")
     dt = _float_input(g, node, node.inputs[0])
@@ -314,7 +318,7 @@ def _dropout(g: Graph, node: Node) -> Op:
 
 def _cast(g: Graph, node: Node) -> Op:
     _count(node, 1, 1)
-    to = int(node.attrs.get("to", "INT"))
+    to = int(node.attrs.need("to", "INT"))
     dt = NUMPY_TYPES.get(to)
     if dt is None or to == 8:  # 8: STRING
         raise ValueError(f"{node.where}: lincore does not cast to {type_name(to)}")
@@ -391,7 +395,9 @@ def _binary(fn: Callable) -> Callable:
 def _concat(g: Graph, node: Node) -> Op:
     if not node.inputs:
         raise ValueError(f"{node.where}: expected at least 1 input")
-    axis = int(node.attrs.get("axis", "INT"))
+    axis = int(node.attrs.need("axis", "INT"))
+    if not all(node.inputs):
+        raise ValueError(f"{node.where}: an input is left out")
 
     def run(*vs: Any) -> tuple:
         arrs = [_np(v) for v in vs]

@@ -154,5 +154,12 @@ class Attrs:
             return list(a.floats)
         return onnx.helper.get_attribute_value(a)
 
+    def need(self, name: str, kind: str) -> Any:
+        """A required attribute: ValueError when the node lacks it."""
+        value = self.get(name, kind)
+        if value is None:
+            raise ValueError(f"{self._node}: required attribute {name!r} ({kind}) is missing")
+        return value
+
     def names(self) -> set:
         return set(self._protos) | set(self._values)
