@@ -6,6 +6,13 @@ interface (needs the onnx package: pip install "lincore[onnx]").
     lincore.onnx.export(net, "net.onnx")     # a lincore Sequential for onnxruntime & co.
 """
 
+try:
+    import onnx as _onnx  # noqa: F401
+except ImportError as e:  # say which extra brings it
+    raise ImportError(
+        'lincore.onnx needs the onnx package: pip install "lincore[onnx]" (onnx==1.23.2)'
+    ) from e
+
 from ._backend import Backend, BackendRep
 from ._export import export
 from ._module import OnnxModule, load

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core, nn
-from .._creation import from_numpy_dtype, wrap_array
+from .._creation import wrap_array
 from ..nn.module import Module
 from . import _graph, _ops
 from ._proto import read_model
@@ -50,19 +50,23 @@ class OnnxModule(Module):
         _graph.fuse_matmul_add(g)
         _graph.fuse_erf_gelu(g)
         steps, chains = _plan(g)
+        steps = _compose(steps, g)
         self.chains = _Chains(chains)
         object.__setattr__(self, "input_names", tuple(g.inputs))
         object.__setattr__(self, "output_names", tuple(g.outputs))
         object.__setattr__(self, "_steps", steps)
-        needed = {n for _, ins, _ in steps for n in ins} | set(g.outputs)
+        needed = {n for _, ins, _ in steps for n in ([ins] if isinstance(ins, str) else ins)}
+        needed |= set(g.outputs)
         consts = {k: v for k, v in g.consts.items() if k in needed}
+        for v in consts.values():
+            v.setflags(write=False)  # so that an output that is a constant or a view is copied
         object.__setattr__(self, "_consts", consts)
         # The common case, a graph that is one dense chain from its input to its output, is one
         # call of that chain's Sequential (which is one native plan call).
         only = None
         if len(steps) == 1 and len(g.inputs) == 1 and len(g.outputs) == 1:
             fn, ins, outs = steps[0]
-            if isinstance(fn, nn.Sequential) and ins == [g.inputs[0]] and outs == g.outputs:
+            if isinstance(fn, nn.Sequential) and ins == g.inputs[0] and outs == g.outputs[0]:
                 only = fn
         object.__setattr__(self, "_only", only)
         self.eval()
@@ -95,14 +99,15 @@ class OnnxModule(Module):
 
     def _run(self, env: dict) -> Any:
         for fn, ins, outs in self._steps:
-            if isinstance(fn, nn.Sequential):
-                got = (fn(env[ins[0]]),)
-            else:
-                got = fn(*[env[n] if n else None for n in ins])
+            if outs.__class__ is str:  # a unary step (see _compose): one value in, one out
+                env[outs] = fn(env[ins])
+                continue
+            got = fn(*[env[n] if n else None for n in ins])
             for name, value in zip(outs, got):
                 if name:
                     env[name] = value
-        result = tuple(_output(env[n]) for n in self.output_names)
+        inputs = [env[n] for n in self.input_names]
+        result = tuple(_output(env[n], inputs) for n in self.output_names)
         return result[0] if len(result) == 1 else result
 
     def extra_repr(self) -> str:
@@ -122,12 +127,20 @@ class _Chains(Module):
         raise RuntimeError("the chains of an OnnxModule run as part of it")
 
 
-def _output(v: Any) -> Any:
-    """A numeric numpy result as a lincore tensor over a copy (it may be a view of a constant
-    or of an input); anything else (strings, ZipMap's dicts, tensors) as it is."""
-    if isinstance(v, np.ndarray) and from_numpy_dtype(v.dtype) is not None:
-        return wrap_array(np.array(v, order="C", copy=True))
-    return v
+def _output(v: Any, inputs: list) -> Any:
+    """A numeric numpy result as a lincore tensor: over its memory when numpy computed it fresh
+    for this call, else over a copy (a view, or an input or constant passed through; constants
+    are read-only, which wrap_array copies); anything else (strings, ZipMap's dicts, tensors) as
+    it is."""
+    if v.__class__ is not np.ndarray or v.dtype not in _TENSOR_DTYPES:
+        return v
+    if v.base is None and v.flags.c_contiguous and not any(v is x for x in inputs):
+        return _core._from_buffer(v)  # fresh: numpy's allocation is aligned and writeable
+    return wrap_array(np.array(v, order="C", copy=True))
+
+
+# The numpy dtypes a lincore tensor holds (the others stay numpy arrays).
+_TENSOR_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_))
 
 
 def _plan(g: _graph.Graph) -> tuple[list, list]:
@@ -162,3 +175,51 @@ def _plan(g: _graph.Graph) -> tuple[list, list]:
         else:
             steps.append(e)
     return steps, chains
+
+
+def _compose(steps: list, g: _graph.Graph) -> list:
+    """The steps with their constant inputs bound, and runs of unary steps (one value in, one
+    used value out: a chain's Sequential, ArgMax, Reshape by a constant shape, Cast, ...)
+    merged into one step each, so that a call does one dict read and write per run instead of
+    per node. A unary step is (fn, input name, output name); any other (fn, inputs, outputs)."""
+    out: list = []
+    producer_of: dict[str, int] = {}  # a unary step's output -> its index in `out`
+    for fn, ins, outs in steps:
+        unary = _unary(fn, ins, outs, g)
+        if unary is None:
+            out.append((fn, ins, outs))
+            continue
+        f, src, dst = unary
+        k = producer_of.pop(src, None)
+        if k is not None and g.only_use(src) is not None:
+            first, first_src, _ = out[k]
+            out[k] = (_then(first, f), first_src, dst)
+            producer_of[dst] = k
+            continue
+        out.append((f, src, dst))
+        producer_of[dst] = len(out) - 1
+    return out
+
+
+def _unary(fn: Any, ins: list, outs: list, g: _graph.Graph) -> tuple | None:
+    if isinstance(fn, nn.Sequential):  # (a chain over a constant input reads it from env)
+        return fn, ins[0], outs[0]
+    live = [o for o in outs if o]
+    runtime = [i for i, n in enumerate(ins) if n and n not in g.consts]
+    if len(live) != 1 or len(runtime) != 1 or outs.index(live[0]) != 0:
+        return None
+    pos = runtime[0]
+    args = [g.consts.get(n) if n else None for n in ins]
+    if len(args) == 1:
+        return (lambda v: fn(v)[0]), ins[pos], live[0]
+
+    def f(v: Any) -> Any:
+        a = list(args)
+        a[pos] = v
+        return fn(*a)[0]
+
+    return f, ins[pos], live[0]
+
+
+def _then(f: Any, h: Any) -> Any:
+    return lambda v: h(f(v))

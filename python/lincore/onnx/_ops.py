@@ -354,6 +354,19 @@ def _reshape(g: Graph, node: Node) -> Op:
             ) from None
 
     layers, shape = None, None
+    if target is not None and (allowzero or 0 not in target):
+        fixed = [int(d) for d in target]  # no 0 to copy from the input: one numpy call
+
+        def run(v: Any, s: Any = None) -> tuple:  # noqa: F811
+            a = _np(v)
+            try:
+                return (a.reshape(fixed),)
+            except ValueError as e:
+                raise ValueError(
+                    f"{node.where}: cannot reshape a tensor of shape {list(a.shape)} to {fixed} "
+                    f"({e})"
+                ) from None
+
     if target is not None:
         t = [int(d) for d in target]
         shape = tuple(None if d in (0, -1) else d for d in t)
@@ -419,11 +432,9 @@ def _argmax(g: Graph, node: Node) -> Op:
         a = _np(v)
         k = _axis(node, axis, a.ndim)
         if last:
-            idx = a.shape[k] - 1 - np.argmax(np.flip(a, k), axis=k)
-        else:
-            idx = np.argmax(a, axis=k)
-        idx = idx.astype(np.int64)
-        return (np.expand_dims(idx, k) if keep else idx,)
+            flipped = np.argmax(np.flip(a, k), axis=k, keepdims=bool(keep))
+            return ((a.shape[k] - 1 - flipped).astype(np.int64, copy=False),)
+        return (np.argmax(a, axis=k, keepdims=bool(keep)).astype(np.int64, copy=False),)
 
     return Op(run, [Info(np.dtype(np.int64))])
 
@@ -432,11 +443,16 @@ def _array_feature_extractor(g: Graph, node: Node) -> Op:
     _count(node, 2, 2)
 
     def run(v: Any, i: Any) -> tuple:
-        a, idx = _np(v), _np(i).ravel().astype(np.int64)
-        n = a.shape[-1] if a.ndim else 0
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"{node.where}: index out of range [0, {n}): {idx.tolist()[:10]}")
-        return (a[idx].reshape(1, -1) if a.ndim == 1 else a[..., idx],)
+        a, idx = _np(v), _np(i).ravel()
+        if a.ndim == 0 or idx.dtype.kind not in "iu":
+            raise ValueError(f"{node.where}: expected a tensor and integer indices")
+        try:  # take checks the range ("raise" mode), and negative indices are refused first
+            if idx.size and idx.min() < 0:
+                raise IndexError("negative index")
+            out = a.take(idx, axis=-1)
+        except IndexError as e:
+            raise ValueError(f"{node.where}: index out of range [0, {a.shape[-1]}): {e}") from None
+        return (out.reshape(1, -1) if a.ndim == 1 else out,)
 
     return Op(run, [Info(_info(g, node.inputs[0]).dtype)])
 
