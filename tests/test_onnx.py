@@ -234,6 +234,8 @@ def test_skl2onnx_classifier_matches_onnxruntime(kind, act, zipmap, rng):
     sess = session(proto)
     assert model.output_names == tuple(o.name for o in sess.get_outputs())
     chain = the_chain(model)
+    if kind != "binary":  # the chain, then the label lookup (ArgMax ... Cast as one step)
+        assert len(model._steps) == 2 + zipmap, model._steps
     for batch in BATCHES:
         x = rng.standard_normal((batch, 10)).astype(np.float32)
         label, probs = model(x)

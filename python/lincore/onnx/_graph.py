@@ -325,3 +325,58 @@ def _match_erf_gelu(g: Graph, n: Node) -> tuple | None:
         return None
     # `half` comes before `p1` in the order; fold it in by dropping it too (it is only read here).
     return x, p1, [n, erf, add, p1, half]
+
+
+def fuse_label_lookup(g: Graph) -> None:
+    """scikit-learn converters' label tail, ArgMax -> ArrayFeatureExtractor(classes) ->
+    Reshape([-1]) -> Cast / Identity ..., becomes one node (op "lincore.Label") that looks the
+    arg-max up in the class labels, cast once at load: one numpy step where there were four."""
+    out, dropped = [], set()
+    for n in g.nodes:
+        if id(n) in dropped:
+            continue
+        found = _match_label(g, n) if n.op == "ArgMax" and n.domain == "" else None
+        if found is None:
+            out.append(n)
+            continue
+        classes, last, members = found
+        node = Node("lincore.Label", "", n.name, [n.inputs[0]], last.outputs, None)
+        axis = n.attrs.get("axis", "INT", 0)
+        node.attrs = Attrs(node.where, values={"classes": classes, "axis": axis})
+        out.append(node)
+        dropped.update(id(m) for m in members[1:])
+    g.nodes = [m for m in out if id(m) not in dropped]
+    g.count_consumers()
+
+
+def _match_label(g: Graph, argmax: Node) -> tuple | None:
+    from ._proto import NUMPY_TYPES
+
+    if argmax.attrs.get("select_last_index", "INT", 0) or len(argmax.inputs) != 1:
+        return None
+    afe = g.only_use(argmax.outputs[0])
+    if afe is None or afe.op != "ArrayFeatureExtractor" or afe.domain != ML_DOMAIN:
+        return None
+    if len(afe.inputs) != 2 or afe.inputs[1] != argmax.outputs[0]:
+        return None
+    classes = g.const(afe.inputs[0])
+    reshape = g.only_use(afe.outputs[0])
+    if classes is None or classes.ndim != 1 or reshape is None or reshape.op != "Reshape":
+        return None
+    shape = g.const(reshape.inputs[1]) if len(reshape.inputs) == 2 else None
+    if shape is None or shape.tolist() != [-1]:
+        return None
+    members, last = [argmax, afe, reshape], reshape
+    while True:  # the Casts (to a numeric type) and Identities that follow, applied to classes
+        nxt = g.only_use(last.outputs[0])
+        if nxt is None or nxt.domain or nxt.op not in ("Cast", "Identity") or len(nxt.inputs) != 1:
+            break
+        if nxt.op == "Cast":
+            to = nxt.attrs.get("to", "INT")
+            dt = NUMPY_TYPES.get(to) if to is not None else None
+            if dt is None or dt.kind == "O" or classes.dtype.kind == "O":
+                break
+            classes = classes.astype(dt)
+        members.append(nxt)
+        last = nxt
+    return classes, last, members

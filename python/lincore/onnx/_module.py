@@ -49,6 +49,7 @@ class OnnxModule(Module):
         g = _graph.Graph(proto)
         _graph.fuse_matmul_add(g)
         _graph.fuse_erf_gelu(g)
+        _graph.fuse_label_lookup(g)
         steps, chains = _plan(g)
         steps = _compose(steps, g)
         self.chains = _Chains(chains)

@@ -477,11 +477,29 @@ def _zipmap(g: Graph, node: Node) -> Op:
     return Op(run, [Info()])
 
 
+def _label(g: Graph, node: Node) -> Op:
+    """_graph.fuse_label_lookup's node: class labels at the arg-max, shape (N,)."""
+    _count(node, 1, 1)
+    classes = node.attrs.get("classes", "TENSOR")
+    axis = int(node.attrs.get("axis", "INT"))
+
+    def run(v: Any) -> tuple:
+        a = _np(v)
+        idx = np.argmax(a, axis=_axis(node, axis, a.ndim)).ravel()
+        try:
+            return (classes.take(idx),)
+        except IndexError as e:
+            raise ValueError(f"{node.where}: class index out of range: {e}") from None
+
+    return Op(run, [Info(classes.dtype, (None,))])
+
+
 # (domain, op) -> builder. The error for any other op lists these.
 BUILDERS: dict[tuple[str, str], Callable[[Graph, Node], Op]] = {
     ("", "Gemm"): _gemm,
     ("", "MatMul"): _matmul,
     ("", "lincore.Linear"): _linear_node,
+    ("", "lincore.Label"): _label,
     ("", "Relu"): _activation(_ACT["relu"], 0.01, lambda n: nn.ReLU()),
     ("", "LeakyRelu"): _activation(
         _ACT["leaky_relu"], _leaky_slope, lambda n: nn.LeakyReLU(_leaky_slope(n))
