@@ -23,7 +23,9 @@ class Node:
 
     __slots__ = ("op", "domain", "name", "inputs", "outputs", "attrs", "where")
 
-    def __init__(self, op, domain, name, inputs, outputs, attrs) -> None:
+    def __init__(
+        self, op: str, domain: str, name: str, inputs: Any, outputs: Any, attrs: Any
+    ) -> None:
         self.op, self.domain, self.name = op, domain, name
         self.inputs, self.outputs, self.attrs = list(inputs), list(outputs), attrs
         self.where = f"node {name!r} ({op})" if name else f"node ({op}) -> {self.outputs}"

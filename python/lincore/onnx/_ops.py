@@ -190,7 +190,10 @@ def _matmul(g: Graph, node: Node) -> Op:
 _ACT = _core.ACTIVATIONS
 
 
-def _activation(code: int, slope: float, layer: Callable[[], Any]) -> Callable:
+def _activation(code: Any, slope: Any, layer: Callable[[Node], Any]) -> Callable:
+    """The builder of an activation node. code and slope: the kernel's activation code and
+    LeakyReLU slope, or functions of the node giving them; layer(node): its lincore module."""
+
     def build(g: Graph, node: Node) -> Op:
         _count(node, 1, 1)
         x = node.inputs[0]
