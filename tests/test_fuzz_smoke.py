@@ -27,8 +27,10 @@ def run_harness(*args: str, timeout: float, env: dict | None = None) -> subproce
     )
 
 
-@pytest.mark.parametrize("target", ["tensor", "load"])
+@pytest.mark.parametrize("target", ["tensor", "load", "onnx"])
 def test_fuzz_short_run_has_no_crash_or_hang(target, tmp_path):
+    if target == "onnx":
+        pytest.importorskip("onnx", reason="the onnx target fuzzes lincore.onnx.load")
     proc = run_harness(
         "--seconds",
         str(SECONDS),

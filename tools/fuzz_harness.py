@@ -18,7 +18,13 @@ THE command (from the repository root; --seconds is per target):
                     safetensors itself) mutated bytewise (flips, inserts, deletes, splices,
                     truncation, header-length corruption) and structurally (the header JSON's
                     dtypes, shapes, offsets, names, metadata and the lincore.order list).
-  --target all      both, one after the other (the default).
+  --target onnx     lincore.onnx.load on ONNX bytes (needs the onnx package): valid models built
+                    with onnx.helper (Gemm and MatMul+Add MLPs, softmax, a scikit-learn-style
+                    classifier with ZipMap) mutated bytewise and structurally (dims, element
+                    types, raw data, external data, attribute types, op types, node inputs and
+                    outputs rewired into cycles or dangling names); each model that loads is run.
+  --target all      all of them, one after the other (the default; onnx only where the onnx
+                    package is installed).
 
 How it works: the parent process never imports lincore. It runs the fuzzing loop in a child
 process and watches it: the child writes the index of each input to a shared progress file
@@ -30,7 +36,7 @@ with a message. Input i of a run is a pure function of (target, --seed, i, the -
 a run is reproducible, and any single input can be replayed:
 
     python3 tools/fuzz_harness.py --replay tensor:SEED:INDEX     (or load:SEED:INDEX)
-    python3 tools/fuzz_harness.py --replay-file OUT/<reproducer>.pickle|.safetensors
+    python3 tools/fuzz_harness.py --replay-file OUT/<reproducer>.pickle|.safetensors|.onnx
 
 --skip LABEL (repeatable) leaves out one kind of input (a generator label such as self-ref,
 or an array layout such as huge-broadcast), e.g. while a reported bug awaits its fix; after a
@@ -64,6 +70,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import io
 import json
 import math
@@ -80,7 +87,9 @@ import traceback
 from fractions import Fraction
 from decimal import Decimal
 
-TARGETS = ("tensor", "load")
+TARGETS = ("tensor", "load", "onnx")
+# The targets whose inputs are file bytes, and the suffix of their reproducer files.
+FILE_SUFFIX = {"load": ".safetensors", "onnx": ".onnx"}
 HERE = os.path.abspath(__file__)
 PROGRESS = struct.Struct("<qd64s")  # current input index, heartbeat time, generator label
 
@@ -1521,6 +1530,297 @@ def run_load_input(label: str, data: bytes, r: Rand) -> str:
 
 
 # =============================================================================================
+# Inputs for lincore.onnx.load
+# =============================================================================================
+
+_ONNX_SEEDS: list[bytes] | None = None
+
+
+def onnx_seed_files() -> list[bytes]:
+    """Valid ONNX models, built deterministically with onnx.helper: a Gemm MLP with softmax, a
+    MatMul+Add MLP on 3-D input with the Erf form of GELU, a scikit-learn-style classifier (Cast,
+    ArgMax, ArrayFeatureExtractor, Reshape, ZipMap, Sub/Concat), Flatten/Reshape/Dropout."""
+    global _ONNX_SEEDS
+    if _ONNX_SEEDS is not None:
+        return _ONNX_SEEDS
+    import numpy as np
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+
+    def arr(name, *shape):
+        return nh.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    def model(nodes, inputs, outputs, inits, opset=17, ml=False):
+        ops = [h.make_opsetid("", opset)] + ([h.make_opsetid("ai.onnx.ml", 1)] if ml else [])
+        g = h.make_graph(nodes, "seed", inputs, outputs, initializer=inits)
+        return h.make_model(g, opset_imports=ops).SerializeToString()
+
+    x2 = [h.make_tensor_value_info("x", T.FLOAT, ["n", 6])]
+    files = [
+        model(
+            [
+                h.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1, alpha=0.5),
+                h.make_node("LeakyRelu", ["h"], ["a"], alpha=0.1),
+                h.make_node("Gemm", ["a", "W2", "b2"], ["z"]),
+                h.make_node("Softmax", ["z"], ["y"], axis=-1),
+            ],
+            x2,
+            [h.make_tensor_value_info("y", T.FLOAT, ["n", 3])],
+            [arr("W1", 5, 6), arr("b1", 5), arr("W2", 5, 3), arr("b2", 1, 3)],
+        ),
+        model(
+            [
+                h.make_node("MatMul", ["x", "W"], ["m"]),
+                h.make_node("Add", ["m", "b"], ["p"]),
+                h.make_node("Div", ["p", "sqrt2"], ["d"]),
+                h.make_node("Erf", ["d"], ["e"]),
+                h.make_node("Add", ["e", "one"], ["e1"]),
+                h.make_node("Mul", ["p", "e1"], ["pe"]),
+                h.make_node("Mul", ["pe", "half"], ["g"]),
+                h.make_node("Tanh", ["g"], ["y"]),
+            ],
+            [h.make_tensor_value_info("x", T.FLOAT, ["n", 2, 4])],
+            [h.make_tensor_value_info("y", T.FLOAT, ["n", 2, 3])],
+            [
+                arr("W", 4, 3),
+                arr("b", 3),
+                nh.from_array(np.array(np.sqrt(2), np.float32), "sqrt2"),
+                nh.from_array(np.array(1, np.float32), "one"),
+                nh.from_array(np.array(0.5, np.float32), "half"),
+            ],
+        ),
+        model(
+            [
+                h.make_node("Cast", ["x"], ["c"], to=T.FLOAT),
+                h.make_node("MatMul", ["c", "W"], ["m"]),
+                h.make_node("Add", ["m", "b"], ["z"]),
+                h.make_node("Sigmoid", ["z"], ["p1"]),
+                h.make_node("Sub", ["one", "p1"], ["p0"]),
+                h.make_node("Concat", ["p0", "p1"], ["probs"], axis=1),
+                h.make_node("ArgMax", ["probs"], ["am"], axis=1),
+                h.make_node(
+                    "ArrayFeatureExtractor", ["classes", "am"], ["lab"], domain="ai.onnx.ml"
+                ),
+                h.make_node("Reshape", ["lab", "flat"], ["label"]),
+                h.make_node(
+                    "ZipMap", ["probs"], ["zm"], classlabels_int64s=[3, 7], domain="ai.onnx.ml"
+                ),
+            ],
+            x2,
+            [
+                h.make_tensor_value_info("label", T.INT64, ["n"]),
+                h.make_tensor_value_info("probs", T.FLOAT, ["n", 2]),
+                h.make_value_info(
+                    "zm",
+                    h.make_sequence_type_proto(
+                        h.make_map_type_proto(T.INT64, h.make_tensor_type_proto(T.FLOAT, None))
+                    ),
+                ),
+            ],
+            [
+                arr("W", 6, 1),
+                arr("b", 1, 1),
+                nh.from_array(np.ones((1, 1), np.float32), "one"),
+                nh.from_array(np.array([3, 7], np.int64), "classes"),
+                nh.from_array(np.array([-1], np.int64), "flat"),
+            ],
+            opset=13,
+            ml=True,
+        ),
+        model(
+            [
+                h.make_node("Flatten", ["x"], ["f"], axis=1),
+                h.make_node("Reshape", ["f", "shape"], ["r"]),
+                h.make_node("Dropout", ["r"], ["d"]),
+                h.make_node("Identity", ["d"], ["i"]),
+                h.make_node("Gemm", ["i", "W"], ["z"], transB=1),
+                h.make_node("Gelu", ["z"], ["g"], approximate="tanh"),
+                h.make_node("LogSoftmax", ["g"], ["y"], axis=1),
+            ],
+            [h.make_tensor_value_info("x", T.FLOAT, ["n", 2, 3])],
+            [h.make_tensor_value_info("y", T.FLOAT, ["n", 4])],
+            [arr("W", 4, 6), nh.from_array(np.array([0, 6], np.int64), "shape")],
+            opset=20,
+        ),
+    ]
+    _ONNX_SEEDS = files
+    return files
+
+
+# Values that hit the loader's size, sign and type checks.
+_ONNX_DIMS = [0, 1, 2, 3, -1, -(2**63), 2**31, 2**32 + 1, 2**40, 2**62, 2**63 - 1]
+
+
+def mutate_onnx(r: Rand, m) -> None:
+    """One structural change of a ModelProto, in place."""
+    from onnx import AttributeProto, TensorProto
+    from onnx import helper as h
+
+    g = m.graph
+    op = r.pick(
+        {
+            "dims": 3,
+            "dtype": 2,
+            "raw": 2,
+            "external": 1,
+            "attr-type": 2,
+            "attr-value": 2,
+            "op-type": 2,
+            "rewire": 3,
+            "drop-node": 1,
+            "drop-init": 1,
+            "opset": 1,
+            "input-type": 1,
+            "dup-output": 1,
+        }
+    )
+    inits, nodes = list(g.initializer), list(g.node)
+    if op == "dims" and inits:
+        t = r.choice(inits)
+        dims = list(t.dims)
+        if dims and r.chance(0.7):
+            dims[r.randint(0, len(dims) - 1)] = r.choice(_ONNX_DIMS)
+        else:
+            dims.append(r.choice(_ONNX_DIMS))
+        del t.dims[:]
+        t.dims.extend(max(min(d, 2**63 - 1), -(2**63)) for d in dims)
+    elif op == "dtype" and inits:
+        r.choice(inits).data_type = r.choice([0, 2, 3, 5, 6, 8, 9, 10, 11, 16, 17, 23, 99, -1])
+    elif op == "raw" and inits:
+        t = r.choice(inits)
+        raw = bytes(t.raw_data)
+        t.raw_data = raw[: r.randint(0, len(raw))] if r.chance(0.5) else raw + r.randbytes(8)
+    elif op == "external" and inits:
+        t = r.choice(inits)
+        t.data_location = TensorProto.EXTERNAL
+        t.external_data.add(key="location", value=r.choice(["/etc/passwd", "../w.bin", "w.bin"]))
+    elif op == "attr-type" and nodes:
+        n = r.choice(nodes)
+        name = r.choice(["alpha", "beta", "transB", "axis", "to", "approximate", "perm", "value"])
+        kind = r.choice(["f", "i", "s", "ints", "floats"])
+        value = {"f": 1.5, "i": 7, "s": "x", "ints": [1, 2], "floats": [0.5]}[kind]
+        n.attribute.append(h.make_attribute(name, value))
+    elif op == "attr-value" and nodes:
+        n = r.choice(nodes)
+        if len(n.attribute):
+            a = r.choice(list(n.attribute))
+            if a.type == AttributeProto.INT:
+                a.i = r.choice([-(2**63), -2, -1, 0, 1, 5, 2**31, 2**63 - 1])
+            elif a.type == AttributeProto.FLOAT:
+                a.f = r.choice([0.0, -1.0, float("nan"), float("inf"), 1e38])
+            elif a.type == AttributeProto.INTS:
+                a.ints.append(r.choice([-1, 0, 2**40]))
+    elif op == "op-type" and nodes:
+        r.choice(nodes).op_type = r.choice(
+            [
+                "Gemm",
+                "MatMul",
+                "Add",
+                "Relu",
+                "Softmax",
+                "Flatten",
+                "Reshape",
+                "Cast",
+                "ZipMap",
+                "ArgMax",
+                "Concat",
+                "Dropout",
+                "Gelu",
+                "Conv",
+                "If",
+                "Loop",
+                "",
+            ]
+        )
+    elif op == "rewire" and nodes:
+        n = r.choice(nodes)
+        names = [v for x in nodes for v in list(x.input) + list(x.output)] + ["", "nowhere"]
+        if len(n.input) and r.chance(0.7):
+            n.input[r.randint(0, len(n.input) - 1)] = r.choice(names)
+        elif len(n.output):
+            n.output[r.randint(0, len(n.output) - 1)] = r.choice(names)
+    elif op == "drop-node" and nodes:
+        del g.node[r.randint(0, len(nodes) - 1)]
+    elif op == "drop-init" and inits:
+        del g.initializer[r.randint(0, len(inits) - 1)]
+    elif op == "opset" and len(m.opset_import):
+        m.opset_import[0].version = r.choice([0, 1, 6, 11, 12, 13, 20, 99, 2**40])
+    elif op == "input-type" and len(g.input):
+        tt = g.input[0].type.tensor_type
+        if r.chance(0.5):
+            tt.elem_type = r.choice([0, 2, 7, 8, 10, 16, 99])
+        else:
+            for d in tt.shape.dim:
+                d.dim_value = r.choice([0, 1, 2**40, 2**62])
+    elif op == "dup-output" and len(nodes) >= 2:
+        a, b = r.choice(nodes), r.choice(nodes)
+        if len(a.output) and len(b.output):
+            b.output[0] = a.output[0]
+
+
+def gen_onnx_input(r: Rand, skip: frozenset = frozenset()):
+    """(label, bytes) for the onnx target."""
+    import onnx
+
+    seeds = onnx_seed_files()
+    labels = {"valid": 0.5, "structure": 6, "bytes": 3, "structure+bytes": 2, "random": 0.5}
+    labels = {k: v for k, v in labels.items() if k not in skip} or {"valid": 1}
+    label = r.pick(labels)
+    data = r.choice(seeds)
+    if label == "random":
+        return label, r.randbytes(r.randint(0, 256))
+    if label in ("structure", "structure+bytes"):
+        m = onnx.ModelProto()
+        m.ParseFromString(data)
+        for _ in range(r.choice([1, 1, 2, 3, 5])):
+            mutate_onnx(r, m)
+        data = m.SerializeToString()
+    if label in ("bytes", "structure+bytes"):
+        buf = bytearray(data)
+        for _ in range(r.choice([1, 1, 2, 4])):
+            buf = mutate_bytes(r, buf, seeds)
+        data = bytes(buf)
+    return label, data
+
+
+def run_onnx_input(label: str, data: bytes, r: Rand) -> str:
+    """load must give a model or a ValueError; a model then runs on inputs of its declared
+    type (batch 0 to 3) or raises ValueError, TypeError, RuntimeError, IndexError (PyTorch's
+    error for a dim out of range) or MemoryError."""
+    import numpy as np
+
+    import lincore.onnx
+
+    try:
+        model = lincore.onnx.load(data)
+    except ValueError:
+        return "ValueError"
+    except Exception as e:
+        raise Violation(f"onnx.load raised {type(e).__name__} (not ValueError): {e}") from e
+    batch = r.randint(0, 3)
+    inputs = []
+    for _ in model.input_names:
+        shape = [batch] + [1 + r.randint(0, 6) for _ in range(r.randint(0, 2))]
+        dtype = r.choice([np.float32, np.float32, np.float64, np.int64])
+        inputs.append(np.ones(shape, dtype))
+    try:
+        model(*inputs)
+        return "ran"
+    except (ValueError, TypeError, RuntimeError, IndexError, MemoryError) as e:
+        return f"run:{type(e).__name__}"
+    except Exception as e:
+        raise Violation(f"a loaded model raised {type(e).__name__} when run: {e}") from e
+
+
+GENERATORS = {"tensor": gen_tensor_input, "load": gen_load_input, "onnx": gen_onnx_input}
+RUNNERS = {"tensor": run_tensor_input, "load": run_load_input, "onnx": run_onnx_input}
+SEEDS = {"load": seed_files, "onnx": onnx_seed_files}
+
+
+# =============================================================================================
 # The child: the fuzzing loop, a single replay, or writing a reproducer
 # =============================================================================================
 
@@ -1554,7 +1854,7 @@ def child_setup(memory_mb: int, inject: str | None = None) -> None:
 
 def make_input(target: str, seed: int, index: int, skip: frozenset):
     r = input_rand(target, seed, index)
-    label, obj = (gen_tensor_input if target == "tensor" else gen_load_input)(r, skip)
+    label, obj = GENERATORS[target](r, skip)
     return label, obj, r
 
 
@@ -1570,7 +1870,7 @@ def run_input(target: str, label: str, obj, r: Rand, index: int = -1) -> str:
         elif INJECT["what"] == "hang":
             while True:
                 time.sleep(1)
-    return (run_tensor_input if target == "tensor" else run_load_input)(label, obj, r)
+    return RUNNERS[target](label, obj, r)
 
 
 class Progress:
@@ -1621,8 +1921,8 @@ def child_fuzz(args) -> int:
     seen: set[str] = set()
     vpath = os.path.join(args.out, f"violations-{target}.jsonl")
     flushed = time.monotonic()
-    if target == "load":
-        seed_files()
+    if target in FILE_SUFFIX:
+        SEEDS[target]()
     import lincore  # noqa: F401  (imported before the clock matters)
 
     def flush() -> None:
@@ -1656,9 +1956,9 @@ def child_fuzz(args) -> int:
             if sig not in seen and len(seen) < 100:
                 seen.add(sig)
                 rec = violation_record(target, seed, index, label, msg, skip)
-                if target == "load":
+                if target in FILE_SUFFIX:
                     rec["file"] = os.path.join(
-                        args.out, f"violation-load-seed{seed}-i{index}.safetensors"
+                        args.out, f"violation-{target}-seed{seed}-i{index}{FILE_SUFFIX[target]}"
                     )
                     with open(rec["file"], "wb") as f:
                         f.write(obj)
@@ -1698,8 +1998,8 @@ def child_atheris(args) -> int:
     progress = Progress(args.progress)
     corpus = os.path.join(args.out, f"corpus-{target}")
     os.makedirs(corpus, exist_ok=True)
-    if target == "load":
-        for i, data in enumerate(seed_files()):
+    if target in FILE_SUFFIX:
+        for i, data in enumerate(SEEDS[target]()):
             with open(os.path.join(corpus, f"seed{i}"), "wb") as f:
                 f.write(data)
     counter = [args.start]
@@ -1713,7 +2013,7 @@ def child_atheris(args) -> int:
         if target == "tensor":
             label, obj = gen_tensor_input(r, skip)
         else:
-            label, obj = ("bytes", data) if r.chance(0.5) else gen_load_input(r, skip)
+            label, obj = ("bytes", data) if r.chance(0.5) else GENERATORS[target](r, skip)
         try:
             run_input(target, label, obj, r)
         except Violation as v:
@@ -1760,10 +2060,8 @@ def child_replay(args) -> int:
             raw = f.read()
         if args.engine == "atheris":
             r = BytesRand(raw)
-            label, obj = (
-                gen_tensor_input(r, skip) if target == "tensor" else gen_load_input(r, skip)
-            )
-        elif target == "load":
+            label, obj = GENERATORS[target](r, skip)
+        elif target in FILE_SUFFIX:
             label, obj, r = "bytes", raw, input_rand(target, 0, 0)
         else:
             import pickle
@@ -1788,8 +2086,8 @@ def child_dump(args) -> int:
     child_setup(args.memory_mb)
     label, obj, _ = make_input(args.target, args.seed, args.index, frozenset(args.skip))
     prefix = args.dump_prefix
-    if args.target == "load":
-        with open(prefix + ".safetensors", "wb") as f:
+    if args.target in FILE_SUFFIX:
+        with open(prefix + FILE_SUFFIX[args.target], "wb") as f:
             f.write(obj)
     else:
         with open(prefix + ".repr.txt", "w") as f:
@@ -2211,7 +2509,8 @@ def main(argv=None) -> int:
             except ValueError:
                 p.error("--replay takes TARGET:SEED:INDEX, e.g. tensor:1:4242")
         elif args.target == "all":
-            args.target = "load" if args.replay_file.endswith(".safetensors") else "tensor"
+            by_suffix = {v: k for k, v in FILE_SUFFIX.items()}
+            args.target = by_suffix.get(os.path.splitext(args.replay_file)[1], "tensor")
         prog = os.path.join(args.out, ".progress-replay")
         cmd = child_cmd(
             args,
@@ -2245,6 +2544,8 @@ def main(argv=None) -> int:
         except ImportError:
             p.error("--engine atheris needs `pip install atheris`")
     targets = TARGETS if args.target == "all" else (args.target,)
+    if args.target == "all" and importlib.util.find_spec("onnx") is None:
+        targets = tuple(t for t in targets if t != "onnx")  # the onnx target needs onnx
     print(
         f"lincore fuzz: targets={','.join(targets)} seconds/target={args.seconds:g} "
         f"seed={args.seed} engine={args.engine} timeout={args.timeout:g}s out={args.out}",

@@ -35,6 +35,7 @@ from ._interop import from_dlpack, from_torch
 from ._printing import get_printoptions, set_printoptions
 from ._tensor import matmul
 from .serialization import load, save
+from .sklearn import from_sklearn
 
 # PyTorch's aliases.
 float = float32
@@ -88,6 +89,7 @@ __all__ = [
     "zeros",
     "zeros_like",
     "from_dlpack",
+    "from_sklearn",
     "from_torch",
     "load",
     "optimize",
@@ -95,6 +97,16 @@ __all__ = [
     "restore",
     "save",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # lincore.onnx needs the onnx package; it is imported on first use (`lincore.onnx.load`
+    # after a plain `import lincore`), never by `import lincore`.
+    if name == "onnx":
+        import importlib
+
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'lincore' has no attribute {name!r}")
 
 
 def _install() -> None:

@@ -1,0 +1,168 @@
+"""lincore.onnx.export: a lincore Sequential (Linear, the activations, Softmax, LogSoftmax,
+LayerNorm, Flatten, Identity, Dropout, nested Sequentials) as an ONNX file with a dynamic batch
+axis, built with onnx.helper and checked with onnx.checker."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .. import nn
+from ..nn.module import Module
+
+_ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
+# The opset each op needs at least: 13 for single-axis Softmax, 17 for LayerNormalization,
+# 20 for Gelu. An exported file asks for the least its ops need.
+_BASE_OPSET = 13
+_LAYER_NORM_OPSET = 17
+_GELU_OPSET = 20
+
+
+def _flat_layers(module: Module, path: str = "") -> list[tuple[str, Module]]:
+    if isinstance(module, nn.Sequential):
+        out = []
+        for name, child in module._modules.items():
+            out.extend(_flat_layers(child, f"{path}.{name}" if path else name))
+        return out
+    return [(path or type(module).__name__, module)]
+
+
+def export(
+    model: Module,
+    path: Any = None,
+    *,
+    input_shape: Any = None,
+    input_name: str = "input",
+    output_name: str = "output",
+) -> onnx.ModelProto:
+    """Writes `model` (a lincore nn.Sequential or one layer) to `path` as ONNX, and returns
+    the ModelProto (path None: only returns it). The input is (batch, in_features), the batch
+    axis dynamic, unless input_shape gives the shape without the batch dim (needed when the
+    first layer is not a Linear). onnxruntime runs the file with lincore's results within the
+    tolerance rule."""
+    if not isinstance(model, Module):
+        raise TypeError(f"export: expected a lincore nn.Module, got {type(model).__name__}")
+    layers = _flat_layers(model)
+    if not layers:
+        raise ValueError("export: the model has no layers")
+    linears = [m for _, m in layers if isinstance(m, nn.Linear)]
+    dtype = np.dtype(np.asarray(linears[0].weight).dtype) if linears else np.dtype(np.float32)
+    if input_shape is None:
+        if not isinstance(layers[0][1], nn.Linear):
+            raise ValueError(
+                "export: the first layer is not a Linear; give input_shape (without the batch)"
+            )
+        input_shape = (layers[0][1].in_features,)
+    shape = ["batch", *[int(d) for d in input_shape]]
+    rank = len(shape)
+    features = shape[1:]  # the dims after the batch, as the layers change them
+    nodes: list = []
+    inits: list = []
+    opset = _BASE_OPSET
+    current = input_name
+
+    def name(i: int) -> str:
+        return output_name if i == len(layers) - 1 else f"h{i}"
+
+    for i, (where, m) in enumerate(layers):
+        out = name(i)
+        kind = type(m)
+        if kind is nn.Linear:
+            w = np.asarray(m.weight)
+            if w.dtype != dtype:
+                raise ValueError(f"export: layer {where} is {w.dtype}, the model {dtype}")
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(w), f"{where}.weight"))
+            ins = [current, f"{where}.weight"]
+            if m.bias is not None:
+                inits.append(numpy_helper.from_array(np.asarray(m.bias).copy(), f"{where}.bias"))
+                ins.append(f"{where}.bias")
+            features = [*features[:-1], w.shape[0]]
+            if rank == 2:
+                nodes.append(helper.make_node("Gemm", ins, [out], name=where, transB=1))
+            else:  # MatMul takes the leading dims; the weight is stored transposed for it
+                inits[-1 - (m.bias is not None)] = numpy_helper.from_array(
+                    np.ascontiguousarray(w.T), f"{where}.weight"
+                )
+                mm = out if m.bias is None else f"{where}.matmul"
+                nodes.append(helper.make_node("MatMul", ins[:2], [mm], name=where))
+                if m.bias is not None:
+                    nodes.append(helper.make_node("Add", [mm, ins[2]], [out], name=f"{where}.add"))
+        elif kind is nn.ReLU:
+            nodes.append(helper.make_node("Relu", [current], [out], name=where))
+        elif kind is nn.LeakyReLU:
+            nodes.append(
+                helper.make_node(
+                    "LeakyRelu", [current], [out], name=where, alpha=float(m.negative_slope)
+                )
+            )
+        elif kind is nn.Sigmoid:
+            nodes.append(helper.make_node("Sigmoid", [current], [out], name=where))
+        elif kind is nn.Tanh:
+            nodes.append(helper.make_node("Tanh", [current], [out], name=where))
+        elif kind is nn.GELU:
+            opset = max(opset, _GELU_OPSET)
+            nodes.append(
+                helper.make_node("Gelu", [current], [out], name=where, approximate=m.approximate)
+            )
+        elif kind in (nn.Softmax, nn.LogSoftmax):
+            if m.dim is None:
+                raise ValueError(f"export: layer {where} has no dim; give Softmax a dim")
+            op = "Softmax" if kind is nn.Softmax else "LogSoftmax"
+            nodes.append(helper.make_node(op, [current], [out], name=where, axis=int(m.dim)))
+        elif kind is nn.LayerNorm:
+            opset = max(opset, _LAYER_NORM_OPSET)
+            k = len(m.normalized_shape)
+            scale = np.ones(m.normalized_shape, dtype) if m.weight is None else np.asarray(m.weight)
+            ins = [current, f"{where}.weight"]
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(scale), f"{where}.weight"))
+            if m.bias is not None:
+                inits.append(numpy_helper.from_array(np.asarray(m.bias).copy(), f"{where}.bias"))
+                ins.append(f"{where}.bias")
+            nodes.append(
+                helper.make_node(
+                    "LayerNormalization", ins, [out], name=where, axis=-k, epsilon=float(m.eps)
+                )
+            )
+        elif kind is nn.Flatten:
+            start = m.start_dim % rank
+            end = m.end_dim % rank
+            if start != 1 or end != rank - 1:
+                raise ValueError(
+                    f"export: layer {where} flattens dims {m.start_dim}..{m.end_dim}; ONNX "
+                    "export supports Flatten(1, -1) (all but the batch dim)"
+                )
+            nodes.append(helper.make_node("Flatten", [current], [out], name=where, axis=1))
+            rank = 2
+            features = [int(np.prod(features, dtype=np.int64))]
+        elif kind in (nn.Identity, nn.Dropout):
+            nodes.append(helper.make_node("Identity", [current], [out], name=where))
+        else:
+            raise ValueError(
+                f"export: layer {where} ({kind.__name__}) has no ONNX form here; exported are "
+                "Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LayerNorm, "
+                "Flatten, Identity, Dropout and Sequentials of these"
+            )
+        current = out
+    elem = _ELEM.get(dtype)
+    if elem is None:
+        raise ValueError(f"export: lincore exports float32 or float64 models, not {dtype}")
+    graph = helper.make_graph(
+        nodes,
+        "lincore",
+        [helper.make_tensor_value_info(input_name, elem, shape)],
+        [helper.make_tensor_value_info(output_name, elem, ["batch", *features])],
+        initializer=inits,
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="lincore"
+    )
+    proto.ir_version = min(proto.ir_version, 9)  # readable by onnxruntime releases since 1.16
+    onnx.checker.check_model(proto)
+    if path is not None:
+        with open(os.fspath(path), "wb") as f:
+            f.write(proto.SerializeToString())
+    return proto
