@@ -14,6 +14,7 @@ would not.
 from __future__ import annotations
 
 import itertools
+import operator
 import weakref
 from functools import partial
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from .. import _core
+from .._grad_mode import no_grad as _lincore_no_grad
 from .._interop import shared_module_from_torch
 from ..nn.container import Sequential as _LincoreSequential
 from ..nn.linear import Linear as _LincoreLinear
@@ -37,18 +39,14 @@ _lc_to = _core._to_dlpack
 _lc_grad_enabled = _core.is_grad_enabled
 _lc_set_grad = _core._set_grad_enabled
 _follow_threads = _core._follow_num_threads
+_requires_grad = operator.attrgetter("requires_grad")
 _params_current = _core._torch_params_current
-_global_hooks = (
+GLOBAL_HOOKS = (
     torch.nn.modules.module._global_forward_hooks,
     torch.nn.modules.module._global_forward_pre_hooks,
     torch.nn.modules.module._global_backward_hooks,
     torch.nn.modules.module._global_backward_pre_hooks,
 )
-
-
-def any_global_hooks() -> bool:
-    """Whether any module hook is registered globally (torch.nn.modules.module's registries)."""
-    return any(_global_hooks)
 
 
 def _lincore(t: Any) -> Any:
@@ -79,10 +77,18 @@ class FusedRun:
     def _build(self) -> None:
         lincore_modules = [shared_module_from_torch(torch, m) for m in self.modules]
         self.lincore = _LincoreSequential(*lincore_modules)
+        # The compiled plan itself when the run is one (nearly always): its call is the
+        # Sequential's forward less a Python frame and the plan check.
+        with _lincore_no_grad():
+            plan = self.lincore._current_plan().only
+        self.call = plan if plan is not None else self.lincore
         # The torch parameters in the order of the lincore plan's params ((weight, bias) per
         # Linear and LayerNorm, None where absent), with the lincore view of each.
         plan_params: list = []
         views: list = []
+        for lm in lincore_modules:
+            for p in lm.parameters():
+                p.requires_grad_(False)  # _RunFunction sets them per call
         # Where each parameter is read from on every call: replacing one (model[0].weight = ...,
         # load_state_dict(assign=True)) rebuilds the run.
         self.slots = []
@@ -112,7 +118,7 @@ class FusedRun:
                 m._backward_hooks,
                 m._backward_pre_hooks,
             )
-        ] + list(_global_hooks)
+        ] + list(GLOBAL_HOOKS)
 
     def runnable(self, x: Any) -> bool:
         """Whether lincore runs this call; the torch modules run it otherwise."""
@@ -143,15 +149,10 @@ class FusedRun:
         if not self.runnable(x):
             return self.torch_forward(x)
         _follow_threads(_torch_threads())
-        if _torch_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.params)):
+        if _torch_grad_enabled() and (x.requires_grad or any(map(_requires_grad, self.params))):
             return _RunFunction.apply(self, x, *self.params)
-        prev = _lc_grad_enabled()
-        _lc_set_grad(False)
-        try:
-            y = self.lincore(_lc_from(_to_dlpack(x)))
-        finally:
-            _lc_set_grad(prev)
-        return _from_dlpack(_lc_to(y))
+        # The views do not require grad outside _RunFunction: lincore records nothing here.
+        return _from_dlpack(_lc_to(self.call(_lc_from(_to_dlpack(x)))))
 
     def torch_forward(self, x: Any) -> Any:
         """The original modules, as torch runs them."""
@@ -248,9 +249,11 @@ class _RunFunction(torch.autograd.Function):
         prev = _lc_grad_enabled()
         _lc_set_grad(True)
         try:
-            y = run.lincore(xl)
+            y = run.call(xl)
         finally:
             _lc_set_grad(prev)
+            for view in run.views:
+                view.requires_grad_(False)
         ctx.node = y.grad_fn
         ctx.present = [p is not None for p in run.plan_params]
         return _torch(y)

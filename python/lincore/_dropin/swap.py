@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from .run import FusedRun, any_global_hooks as _any_global_hooks
+from .run import GLOBAL_HOOKS as _GLOBAL_HOOKS
+from .run import FusedRun
 from .trace import swap_traced
 
 _tnn = torch.nn
@@ -135,8 +136,13 @@ class Runner:
         self.segments, self.fused, self.not_fused = segments, fused, not_fused
 
     def __call__(self, x: Any) -> Any:
-        if self.stale():
-            self._segment()
+        for modules, held in self.watch:  # stale(), inlined: it runs on every call
+            if tuple(modules.values()) != held:
+                self._segment()
+                break
+        else:
+            if self.modes and self.stale():
+                self._segment()
         for segment in self.segments:
             x = segment(x)
         return x
@@ -162,12 +168,13 @@ class Sequential(_tnn.Sequential):
             or kwargs
             or len(args) != 1
             or type(args[0]) is not _Tensor  # a subclass, a torch.fx Proxy: torch's own call
-            or _any_global_hooks()
+            or any(_GLOBAL_HOOKS)
             or _tracing_state() is not None
             or _is_compiling()
         ):
             return _tnn.Module.__call__(self, *args, **kwargs)
-        return self.forward(args[0])
+        runner = self.__dict__.get("_lincore_runner")
+        return self.forward(args[0]) if runner is None else runner(args[0])
 
     def forward(self, input: Any) -> Any:
         runner = self.__dict__.get("_lincore_runner")
