@@ -88,7 +88,7 @@ class FusedRun:
         views: list = []
         for lm in lincore_modules:
             for p in lm.parameters():
-                p.requires_grad_(False)  # _RunFunction sets them per call
+                p._requires_grad = False  # _RunFunction sets them per call
         # Where each parameter is read from on every call: replacing one (model[0].weight = ...,
         # load_state_dict(assign=True)) rebuilds the run.
         self.slots = []
@@ -101,6 +101,7 @@ class FusedRun:
                         views.append(getattr(lm, name))
                         self.slots.append((tm._parameters, name, p))
         self.plan_params = plan_params
+        self.present = [p is not None for p in plan_params]
         self.params = [p for p in plan_params if p is not None]
         self.views = views
         self.versions = [p._version for p in self.params]
@@ -242,10 +243,12 @@ class _RunFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, run: FusedRun, x: Any, *params: Any) -> Any:
+        # The typed autograd fields, set directly: the views and xl are fresh leaves, and the
+        # requires_grad property's checks cost microseconds over six parameters.
         xl = _lincore(x.detach())
-        xl.requires_grad_(x.requires_grad)
+        xl._requires_grad = x.requires_grad
         for view, p in zip(run.views, params):
-            view.requires_grad_(p.requires_grad)
+            view._requires_grad = p.requires_grad
         prev = _lc_grad_enabled()
         _lc_set_grad(True)
         try:
@@ -253,9 +256,9 @@ class _RunFunction(torch.autograd.Function):
         finally:
             _lc_set_grad(prev)
             for view in run.views:
-                view.requires_grad_(False)
+                view._requires_grad = False
         ctx.node = y.grad_fn
-        ctx.present = [p is not None for p in run.plan_params]
+        ctx.present = run.present
         return _torch(y)
 
     @staticmethod
