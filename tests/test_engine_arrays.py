@@ -161,3 +161,17 @@ def test_dask_style_dataframe_partition(rng):
     assert not arr.flags.writeable and arr.ctypes.data % 4
     t = lincore.from_numpy(arr)
     assert np.array_equal(np.asarray(t), x) and not t._writable
+
+
+def test_import_lincore_imports_no_engine():
+    """Ray and Dask are optional extras: `import lincore` loads neither (nor pandas/pyarrow)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lincore; "
+        "print(sorted(m for m in ('ray', 'dask', 'distributed', 'pyarrow', 'pandas') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
