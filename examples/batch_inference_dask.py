@@ -77,7 +77,8 @@ def score_partition(part: Any, model: Any, width: int) -> Any:
 
     x = part[feature_columns(width)].to_numpy(dtype=np.float32)
     scores = batch_job.score(model, x)
-    out = pd.DataFrame(scores, columns=[f"s{j}" for j in range(scores.shape[1])])
+    # copy=False: the frame holds the scores array (a view of lincore's output) as it is.
+    out = pd.DataFrame(scores, columns=[f"s{j}" for j in range(scores.shape[1])], copy=False)
     out.insert(0, "id", part["id"].to_numpy())
     return out
 
@@ -87,9 +88,10 @@ def scored(path: str, model_future: Any, width: int, outputs: int):
     import dask.dataframe as dd
     import pandas as pd
 
-    meta = pd.DataFrame({"id": np.zeros(0, np.int64)})
-    for j in range(outputs):
-        meta[f"s{j}"] = np.zeros(0, np.float32)
+    meta = pd.DataFrame(
+        np.zeros((0, outputs), np.float32), columns=[f"s{j}" for j in range(outputs)]
+    )
+    meta.insert(0, "id", np.zeros(0, np.int64))
     return dd.read_parquet(path).map_partitions(score_partition, model_future, width, meta=meta)
 
 

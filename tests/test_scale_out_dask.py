@@ -13,6 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+if os.environ.get("LINCORE_SANITIZED") == "1":
+    # .ci/sanitize preloads ASan into every process the tests start, so Dask's worker processes
+    # would run instrumented too, minutes each on 2 cores. What matters there, lincore over
+    # the arrays engines hand over, runs sanitized in tests/test_engine_arrays.py.
+    pytest.skip("engine clusters are not run under the sanitizers", allow_module_level=True)
+
 pytest.importorskip(
     "distributed", reason="dask[distributed] is not installed (pip install 'lincore[dask]')"
 )

@@ -14,6 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+if os.environ.get("LINCORE_SANITIZED") == "1":
+    # .ci/sanitize preloads ASan into every process the tests start, so Ray's raylet and GCS servers
+    # would run instrumented too, minutes each on 2 cores. What matters there, lincore over
+    # the arrays engines hand over, runs sanitized in tests/test_engine_arrays.py.
+    pytest.skip("engine clusters are not run under the sanitizers", allow_module_level=True)
+
 ray = pytest.importorskip("ray", reason="ray[data] is not installed (pip install 'lincore[ray]')")
 pytest.importorskip("ray.data", reason="ray[data] is not installed (pip install 'lincore[ray]')")
 
