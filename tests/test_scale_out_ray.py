@@ -103,8 +103,9 @@ def test_ray_job_is_bitwise_one_process(shards, model, expected):
 
 
 def probing_scorer():
-    """The example's Scorer, also reporting per batch its process, its lincore threads and how
-    many times that process built a Scorer (defined here so Ray ships it by value)."""
+    """The example's Scorer, also reporting per batch its process, its lincore threads, how
+    many times that process built a Scorer, and whether lincore read the batch in place
+    (defined here so Ray ships it by value)."""
     import lincore
 
     class Probe(job.Scorer):
@@ -120,18 +121,22 @@ def probing_scorer():
             out["pid"] = np.full(n, os.getpid())
             out["threads"] = np.full(n, lincore.get_num_threads())
             out["built"] = np.full(n, type(self).built)
+            # No copy in: the batch Ray hands over is shared by the tensor lincore reads.
+            x = batch["features"]
+            out["shared"] = np.full(n, lincore.from_numpy(x).data_ptr() == x.ctypes.data)
             return out
 
     return Probe
 
 
-def test_ray_actors_threads_match_their_cpus_and_load_the_model_once(shards, model):
+def test_ray_actors_threads_match_cpus_model_loaded_once_batches_not_copied(shards, model):
     ds = job.scored(shards, ray.put(model), ACTORS, 1.0, BATCH, scorer=probing_scorer())
     batches = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
     pids = np.concatenate([b["pid"] for b in batches])
     assert np.all(np.concatenate([b["threads"] for b in batches]) == 1)  # 1 CPU, 1 thread
     assert np.all(np.concatenate([b["built"] for b in batches]) == 1)  # once per actor
     assert 1 <= len(set(pids.tolist())) <= ACTORS
+    assert np.all(np.concatenate([b["shared"] for b in batches]))
 
 
 def killing_scorer(marker: str, on_batch: int):
