@@ -124,13 +124,11 @@ def dask_engine(model, ids, width, workers, path):
     with job.start_local(workers, 1) as cluster, Client(cluster) as client:
         client.register_plugin(job.lincore_threads_plugin(1))
         job.write_shards(len(ids), width, path, SHARD_ROWS)
-        import dask.dataframe as dd
-
-        rows = dd.read_parquet(path).persist()
+        rows = job.read_rows(path).persist()
         wait(rows)
         start = time.perf_counter()
         future = client.scatter(model, broadcast=True)
-        meta = job.scored(path, future, width, model[-1].out_features)._meta
+        meta = job.output_meta(model[-1].out_features)
         meta["t0"], meta["t1"] = np.zeros(0), np.zeros(0)
         frame = rows.map_partitions(timed_partition, future, width, meta=meta)
         df = client.compute(frame).result()

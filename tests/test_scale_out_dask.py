@@ -67,7 +67,7 @@ def expected(model):
 
 
 def test_dask_job_is_bitwise_one_process(shards, model_future, expected):
-    ids, scores = job.collect(job.scored(shards, model_future, WIDTH, 10), TIMEOUT_S)
+    ids, scores = job.collect(job.scored(job.read_rows(shards), model_future, WIDTH, 10), TIMEOUT_S)
     assert np.array_equal(ids, np.arange(ROWS))  # every row, once
     assert scores.dtype == np.float32 and np.array_equal(scores, expected)
 
@@ -117,12 +117,27 @@ def test_dask_worker_killed_mid_job_every_row_once(
                 os.kill(os.getpid(), signal.SIGKILL)
         return job.score_partition(part, m, width)
 
-    import dask.dataframe as dd
-
-    meta = job.scored(shards, model_future, WIDTH, 10)._meta
-    frame = dd.read_parquet(shards).map_partitions(score_or_die, model_future, WIDTH, meta=meta)
+    meta = job.output_meta(10)
+    frame = job.read_rows(shards).map_partitions(score_or_die, model_future, WIDTH, meta=meta)
     ids, scores = job.collect(frame, TIMEOUT_S)
     assert os.path.exists(marker), "no worker was killed"
     assert np.array_equal(ids, np.arange(ROWS))  # every row exactly once
     assert np.array_equal(scores, expected)
     client.wait_for_workers(2, timeout=TIMEOUT_S)  # the nanny brought the worker back
+
+
+def test_dask_partitions_reach_lincore_without_a_copy(client, shards):
+    """Each partition's features are one row-major Arrow block that lincore reads in place."""
+    import pandas as pd
+
+    import lincore
+
+    def probe(part):
+        x = job.features_block(part, WIDTH)
+        shared = lincore.from_numpy(x).data_ptr() == x.ctypes.data
+        return pd.DataFrame({"shared": [shared], "rows": [x.flags.c_contiguous]})
+
+    meta = pd.DataFrame({"shared": np.zeros(0, bool), "rows": np.zeros(0, bool)})
+    seen = client.compute(job.read_rows(shards).map_partitions(probe, meta=meta))
+    seen = seen.result(timeout=TIMEOUT_S)
+    assert len(seen) == ROWS // SHARD and seen["shared"].all() and seen["rows"].all()
