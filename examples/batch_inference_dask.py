@@ -2,8 +2,9 @@
 shards and read back, then scored by a lincore MLP with `map_partitions` on a
 `distributed.LocalCluster` of worker processes. The model is scattered to the workers once (each
 partition's task gets the worker's copy, never a new one), a worker plugin sets each worker's
-lincore threads to its share of the CPUs, and partitions go through lincore.from_numpy without a
-copy, read-only and misaligned blocks included. Dask's progress bar shows the progress.
+lincore threads to its share of the CPUs, and each partition's features (one row-major Arrow
+block) go through lincore.from_numpy without a copy; read-only blocks are shared as they are, and
+a block that arrives misaligned is copied once. Dask's progress bar shows the progress.
 
     pip install "lincore[dask]"
     python examples/batch_inference_dask.py                    # 2,000,000 rows x 784, 2 workers
