@@ -139,6 +139,15 @@ def test_ray_actors_threads_match_cpus_model_loaded_once_batches_not_copied(shar
     assert np.all(np.concatenate([b["shared"] for b in batches]))
 
 
+def test_ray_actor_with_two_cpus_runs_two_lincore_threads(shards, model, expected):
+    ds = job.scored(shards, ray.put(model), 1, 2.0, BATCH, scorer=probing_scorer())
+    batches = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
+    assert np.all(np.concatenate([b["threads"] for b in batches]) == 2)
+    ids = np.concatenate([b["id"] for b in batches])
+    scores = np.concatenate([b["scores"] for b in batches])[np.argsort(ids, kind="stable")]
+    assert np.array_equal(scores, expected)  # 2 threads: still bitwise the same
+
+
 def killing_scorer(marker: str, on_batch: int):
     """The example's Scorer, except that the first actor to reach its `on_batch`-th batch kills
     its own process (SIGKILL, as the OOM killer would), once across the job."""
