@@ -237,7 +237,12 @@ def as_tensor(data: Any, dtype: dtype | None = None) -> Tensor:
 
 
 def from_numpy(ndarray: np.ndarray) -> Tensor:
-    """A tensor sharing ndarray's memory: writes to either are seen by both."""
+    """A tensor sharing ndarray's memory: writes to either are seen by both. Accepts what
+    torch.from_numpy accepts. A read-only array gives a read-only tensor over the same memory
+    (in-place writes to it raise ValueError; PyTorch warns and leaves them undefined). An array
+    whose data is not aligned to its element size (as pickle protocol 5 and Dask can hand over)
+    is copied once into aligned memory, read-only if the array was: lincore's kernels read
+    elements at their natural alignment, so they never see the borrowed, misaligned bytes."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     if from_numpy_dtype(ndarray.dtype) is None:
@@ -245,7 +250,21 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
             f"can't convert np.ndarray of type numpy.{ndarray.dtype.name}. The only supported "
             "types are: float64, float32, int64, and bool."
         )
-    return _core._from_buffer(ndarray)
+    return _core._from_buffer(borrowable(ndarray))
+
+
+def borrowable(arr: np.ndarray) -> np.ndarray:
+    """arr itself when a tensor can share its memory; else, for data misaligned to its element
+    size, an aligned copy (numpy's own allocation) that is read-only when arr is. The one place
+    that decides to copy instead of borrow: _from_buffer refuses misaligned memory outright.
+    Strides that are not whole elements and non-native byte order are left for _from_buffer to
+    refuse, with PyTorch's words, as torch.from_numpy refuses them."""
+    item = max(arr.itemsize, 1)
+    if arr.ctypes.data % item == 0 or any(s % item for s in arr.strides):
+        return arr
+    copy = np.array(arr, copy=True, order="K")
+    copy.flags.writeable = arr.flags.writeable
+    return copy
 
 
 def parse_size(size: Sequence[Any], where: str) -> list[int]:

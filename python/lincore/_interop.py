@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import _core
-from ._creation import copy_array
+from ._creation import borrowable, copy_array
 from ._dtype import from_numpy_dtype
 from .nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .nn.container import Sequential
@@ -342,7 +342,7 @@ def from_dlpack(ext_tensor: Any) -> Tensor:
             f"from_dlpack: lincore has no dtype for {arr.dtype} (supported: "
             "float32, float64, int64 and bool)"
         )
-    return _core._from_buffer(arr)
+    return _core._from_buffer(borrowable(arr))
 
 
 def install() -> None:

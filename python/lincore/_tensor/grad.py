@@ -91,9 +91,19 @@ def data(self: Tensor) -> Tensor:
     return Tensor(self)
 
 
+READ_ONLY_WRITE = (
+    "cannot write to a tensor that shares memory with a read-only buffer (lincore.from_numpy of "
+    "a read-only numpy array); write to a copy (t.clone()) or make the array writable first"
+)
+
+
 def _check_inplace(t: Tensor) -> None:
     """In-place writes to a tensor that requires grad are refused while grad mode records (as in
-    PyTorch for leaves; lincore's autograd does not version saved tensors, so for all)."""
+    PyTorch for leaves; lincore's autograd does not version saved tensors, so for all). Writes to
+    a tensor over read-only memory (from_numpy of a read-only array) are refused too: PyTorch only
+    warns and leaves them undefined."""
+    if not t._writable:
+        raise ValueError(READ_ONLY_WRITE)
     if needs_grad(t):
         raise RuntimeError(
             "a leaf Variable that requires grad is being used in an in-place operation."

@@ -152,9 +152,7 @@ def _numpy_key(key: Any) -> Any:
 
 @_method
 def __setitem__(self: Tensor, key: Any, value: Any) -> None:
-    _check_inplace(self)
-    if not self._writable:
-        raise ValueError("cannot assign to a tensor that borrows a read-only buffer")
+    _check_inplace(self)  # refuses read-only memory too
     target = np.asarray(memoryview(self))
     src = np.asarray(memoryview(value)) if isinstance(value, Tensor) else value
     with np.errstate(all="ignore"):
