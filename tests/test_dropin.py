@@ -622,3 +622,14 @@ def test_untraceable_module_is_left_as_it_is_with_its_sequentials_swapped():
     x = torch.ones(2, 8)
     with torch.no_grad():
         torch.testing.assert_close(opt(x), model(x))
+
+
+def test_jit_trace_of_an_optimized_model_records_torchs_ops():
+    model = Net().eval()
+    opt = lincore.optimize(tnn.Sequential(model, tnn.Linear(4, 2)))
+    x = torch.randn(3, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(opt, x)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(torch.ones(3, 8)), opt(torch.ones(3, 8)))

@@ -181,6 +181,8 @@ class Sequential(_tnn.Sequential):
         if runner is None:
             runner = Runner(self, {})
             object.__setattr__(self, "_lincore_runner", runner)
+        if _tracing_state() is not None:
+            return _tnn.Sequential.forward(self, input)  # torch.jit.trace records torch's ops
         if _is_compiling():
             # Under torch.compile each run is one custom op of the graph (run.py).
             x = input

@@ -140,6 +140,8 @@ def traced_class(cls: type) -> type:
 
         def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
             traced = self.__dict__["_lincore_traced"]
+            if torch._C._get_tracing_state() is not None:
+                return cls.forward(self, *args, **kwargs)  # torch.jit.trace records torch's ops
             if traced.stale(self):
                 try:
                     traced.retrace(self)
