@@ -138,47 +138,199 @@ void rows(const Tensor& logits, const std::int64_t* t, Reduction reduction, T* l
   for (double v : per_row) total += v;
 }
 
+// The general case, one row (sample n, position k) at a time, all in double: the row's logits
+// are gathered from stride s (the classes of a K-dimensional input are s apart), then
+// log p_j = z_j - max - log(sum exp(z_j - max)), the loss, and the gradient (loss.h).
+template <class T>
+struct General {
+  const T* z;
+  const std::int64_t* ti;  // class indices, or null
+  const T* q;              // probabilities, or null
+  const T* w;              // class weights, or null
+  std::int64_t n, c, s, ignore_index;
+  double eps;
+  T* losses;  // per row (reduction none), or null
+  T* grad;    // d/dlogits, or null
+  T* tgrad;   // d/dtarget, or null
+  double* row_loss;
+  double* row_denom;
+
+  void rows(std::int64_t r0, std::int64_t r1, double scale) const {
+    std::vector<double> zd(static_cast<std::size_t>(c)), lp(zd.size());
+    const double eps_c = c > 0 ? eps / static_cast<double>(c) : 0.0;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t i = r / s, k = r % s, base = i * c * s + k;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (std::int64_t j = 0; j < c; ++j) {
+        zd[j] = static_cast<double>(z[base + j * s]);
+        mx = zd[j] > mx ? zd[j] : mx;  // NaN is skipped here and poisons the sum below
+      }
+      double sum = 0;
+      for (std::int64_t j = 0; j < c; ++j) sum += std::exp(zd[j] - mx);
+      const double lse = mx + std::log(sum);
+      for (std::int64_t j = 0; j < c; ++j) lp[j] = zd[j] - lse;
+      double loss = 0, denom = 1;
+      // grad_j = a * p_j - b_j: a and b_j below.
+      double a = 0;
+      std::int64_t t = -1;
+      double wt = 0;
+      if (ti) {
+        t = ti[i * s + k];
+        if (t == ignore_index) {
+          denom = 0;
+        } else {
+          wt = w ? static_cast<double>(w[t]) : 1.0;
+          double smooth = 0, wsum = 0;
+          if (eps != 0) {
+            for (std::int64_t j = 0; j < c; ++j) {
+              const double wj = w ? static_cast<double>(w[j]) : 1.0;
+              smooth -= wj * lp[j];
+              wsum += wj;
+            }
+          }
+          loss = -(1 - eps) * wt * lp[t] + eps_c * smooth;
+          denom = wt;
+          a = (1 - eps) * wt + eps_c * wsum;
+        }
+      } else {
+        for (std::int64_t j = 0; j < c; ++j) {
+          const double wj = w ? static_cast<double>(w[j]) : 1.0;
+          const double qj = (1 - eps) * static_cast<double>(q[base + j * s]) + eps_c;
+          loss -= wj * qj * lp[j];
+          a += wj * qj;
+        }
+      }
+      row_loss[r] = loss;
+      row_denom[r] = denom;
+      if (losses) losses[r] = static_cast<T>(loss);
+      if (grad) {
+        const bool ignored = ti && t == ignore_index;
+        for (std::int64_t j = 0; j < c; ++j) {
+          const double wj = w ? static_cast<double>(w[j]) : 1.0;
+          const double b = ti ? (1 - eps) * wt * (j == t) + eps_c * wj
+                              : wj * ((1 - eps) * static_cast<double>(q[base + j * s]) + eps_c);
+          grad[base + j * s] = ignored ? T(0) : static_cast<T>((a * std::exp(lp[j]) - b) * scale);
+        }
+      }
+      if (tgrad) {
+        for (std::int64_t j = 0; j < c; ++j) {
+          const double wj = w ? static_cast<double>(w[j]) : 1.0;
+          tgrad[base + j * s] = static_cast<T>(-(1 - eps) * wj * lp[j] * scale);
+        }
+      }
+    }
+  }
+};
+
+template <class T>
+void general(const Tensor& z, const Tensor& target, const Tensor* weight, Reduction reduction,
+             const CrossEntropyOptions& o, bool need_grad, CrossEntropy& out, double& total) {
+  const std::int64_t n = z.size(0), c = z.size(1), s = z.dim() == 3 ? z.size(2) : 1;
+  const std::int64_t rows_n = n * s;
+  std::vector<double> row_loss(static_cast<std::size_t>(rows_n)), row_denom(row_loss.size());
+  const bool indices = target.dtype() == DType::int64;
+  General<T> g{z.data<T>(),
+               indices ? target.data<std::int64_t>() : nullptr,
+               indices ? nullptr : target.data<T>(),
+               weight ? weight->data<T>() : nullptr,
+               n,
+               c,
+               s,
+               o.ignore_index,
+               o.label_smoothing,
+               reduction == Reduction::none ? out.loss.data<T>() : nullptr,
+               need_grad ? out.grad.data<T>() : nullptr,
+               o.need_target_grad && !indices ? out.target_grad.data<T>() : nullptr,
+               row_loss.data(),
+               row_denom.data()};
+  // The mean's denominator is needed before the gradient is scaled: a first pass finds it
+  // (weights of the targets not ignored, or the row count for probabilities).
+  double denom = static_cast<double>(rows_n);
+  if (indices) {
+    denom = 0;
+    for (std::int64_t r = 0; r < rows_n; ++r) {
+      const std::int64_t t = g.ti[r];
+      if (t != o.ignore_index) denom += g.w ? static_cast<double>(g.w[t]) : 1.0;
+    }
+  }
+  const double scale = reduction == Reduction::mean ? 1.0 / denom : 1.0;
+  const std::int64_t grain = std::max<std::int64_t>(1, (1 << 13) / std::max<std::int64_t>(c, 1));
+  parallel_for(rows_n, grain, [&](std::int64_t r0, std::int64_t r1) { g.rows(r0, r1, scale); });
+  total = 0;
+  for (double v : row_loss) total += v;
+  if (reduction == Reduction::mean) total /= denom;  // 0 / 0 = NaN, as in PyTorch
+}
+
 }  // namespace
 
 CrossEntropy cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction,
-                           bool need_grad) {
-  if (logits.dim() != 2 || !is_floating_point(logits.dtype())) {
-    throw std::invalid_argument("cross_entropy: expected 2-D floating point logits, got " +
+                           bool need_grad, const CrossEntropyOptions& o) {
+  if (logits.dim() < 2 || logits.dim() > 3 || !is_floating_point(logits.dtype())) {
+    throw std::invalid_argument("cross_entropy: expected 2-D or 3-D floating point logits, got " +
                                 std::string(dtype_name(logits.dtype())) + " " +
                                 shape_str(logits.shape()));
   }
-  if (target.dim() != 1 || target.dtype() != DType::int64 || target.size(0) != logits.size(0)) {
-    throw std::invalid_argument("cross_entropy: expected " + std::to_string(logits.size(0)) +
-                                " int64 class indices, got " + dtype_name(target.dtype()) + " " +
-                                shape_str(target.shape()));
-  }
   const std::int64_t n = logits.size(0), c = logits.size(1);
+  const std::int64_t s = logits.dim() == 3 ? logits.size(2) : 1;
+  const bool indices = target.dtype() == DType::int64;
+  std::vector<std::int64_t> row_shape{n};
+  if (logits.dim() == 3) row_shape.push_back(s);
+  if (indices ? target.shape() != row_shape
+              : (target.shape() != logits.shape() || target.dtype() != logits.dtype())) {
+    throw std::invalid_argument("cross_entropy: expected int64 class indices of shape " +
+                                shape_str(row_shape) + " or probabilities of shape " +
+                                shape_str(logits.shape()) + ", got " + dtype_name(target.dtype()) +
+                                " " + shape_str(target.shape()));
+  }
+  const Tensor* weight = o.weight;
+  if (weight &&
+      (weight->shape() != std::vector<std::int64_t>{c} || weight->dtype() != logits.dtype())) {
+    throw std::invalid_argument("cross_entropy: expected a weight of " + std::to_string(c) +
+                                " elements in the logits' dtype, got " +
+                                dtype_name(weight->dtype()) + " " + shape_str(weight->shape()));
+  }
+  if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0)) {
+    throw std::invalid_argument("label_smoothing must be between 0.0 and 1.0. Got: " +
+                                std::to_string(o.label_smoothing));
+  }
   Tensor z = logits.contiguous(), tc = target.contiguous();
-  const std::int64_t* t = tc.data<std::int64_t>();
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (t[i] < 0 || t[i] >= c) {
-      throw std::out_of_range("Target " + std::to_string(t[i]) + " is out of bounds.");
+  Tensor wc = weight ? weight->contiguous() : Tensor();
+  bool plain = logits.dim() == 2 && indices && !weight && o.label_smoothing == 0.0;
+  if (indices) {
+    const std::int64_t* t = tc.data<std::int64_t>();
+    for (std::int64_t r = 0, rows_n = n * s; r < rows_n; ++r) {
+      if (t[r] == o.ignore_index) {
+        plain = false;
+      } else if (t[r] < 0 || t[r] >= c) {
+        throw std::out_of_range("Target " + std::to_string(t[r]) + " is out of bounds.");
+      }
     }
   }
   CrossEntropy out;
-  out.loss =
-      reduction == Reduction::none ? Tensor::empty({n}, z.dtype()) : Tensor::empty({}, z.dtype());
-  if (need_grad) out.grad = Tensor::empty({n, c}, z.dtype());
+  out.loss = reduction == Reduction::none ? Tensor::empty(row_shape, z.dtype())
+                                          : Tensor::empty({}, z.dtype());
+  if (need_grad) out.grad = Tensor::empty(z.shape(), z.dtype());
+  if (o.need_target_grad && !indices) out.target_grad = Tensor::empty(z.shape(), z.dtype());
   double total = 0;
-  if (z.dtype() == DType::float32) {
-    rows<float>(z, t, reduction, reduction == Reduction::none ? out.loss.data<float>() : nullptr,
-                need_grad ? out.grad.data<float>() : nullptr, total);
+  if (plain) {
+    const std::int64_t* t = tc.data<std::int64_t>();
+    if (z.dtype() == DType::float32) {
+      rows<float>(z, t, reduction, reduction == Reduction::none ? out.loss.data<float>() : nullptr,
+                  need_grad ? out.grad.data<float>() : nullptr, total);
+    } else {
+      rows<double>(z, t, reduction,
+                   reduction == Reduction::none ? out.loss.data<double>() : nullptr,
+                   need_grad ? out.grad.data<double>() : nullptr, total);
+    }
+    if (reduction == Reduction::mean) {
+      total = n > 0 ? total / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+    }
+  } else if (z.dtype() == DType::float32) {
+    general<float>(z, tc, weight ? &wc : nullptr, reduction, o, need_grad, out, total);
   } else {
-    rows<double>(z, t, reduction, reduction == Reduction::none ? out.loss.data<double>() : nullptr,
-                 need_grad ? out.grad.data<double>() : nullptr, total);
+    general<double>(z, tc, weight ? &wc : nullptr, reduction, o, need_grad, out, total);
   }
-  if (reduction != Reduction::none) {
-    const double v =
-        reduction == Reduction::mean
-            ? (n > 0 ? total / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN())
-            : total;
-    out.loss.fill(v);
-  }
+  if (reduction != Reduction::none) out.loss.fill(total);
   return out;
 }
 
