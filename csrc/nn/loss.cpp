@@ -156,7 +156,9 @@ struct General {
   double* row_denom;
 
   void rows(std::int64_t r0, std::int64_t r1, double scale) const {
-    std::vector<double> zd(static_cast<std::size_t>(c)), lp(zd.size());
+    // zd: the row's logits; p: the softmax (one exp per element: e_j = exp(z_j - max), then
+    // p_j = e_j / sum); log p_j = z_j - lse is formed where it is used.
+    std::vector<double> zd(static_cast<std::size_t>(c)), p(zd.size());
     const double eps_c = c > 0 ? eps / static_cast<double>(c) : 0.0;
     for (std::int64_t r = r0; r < r1; ++r) {
       const std::int64_t i = r / s, k = r % s, base = i * c * s + k;
@@ -166,9 +168,12 @@ struct General {
         mx = zd[j] > mx ? zd[j] : mx;  // NaN is skipped here and poisons the sum below
       }
       double sum = 0;
-      for (std::int64_t j = 0; j < c; ++j) sum += std::exp(zd[j] - mx);
-      const double lse = mx + std::log(sum);
-      for (std::int64_t j = 0; j < c; ++j) lp[j] = zd[j] - lse;
+      for (std::int64_t j = 0; j < c; ++j) {
+        p[j] = std::exp(zd[j] - mx);
+        sum += p[j];
+      }
+      const double lse = mx + std::log(sum), inv = 1.0 / sum;
+      for (std::int64_t j = 0; j < c; ++j) p[j] *= inv;
       double loss = 0, denom = 1;
       // grad_j = a * p_j - b_j: a and b_j below.
       double a = 0;
@@ -184,11 +189,11 @@ struct General {
           if (eps != 0) {
             for (std::int64_t j = 0; j < c; ++j) {
               const double wj = w ? static_cast<double>(w[j]) : 1.0;
-              smooth -= wj * lp[j];
+              smooth -= wj * (zd[j] - lse);
               wsum += wj;
             }
           }
-          loss = -(1 - eps) * wt * lp[t] + eps_c * smooth;
+          loss = -(1 - eps) * wt * (zd[t] - lse) + eps_c * smooth;
           denom = wt;
           a = (1 - eps) * wt + eps_c * wsum;
         }
@@ -196,7 +201,7 @@ struct General {
         for (std::int64_t j = 0; j < c; ++j) {
           const double wj = w ? static_cast<double>(w[j]) : 1.0;
           const double qj = (1 - eps) * static_cast<double>(q[base + j * s]) + eps_c;
-          loss -= wj * qj * lp[j];
+          loss -= wj * qj * (zd[j] - lse);
           a += wj * qj;
         }
       }
@@ -209,13 +214,13 @@ struct General {
           const double wj = w ? static_cast<double>(w[j]) : 1.0;
           const double b = ti ? (1 - eps) * wt * (j == t) + eps_c * wj
                               : wj * ((1 - eps) * static_cast<double>(q[base + j * s]) + eps_c);
-          grad[base + j * s] = ignored ? T(0) : static_cast<T>((a * std::exp(lp[j]) - b) * scale);
+          grad[base + j * s] = ignored ? T(0) : static_cast<T>((a * p[j] - b) * scale);
         }
       }
       if (tgrad) {
         for (std::int64_t j = 0; j < c; ++j) {
           const double wj = w ? static_cast<double>(w[j]) : 1.0;
-          tgrad[base + j * s] = static_cast<T>(-(1 - eps) * wj * lp[j] * scale);
+          tgrad[base + j * s] = static_cast<T>(-(1 - eps) * wj * (zd[j] - lse) * scale);
         }
       }
     }
