@@ -44,6 +44,12 @@ def test_div_rounding_mode(rng, mode, ref):
     out.sum().backward()  # piecewise constant: zero gradients, as PyTorch's
     assert not np.asarray(la.grad).any() and not np.asarray(lb.grad).any()
     assert lincore.tensor([7, -7]).div(2, rounding_mode="floor").tolist() == [3, -4]
+    big = 2**62 + 1  # exact: not through a float quotient
+    assert lincore.tensor([big, -7]).div(-2, rounding_mode="trunc").tolist() == [-(big // 2), 3]
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        lincore.tensor([1, 2]).div(0, rounding_mode="floor")
+    with pytest.raises(TypeError, match="must be Tensor or Number"):
+        lincore.add(la, "a", alpha=2)
     with pytest.raises(RuntimeError, match="rounding_mode to be one of None, 'trunc', or 'floor'"):
         lincore.div(la, lb, rounding_mode="round")
 

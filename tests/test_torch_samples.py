@@ -11,11 +11,12 @@
 # cannot go stale), and every other sample must pass. The counts are in the README, checked by
 # test_counts_match_the_readme.
 #
-# Tolerance: assert_close's defaults for the dtype (float32: rtol 1.3e-6, atol 1e-5; float64:
-# rtol 1e-7, atol 1e-7). docs/testing.md's rule (no fixed tolerance for a length-K dot product)
-# is met here because every sample is small: the longest reduction in these samples has K <= 250
-# terms of magnitude <= ~10 (make_tensor's range), whose error bound stays below these
-# tolerances in float64, and in float32 below atol + rtol * |y| for the values these samples give.
+# Reference and tolerance: torch on the same values in float64 (a float32 sample is upcast, so
+# that torch's own float32 rounding is not held against lincore), within assert_close's tolerance
+# for the sample's dtype (float32: rtol 1.3e-6, atol 1e-5; float64: 1e-7, 1e-7). The ops that are
+# dot products (DOTS: matmul, linear, sum, mean) add docs/testing.md's bound c * gamma(K + 2) * G,
+# G the same op on the magnitudes (for a gradient: its gradient for the upstream |g|), K the
+# largest input's size.
 
 from __future__ import annotations
 

@@ -60,12 +60,11 @@ inline F4 exp_nonpositive(F4 x) {
 
 inline float exp_nonpositive(float x) { return exp_nonpositive(splat(x))[0]; }
 
-// One row: the loss (in double) and, when grad is not null, softmax - onehot times scale.
-// e_j = exp(z_j - max) is computed once: the sum (in double), then p_j = e_j / sum. `e` is where
-// the e_j go: grad, or a scratch row.
-double row(const float* z, std::int64_t c, std::int64_t target, float* e, bool grad, double scale) {
+// e_j = exp(z_j - max) for a row (float32: the vectorized polynomial; the sum in double, in a
+// fixed order); returns the max, s the sum. NaN is skipped by the max and poisons the sum, as in
+// PyTorch.
+float exps(const float* z, std::int64_t c, float* e, double& s) {
   const std::int64_t c4 = c / 4 * 4;
-  // The max of the row (NaN is skipped here and poisons the sum below, as in PyTorch).
   float mx = -std::numeric_limits<float>::infinity();
   F4 m4 = splat(mx);
   for (std::int64_t j = 0; j < c4; j += 4) {
@@ -81,11 +80,31 @@ double row(const float* z, std::int64_t c, std::int64_t target, float* e, bool g
     s_lo += D2{ej[0], ej[1]};
     s_hi += D2{ej[2], ej[3]};
   }
-  double s = (s_lo[0] + s_lo[1]) + (s_hi[0] + s_hi[1]);
+  s = (s_lo[0] + s_lo[1]) + (s_hi[0] + s_hi[1]);
   for (std::int64_t j = c4; j < c; ++j) {
     e[j] = exp_nonpositive(z[j] - mx);
     s += static_cast<double>(e[j]);
   }
+  return mx;
+}
+
+double exps(const double* z, std::int64_t c, double* e, double& s) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (std::int64_t j = 0; j < c; ++j) mx = z[j] > mx ? z[j] : mx;
+  s = 0;
+  for (std::int64_t j = 0; j < c; ++j) {
+    e[j] = std::exp(z[j] - mx);
+    s += e[j];
+  }
+  return mx;
+}
+
+// One row: the loss (in double) and, when grad is not null, softmax - onehot times scale.
+// e_j = exp(z_j - max) is computed once: the sum (in double), then p_j = e_j / sum. `e` is where
+// the e_j go: grad, or a scratch row.
+double row(const float* z, std::int64_t c, std::int64_t target, float* e, bool grad, double scale) {
+  double s;
+  const float mx = exps(z, c, e, s);
   const double loss = std::log(s) - static_cast<double>(z[target] - mx);
   if (grad) {
     const double inv = 1.0 / s;
@@ -99,18 +118,13 @@ double row(const float* z, std::int64_t c, std::int64_t target, float* e, bool g
 
 double row(const double* z, std::int64_t c, std::int64_t target, double* e, bool grad,
            double scale) {
-  double mx = -std::numeric_limits<double>::infinity();
-  for (std::int64_t j = 0; j < c; ++j) mx = z[j] > mx ? z[j] : mx;
-  double s = 0;
-  for (std::int64_t j = 0; j < c; ++j) {
-    e[j] = std::exp(z[j] - mx);
-    s += e[j];
-  }
+  double s;
+  const double mx = exps(z, c, e, s);
   const double loss = std::log(s) - (z[target] - mx);
   if (grad) {
-    const double inv = 1.0 / s;
+    const double inv = 1.0 / s, e_target = e[target];
     for (std::int64_t j = 0; j < c; ++j) e[j] = e[j] * inv * scale;
-    e[target] = (std::exp(z[target] - mx) * inv - 1.0) * scale;
+    e[target] = (e_target * inv - 1.0) * scale;
   }
   return loss;
 }
@@ -138,9 +152,10 @@ void rows(const Tensor& logits, const std::int64_t* t, Reduction reduction, T* l
   for (double v : per_row) total += v;
 }
 
-// The general case, one row (sample n, position k) at a time, all in double: the row's logits
-// are gathered from stride s (the classes of a K-dimensional input are s apart), then
-// log p_j = z_j - max - log(sum exp(z_j - max)), the loss, and the gradient (loss.h).
+// The general case, one row (sample n, position k) at a time: the row's logits gathered from
+// stride s (the classes of a K-dimensional input are s apart), their exps as in the plain case,
+// then log p_j = z_j - max - log(sum exp(z_j - max)), the loss and the gradient in double
+// (loss.h), each result rounded once.
 template <class T>
 struct General {
   const T* z;
@@ -156,52 +171,43 @@ struct General {
   double* row_denom;
 
   void rows(std::int64_t r0, std::int64_t r1, double scale) const {
-    // zd: the row's logits; p: the softmax (one exp per element: e_j = exp(z_j - max), then
-    // p_j = e_j / sum); log p_j = z_j - lse is formed where it is used.
-    std::vector<double> zd(static_cast<std::size_t>(c)), p(zd.size());
+    // zt: the row's logits, contiguous; e: exp(z_j - max) (exps above: float32's vectorized
+    // polynomial, float64's std::exp), then p_j = e_j / sum and log p_j = z_j - lse in double.
+    std::vector<T> zt(static_cast<std::size_t>(c)), e(zt.size());
     const double eps_c = c > 0 ? eps / static_cast<double>(c) : 0.0;
+    double wsum = 0;
+    for (std::int64_t j = 0; j < c; ++j) wsum += w ? static_cast<double>(w[j]) : 1.0;
     for (std::int64_t r = r0; r < r1; ++r) {
       const std::int64_t i = r / s, k = r % s, base = i * c * s + k;
-      double mx = -std::numeric_limits<double>::infinity();
-      for (std::int64_t j = 0; j < c; ++j) {
-        zd[j] = static_cast<double>(z[base + j * s]);
-        mx = zd[j] > mx ? zd[j] : mx;  // NaN is skipped here and poisons the sum below
+      const T* zr = z + base;
+      if (s != 1) {
+        for (std::int64_t j = 0; j < c; ++j) zt[j] = z[base + j * s];
+        zr = zt.data();
       }
-      double sum = 0;
-      for (std::int64_t j = 0; j < c; ++j) {
-        p[j] = std::exp(zd[j] - mx);
-        sum += p[j];
-      }
+      double sum;
+      const double mx = static_cast<double>(exps(zr, c, e.data(), sum));
       const double lse = mx + std::log(sum), inv = 1.0 / sum;
-      for (std::int64_t j = 0; j < c; ++j) p[j] *= inv;
-      double loss = 0, denom = 1;
-      // grad_j = a * p_j - b_j: a and b_j below.
-      double a = 0;
-      std::int64_t t = -1;
-      double wt = 0;
-      if (ti) {
-        t = ti[i * s + k];
-        if (t == ignore_index) {
-          denom = 0;
-        } else {
-          wt = w ? static_cast<double>(w[t]) : 1.0;
-          double smooth = 0, wsum = 0;
-          if (eps != 0) {
-            for (std::int64_t j = 0; j < c; ++j) {
-              const double wj = w ? static_cast<double>(w[j]) : 1.0;
-              smooth -= wj * (zd[j] - lse);
-              wsum += wj;
-            }
+      double loss = 0, denom = 1, a = 0, wt = 0;  // grad_j = a * p_j - b_j
+      const std::int64_t t = ti ? ti[i * s + k] : -1;
+      const bool ignored = ti && t == ignore_index;
+      if (ignored) {
+        denom = 0;
+      } else if (ti) {
+        wt = w ? static_cast<double>(w[t]) : 1.0;
+        double smooth = 0;
+        if (eps != 0) {
+          for (std::int64_t j = 0; j < c; ++j) {
+            smooth -= (w ? static_cast<double>(w[j]) : 1.0) * (static_cast<double>(zr[j]) - lse);
           }
-          loss = -(1 - eps) * wt * (zd[t] - lse) + eps_c * smooth;
-          denom = wt;
-          a = (1 - eps) * wt + eps_c * wsum;
         }
+        loss = -(1 - eps) * wt * (static_cast<double>(zr[t]) - lse) + eps_c * smooth;
+        denom = wt;
+        a = (1 - eps) * wt + eps_c * wsum;
       } else {
         for (std::int64_t j = 0; j < c; ++j) {
           const double wj = w ? static_cast<double>(w[j]) : 1.0;
           const double qj = (1 - eps) * static_cast<double>(q[base + j * s]) + eps_c;
-          loss -= wj * qj * (zd[j] - lse);
+          loss -= wj * qj * (static_cast<double>(zr[j]) - lse);
           a += wj * qj;
         }
       }
@@ -209,18 +215,39 @@ struct General {
       row_denom[r] = denom;
       if (losses) losses[r] = static_cast<T>(loss);
       if (grad) {
-        const bool ignored = ti && t == ignore_index;
-        for (std::int64_t j = 0; j < c; ++j) {
-          const double wj = w ? static_cast<double>(w[j]) : 1.0;
-          const double b = ti ? (1 - eps) * wt * (j == t) + eps_c * wj
-                              : wj * ((1 - eps) * static_cast<double>(q[base + j * s]) + eps_c);
-          grad[base + j * s] = ignored ? T(0) : static_cast<T>((a * p[j] - b) * scale);
+        T* g = grad + base;
+        const double ap = a * inv * scale;  // a * p_j * scale = ap * e_j
+        if (ignored) {
+          for (std::int64_t j = 0; j < c; ++j) g[j * s] = T(0);
+        } else if (ti) {
+          // b_j = eps / c * w_j, and (1 - eps) * w_t more at the target
+          const double bs = eps_c * scale;
+          if (w) {
+            for (std::int64_t j = 0; j < c; ++j) {
+              g[j * s] =
+                  static_cast<T>(ap * static_cast<double>(e[j]) - bs * static_cast<double>(w[j]));
+            }
+          } else {
+            for (std::int64_t j = 0; j < c; ++j) {
+              g[j * s] = static_cast<T>(ap * static_cast<double>(e[j]) - bs);
+            }
+          }
+          const double wt_j = w ? static_cast<double>(w[t]) : 1.0;
+          g[t * s] =
+              static_cast<T>(ap * static_cast<double>(e[t]) - bs * wt_j - (1 - eps) * wt * scale);
+        } else {
+          for (std::int64_t j = 0; j < c; ++j) {
+            const double wj = w ? static_cast<double>(w[j]) : 1.0;
+            const double qj = (1 - eps) * static_cast<double>(q[base + j * s]) + eps_c;
+            g[j * s] = static_cast<T>(ap * static_cast<double>(e[j]) - wj * qj * scale);
+          }
         }
       }
       if (tgrad) {
         for (std::int64_t j = 0; j < c; ++j) {
           const double wj = w ? static_cast<double>(w[j]) : 1.0;
-          tgrad[base + j * s] = static_cast<T>(-(1 - eps) * wj * (zd[j] - lse) * scale);
+          tgrad[base + j * s] =
+              static_cast<T>(-(1 - eps) * wj * (static_cast<double>(zr[j]) - lse) * scale);
         }
       }
     }

@@ -76,8 +76,8 @@ _GRADS: dict[str, tuple[Callable[..., tuple], str, str]] = {
     "truediv": (_div_grads, "DivBackward0", "MulBackward0"),
     "pow": (_pow_grads, "PowBackward0", "PowBackward2"),
     # a rounded quotient is piecewise constant: zero gradients (PyTorch's too)
-    "div_trunc": (lambda g, a, b: (g * 0, g * 0), "DivBackward2", "DivBackward2"),
-    "div_floor": (lambda g, a, b: (g * 0, g * 0), "DivBackward2", "DivBackward2"),
+    "div_trunc": (lambda g, a, b: (np.zeros_like(g),) * 2, "DivBackward2", "DivBackward2"),
+    "div_floor": (lambda g, a, b: (np.zeros_like(g),) * 2, "DivBackward2", "DivBackward2"),
 }
 
 
@@ -207,31 +207,53 @@ def _scaled(other: Any, alpha: Any, self: Tensor) -> Any:
     return other * alpha
 
 
+def _other(name: str, other: Any) -> Any:
+    """other, checked before alpha scales it: a TypeError in PyTorch's words for what is not a
+    number or tensor (the operators return NotImplemented instead)."""
+    try:
+        _operand(other)
+    except TypeError:
+        raise TypeError(
+            f"{name}(): argument 'other' must be Tensor or Number, not {type(other).__name__}"
+        ) from None
+    return other
+
+
 @_method
 def add(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
     """self + alpha * other."""
-    return _binary(self, _scaled(other, alpha, self), np.add, "add")
+    return _binary(self, _scaled(_other("add", other), alpha, self), np.add, "add")
 
 
 @_method
 def sub(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
     """self - alpha * other."""
-    return _binary(self, _scaled(other, alpha, self), np.subtract, "sub")
+    return _binary(self, _scaled(_other("sub", other), alpha, self), np.subtract, "sub")
 
 
 _methods["mul"] = _methods["__mul__"]
 
 
+def _integer_divisor(a: Any, b: Any) -> bool:
+    """True for an integer division (both operands integers); refuses a zero divisor there,
+    as PyTorch does."""
+    if any(np.asarray(v).dtype.kind == "f" for v in (a, b)):
+        return False
+    if np.any(np.asarray(b) == 0):
+        raise RuntimeError("ZeroDivisionError")
+    return True
+
+
 def _trunc_divide(a: Any, b: Any) -> Any:
-    return np.trunc(np.true_divide(a, b)) if _is_float(a, b) else np.fix(a / b).astype(np.int64)
+    if not _integer_divisor(a, b):
+        return np.trunc(np.true_divide(a, b))
+    q = np.abs(a) // np.abs(b)  # exact for any int64, unlike a / b
+    return np.where((np.asarray(a) < 0) != (np.asarray(b) < 0), -q, q)
 
 
 def _floor_divide(a: Any, b: Any) -> Any:
+    _integer_divisor(a, b)
     return np.floor_divide(a, b)
-
-
-def _is_float(a: Any, b: Any) -> bool:
-    return any(np.asarray(v).dtype.kind == "f" for v in (a, b))
 
 
 @_method
