@@ -15,6 +15,7 @@ import pytest
 
 import lincore
 import lincore.nn.functional as F
+from conftest import assert_within_bound
 
 DTYPES = {"f32": np.float32, "f64": np.float64}
 U = {np.float32: 2.0**-24, np.float64: 2.0**-53}
@@ -154,3 +155,162 @@ def test_cross_entropy_no_grad_records_nothing(rng):
     with lincore.no_grad():
         loss = F.cross_entropy(z, lincore.tensor([0, 1, 2, 0]))
     assert loss.grad_fn is None and not loss.requires_grad
+
+
+# --- the options: weight, ignore_index, label_smoothing, class probabilities, K extra dims -------
+# These run in the general path (csrc/nn/loss.cpp, General): every step in double from the
+# logits as given, each result rounded once to the dtype. Reference: PyTorch's definitions
+# (csrc/nn/loss.h) in float64 numpy. Bound: assert_within_bound with n = c + 8 roundings relative
+# to G = the sum of the magnitudes of the terms (for float32 outputs that is far looser than the
+# double arithmetic needs, and never tighter than the final rounding).
+
+
+def options_reference(z, t, w, ignore_index, eps, probs):
+    """z (N, C, S) float64; t (N, S) int or (N, C, S) float. Per-row losses, the mean's
+    denominator, the unit gradient (upstream 1 per row) and the magnitudes G of both."""
+    n, c, s = z.shape
+    wv = np.ones(c) if w is None else w.astype(np.float64)
+    d = z - z.max(axis=1, keepdims=True)
+    logp = d - np.log(np.exp(d).sum(axis=1, keepdims=True))
+    p = np.exp(logp)
+    # p = exp(z - lse) carries the absolute error of z - lse: relative u (|d| + |log p| + 2)
+    pmag = p * (2 + np.abs(d) + np.abs(logp))
+    # log p = z - max - log(sum): each term's error is relative to all three
+    lmag = 2 + np.abs(z) + np.abs(z.max(axis=1, keepdims=True)) + np.abs(logp)
+    wb = wv[None, :, None]
+    if probs:
+        q = (1 - eps) * t.astype(np.float64) + eps / c
+        terms = wb * q * lmag
+        loss = -(wb * q * logp).sum(axis=1)
+        a = (wb * q).sum(axis=1, keepdims=True)
+        grad, gmag = a * p - wb * q, a * pmag + wb * q
+        denom = float(n * s)
+    else:
+        mask = t != ignore_index
+        tt = np.where(mask, t, 0)
+        onehot = np.zeros_like(z)
+        np.put_along_axis(onehot, tt[:, None, :], 1.0, axis=1)
+        wt = wv[tt] * mask
+        nll = -(logp * onehot).sum(axis=1) * wt
+        terms = (eps / c * wb * mask[:, None, :] + (1 - eps) * onehot * wt[:, None]) * lmag
+        loss = (1 - eps) * nll + eps / c * -(logp * wb).sum(axis=1) * mask
+        a = ((1 - eps) * wt + eps / c * wv.sum() * mask)[:, None, :]
+        b = (1 - eps) * wt[:, None, :] * onehot + eps / c * wb * mask[:, None, :]
+        grad, gmag = a * p - b, a * pmag + b
+        denom = float(wt.sum())
+    return loss, denom, grad, np.abs(terms).sum(axis=1) + np.abs(loss), gmag
+
+
+OPTION_CASES = {
+    "weight": dict(weight=True),
+    "ignore_index": dict(ignore_index=1),
+    "label_smoothing": dict(label_smoothing=0.2),
+    "all": dict(weight=True, ignore_index=2, label_smoothing=0.15),
+    "probs": dict(probs=True),
+    "probs_weight_smoothing": dict(probs=True, weight=True, label_smoothing=0.3),
+}
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("extra", [(), (3, 2)], ids=["2d", "4d"])
+@pytest.mark.parametrize("case", OPTION_CASES)
+def test_cross_entropy_options_match_float64_reference(rng, dt, reduction, extra, case):
+    o = OPTION_CASES[case]
+    n, c = 5, 4
+    npdt = DTYPES[dt]
+    z = (rng.standard_normal((n, c) + extra) * 3).astype(npdt)
+    if o.get("probs"):
+        t = rng.dirichlet(np.ones(c), (n,) + extra).astype(npdt)
+        t = np.moveaxis(t, -1, 1)
+    else:
+        t = rng.integers(0, c, (n,) + extra)
+    w = rng.uniform(0.5, 2, c).astype(npdt) if o.get("weight") else None
+    ii, eps = o.get("ignore_index", -100), o.get("label_smoothing", 0.0)
+    lz = lincore.tensor(z).requires_grad_()
+    loss = F.cross_entropy(
+        lz,
+        lincore.tensor(t),
+        None if w is None else lincore.tensor(w),
+        ignore_index=ii,
+        reduction=reduction,
+        label_smoothing=eps,
+    )
+    g = rng.standard_normal(tuple(loss.shape)).astype(npdt)
+    loss.backward(lincore.tensor(g))
+    s = int(np.prod(extra))
+    z3 = z.reshape(n, c, s).astype(np.float64)
+    t3 = t.reshape(n, c, s) if o.get("probs") else t.reshape(n, s)
+    ref, denom, gref, lmag, gmag = options_reference(z3, t3, w, ii, eps, o.get("probs", False))
+    g64 = g.astype(np.float64)
+    if reduction == "none":
+        assert loss.shape == (n,) + extra
+        assert_within_bound(
+            np.asarray(loss.detach()), ref.reshape(loss.shape), lmag.reshape(loss.shape), c + 8
+        )
+        gfull = g64.reshape(n, 1, s)
+    else:
+        scale = 1 / denom if reduction == "mean" else 1.0
+        total = ref.sum() * scale
+        assert_within_bound(np.asarray(loss.detach()), total, lmag.sum() * scale, c + n * s + 8)
+        gfull = g64 * scale
+    want = (gref * gfull).reshape(z.shape)
+    mag = (gmag * np.abs(gfull)).reshape(z.shape)
+    assert np.asarray(lz.grad).dtype == npdt
+    assert_within_bound(np.asarray(lz.grad), want, mag, c + 8)
+
+
+def test_cross_entropy_all_ignored_mean_is_nan():
+    z = lincore.zeros(3, 4, requires_grad=True)
+    loss = F.cross_entropy(z, lincore.tensor([1, 1, 1]), ignore_index=1)
+    assert np.isnan(float(loss))
+    loss.backward()
+    assert (np.asarray(z.grad) == 0).all()  # as PyTorch: ignored rows get no gradient
+
+
+def test_cross_entropy_option_errors():
+    z = lincore.zeros(2, 3)
+    with pytest.raises(RuntimeError, match="weight tensor should be defined either for all 3"):
+        F.cross_entropy(z, lincore.tensor([0, 1]), lincore.ones(2))
+    with pytest.raises(RuntimeError, match="label_smoothing must be between 0.0 and 1.0"):
+        F.cross_entropy(z, lincore.tensor([0, 1]), label_smoothing=1.5)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point"):
+        F.cross_entropy(z, lincore.zeros(2, 3), ignore_index=1)
+    with pytest.raises(RuntimeError, match="Expected floating point type for target with class"):
+        F.cross_entropy(z, lincore.zeros(2, 3, dtype=lincore.int64))
+    with pytest.raises(ValueError, match=r"Expected input batch_size \(2\) to match target"):
+        F.cross_entropy(z, lincore.tensor([0, 1, 2]))
+    with pytest.raises(RuntimeError, match=r"Expected target size \[2, 5\], got \[2, 4\]"):
+        F.cross_entropy(lincore.zeros(2, 3, 5), lincore.zeros(2, 4, dtype=lincore.int64))
+
+
+def test_loss_positional_signatures_and_legacy_reduction():
+    # PyTorch's: (input, target, weight, size_average, ignore_index, reduce, reduction, ...)
+    z, t = lincore.zeros(2, 3), lincore.tensor([0, 1])
+    w = lincore.tensor([1.0, 2.0, 3.0])
+    a = F.cross_entropy(z, t, w, None, -100, None, "sum")
+    assert float(a) == pytest.approx(3 * np.log(3))
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
+        b = F.mse_loss(lincore.ones(3), lincore.zeros(3), False)
+    assert float(b) == 3.0
+    with pytest.warns(UserWarning, match="reduction='none'"):
+        m = lincore.nn.L1Loss(None, False)
+    assert m.reduction == "none"
+    bce = lincore.nn.BCEWithLogitsLoss(lincore.tensor([2.0]))
+    x, y = lincore.zeros(4), lincore.ones(4)
+    assert float(bce(x, y)) == pytest.approx(2 * np.log(2))
+
+
+def test_mse_and_l1_broadcast_a_target_of_another_shape_with_a_warning():
+    x = lincore.tensor(np.arange(20.0, dtype=np.float32).reshape(5, 4), requires_grad=True)
+    t = lincore.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="Using a target size"):
+        loss = F.mse_loss(x, t, reduction="sum")
+    d = np.arange(20.0).reshape(5, 4) - np.arange(1.0, 5.0)
+    assert float(loss) == pytest.approx((d * d).sum())
+    loss.backward()
+    assert np.allclose(np.asarray(x.grad), 2 * d) and np.allclose(np.asarray(t.grad), -2 * d.sum(0))
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="must match the size"):
+        F.l1_loss(lincore.zeros(5, 4), lincore.zeros(5))
+    with pytest.raises(ValueError, match="must be the same as input size"):
+        F.binary_cross_entropy_with_logits(lincore.zeros(5, 4), lincore.zeros(4))

@@ -134,18 +134,25 @@ void register_nn(py::module_& m) {
 
   m.def(
       "cross_entropy",
-      [](const Tensor& logits, const Tensor& target, int reduction, bool need_grad) {
+      [](const Tensor& logits, const Tensor& target, int reduction, bool need_grad,
+         const Tensor* weight, std::int64_t ignore_index, double label_smoothing,
+         bool need_target_grad) {
         if (reduction < 0 || reduction > static_cast<int>(Reduction::sum)) {
           throw std::invalid_argument("unknown reduction code " + std::to_string(reduction));
         }
+        const CrossEntropyOptions o{weight, ignore_index, label_smoothing, need_target_grad};
         const CrossEntropy r = without_gil([&] {
-          return cross_entropy(logits, target, static_cast<Reduction>(reduction), need_grad);
+          return cross_entropy(logits, target, static_cast<Reduction>(reduction), need_grad, o);
         });
-        return py::make_tuple(r.loss, need_grad ? py::cast(r.grad) : py::none());
+        const bool has_target_grad = need_target_grad && target.dtype() != DType::int64;
+        return py::make_tuple(r.loss, need_grad ? py::cast(r.grad) : py::none(),
+                              has_target_grad ? py::cast(r.target_grad) : py::none());
       },
       py::arg("logits"), py::arg("target"), py::arg("reduction"), py::arg("need_grad"),
-      "(loss, dloss/dlogits or None) of cross-entropy over class indices; reduction 0 none, "
-      "1 mean, 2 sum");
+      py::arg("weight") = nullptr, py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0,
+      py::arg("need_target_grad") = false,
+      "(loss, dloss/dlogits or None, dloss/dtarget or None) of cross-entropy over class indices "
+      "or probabilities; reduction 0 none, 1 mean, 2 sum");
 
   m.def(
       "sgd_step",

@@ -61,11 +61,11 @@ void apply_backward(const Tensor& dy, const Tensor& z, Tensor& dz, Epilogue ep) 
   const T* zp = z.data<T>();
   T* out = dz.data<T>();
   const T slope = static_cast<T>(ep.negative_slope);
-  // ReLU gives d or 0 (0, not 0 * inf = NaN, as PyTorch's threshold_backward); LeakyReLU
-  // gives d * (1 or slope).
+  // ReLU gives d or 0 (0, not 0 * inf = NaN, as PyTorch's threshold_backward, which also
+  // passes d through where z is NaN: only z <= 0 zeroes it); LeakyReLU gives d * (1 or slope).
   elementwise(dz.numel(), [=](std::int64_t i0, std::int64_t i1) {
     if (ep.act == Activation::relu) {
-      for (std::int64_t i = i0; i < i1; ++i) out[i] = select(zp[i] > T(0), d[i], T(0));
+      for (std::int64_t i = i0; i < i1; ++i) out[i] = select(zp[i] <= T(0), T(0), d[i]);
     } else if (ep.act == Activation::leaky_relu) {
       for (std::int64_t i = i0; i < i1; ++i) out[i] = d[i] * select(zp[i] > T(0), T(1), slope);
     } else {
@@ -87,7 +87,7 @@ void apply_backward_from_output(const Tensor& dy, const Tensor& y, Tensor& dz, E
   elementwise(dz.numel(), [=](std::int64_t i0, std::int64_t i1) {
     switch (ep.act) {
       case Activation::relu:
-        for (std::int64_t i = i0; i < i1; ++i) out[i] = select(yp[i] > T(0), d[i], T(0));
+        for (std::int64_t i = i0; i < i1; ++i) out[i] = select(yp[i] <= T(0), T(0), d[i]);
         break;
       case Activation::leaky_relu:
         for (std::int64_t i = i0; i < i1; ++i) out[i] = d[i] * select(yp[i] > T(0), T(1), slope);
@@ -137,7 +137,7 @@ T activation_derivative(T z, Epilogue ep) {
     case Activation::none:
       return T(1);
     case Activation::relu:
-      return z > T(0) ? T(1) : T(0);
+      return z <= T(0) ? T(0) : T(1);  // NaN passes the gradient, as PyTorch's
     case Activation::leaky_relu:
       return z > T(0) ? T(1) : static_cast<T>(ep.negative_slope);
     case Activation::sigmoid: {

@@ -29,6 +29,21 @@ from ._creation import (
     zeros_like,
 )
 from ._dropin import optimize, optimize_report, restore
+from ._functions import (
+    add,
+    div,
+    flatten,
+    log_softmax,
+    mean,
+    mul,
+    reshape,
+    sigmoid,
+    softmax,
+    sub,
+    sum,
+    tanh,
+    transpose,
+)
 from ._dtype import Size, bool_, dtype, float32, float64, int64
 from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from ._interop import from_dlpack, from_torch
@@ -96,6 +111,19 @@ __all__ = [
     "optimize_report",
     "restore",
     "save",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "sum",
+    "mean",
+    "reshape",
+    "flatten",
+    "transpose",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
 ]
 
 

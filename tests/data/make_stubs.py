@@ -29,7 +29,7 @@ def stub_line(name: str, value: object) -> str:
         if value.fset is not None:
             text += f"\n    @{name}.setter\n    def {name}(self, value: Any) -> None: ..."
         return text
-    if value is None:
+    if value is None or inspect.ismemberdescriptor(value):  # grad_fn: a compiled slot
         return f"    {name}: Any"
     if isinstance(value, bool):
         return f"    {name}: builtins.bool"

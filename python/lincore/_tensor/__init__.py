@@ -24,6 +24,7 @@ lists the methods (and tests/data/make_stubs.py writes their stubs in _core.pyi)
     arithmetic   + - * / ** (reflected, in place), comparisons, add/sub/mul/div, -, +, abs
     linalg       @ and lincore.matmul
     reductions   sum, mean, max, min, argmax, argmin
+    activations  sigmoid, tanh, softmax, log_softmax (lincore.nn.functional's)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from . import registry  # first: it saves the compiled view/copy methods
 
 # The concern modules, in the order they register their methods (importing one registers them).
 from . import properties, grad, conversion, views, inplace, printing  # noqa: F401
-from . import indexing, protocols, arithmetic, linalg, reductions  # noqa: F401
+from . import indexing, protocols, arithmetic, linalg, reductions, activations  # noqa: F401
 from .linalg import matmul
 
 

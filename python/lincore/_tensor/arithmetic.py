@@ -75,6 +75,9 @@ _GRADS: dict[str, tuple[Callable[..., tuple], str, str]] = {
     "mul": (lambda g, a, b: (g * b, g * a), "MulBackward0", "MulBackward0"),
     "truediv": (_div_grads, "DivBackward0", "MulBackward0"),
     "pow": (_pow_grads, "PowBackward0", "PowBackward2"),
+    # a rounded quotient is piecewise constant: zero gradients (PyTorch's too)
+    "div_trunc": (lambda g, a, b: (np.zeros_like(g),) * 2, "DivBackward2", "DivBackward2"),
+    "div_floor": (lambda g, a, b: (np.zeros_like(g),) * 2, "DivBackward2", "DivBackward2"),
 }
 
 
@@ -188,10 +191,84 @@ for _name, _op in (
 ):
     _methods[f"__{_name}__"] = _methods[_name] = _comparison(_name, _op)
 
-_methods["add"] = _methods["__add__"]
-_methods["sub"] = _methods["__sub__"]
+
+def _scaled(other: Any, alpha: Any, self: Tensor) -> Any:
+    """other * alpha for add/sub's alpha (recorded, so other's gradient is alpha times)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Number):
+        raise TypeError(f"alpha must be a number, not {type(alpha).__name__}")
+    if alpha == 1 and not isinstance(alpha, float):
+        return other
+    other_kind = result_kind(other.dtype) if isinstance(other, Tensor) else 0
+    kind = max(result_kind(self.dtype), other_kind)
+    if isinstance(alpha, float) and kind < 2:
+        raise RuntimeError(
+            "For integral input tensors, argument alpha must not be a floating point number."
+        )
+    return other * alpha
+
+
+def _other(name: str, other: Any) -> Any:
+    """other, checked before alpha scales it: a TypeError in PyTorch's words for what is not a
+    number or tensor (the operators return NotImplemented instead)."""
+    try:
+        _operand(other)
+    except TypeError:
+        raise TypeError(
+            f"{name}(): argument 'other' must be Tensor or Number, not {type(other).__name__}"
+        ) from None
+    return other
+
+
+@_method
+def add(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+    """self + alpha * other."""
+    return _binary(self, _scaled(_other("add", other), alpha, self), np.add, "add")
+
+
+@_method
+def sub(self: Tensor, other: Any, *, alpha: Any = 1) -> Tensor:
+    """self - alpha * other."""
+    return _binary(self, _scaled(_other("sub", other), alpha, self), np.subtract, "sub")
+
+
 _methods["mul"] = _methods["__mul__"]
-_methods["div"] = _methods["__truediv__"]
+
+
+def _integer_divisor(a: Any, b: Any) -> bool:
+    """True for an integer division (both operands integers); refuses a zero divisor there,
+    as PyTorch does."""
+    if any(np.asarray(v).dtype.kind == "f" for v in (a, b)):
+        return False
+    if np.any(np.asarray(b) == 0):
+        raise RuntimeError("ZeroDivisionError")
+    return True
+
+
+def _trunc_divide(a: Any, b: Any) -> Any:
+    if not _integer_divisor(a, b):
+        return np.trunc(np.true_divide(a, b))
+    q = np.abs(a) // np.abs(b)  # exact for any int64, unlike a / b
+    return np.where((np.asarray(a) < 0) != (np.asarray(b) < 0), -q, q)
+
+
+def _floor_divide(a: Any, b: Any) -> Any:
+    _integer_divisor(a, b)
+    return np.floor_divide(a, b)
+
+
+@_method
+def div(self: Tensor, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+    """self / other; rounding_mode 'trunc' or 'floor' rounds the quotient (its gradient is
+    zero, as PyTorch's)."""
+    if rounding_mode is None:
+        return _binary(self, other, np.true_divide, "truediv", true_divide=True)
+    if rounding_mode not in ("trunc", "floor"):
+        raise RuntimeError(
+            "div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+            f"'{rounding_mode}'"
+        )
+    op = _trunc_divide if rounding_mode == "trunc" else _floor_divide
+    return _binary(self, other, op, "div_" + rounding_mode)
 
 
 @_method

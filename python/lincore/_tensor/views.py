@@ -47,9 +47,12 @@ def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:
     """A view with dims dim0 and dim1 swapped."""
     out = _cpp_transpose(self, dim0, dim1)
-    if needs_grad(self) and self.dim() > 0:
+    if needs_grad(self):
         d0, d1 = _wrap_dim(self, dim0), _wrap_dim(self, dim1)
-        record(out, "TransposeBackward0", [self], lambda g: (g.swapaxes(d0, d1),))
+        if self.dim() == 0:  # dims 0 and -1 of a scalar: the identity, still recorded
+            record(out, "TransposeBackward0", [self], lambda g: (g,))
+        else:
+            record(out, "TransposeBackward0", [self], lambda g: (g.swapaxes(d0, d1),))
     return out
 
 

@@ -82,7 +82,7 @@ class GELU(_Activation):
 
     def __init__(self, approximate: str = "none") -> None:
         if approximate not in ("none", "tanh"):
-            raise ValueError(
+            raise RuntimeError(
                 f"approximate argument must be either none or tanh, got {approximate!r}"
             )
         super().__init__()

@@ -101,7 +101,7 @@ def tanh(input: Any) -> Any:
 
 def gelu(input: Any, approximate: str = "none") -> Any:
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
+        raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
     return activation_op(_t(input), GELU if approximate == "none" else GELU_TANH)
 
 
