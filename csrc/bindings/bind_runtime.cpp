@@ -6,6 +6,7 @@
 
 #include "bindings/bindings.h"
 #include "kernels/dispatch.h"
+#include "kernels/qgemm.h"
 #include "runtime/random.h"
 #include "runtime/thread_pool.h"
 #if defined(__unix__) || defined(__APPLE__)
@@ -60,8 +61,27 @@ void register_runtime(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
 
-  m.def("cpu_capability", &cpu_capability);
-  m.def("supported_cpu_capabilities", &supported_capabilities);
+  // kind "fp32" (the float kernels' family, also fp64) or "int8" (the quantized kernels' level).
+  m.def(
+      "cpu_capability",
+      [](const std::string& kind) {
+        if (kind == "int8") return int8_capability();
+        if (kind != "fp32")
+          throw py::value_error("cpu_capability: kind must be 'fp32' or 'int8', got '" + kind +
+                                "'");
+        return cpu_capability();
+      },
+      py::arg("kind") = "fp32");
+  m.def(
+      "supported_cpu_capabilities",
+      [](const std::string& kind) {
+        if (kind == "int8") return supported_int8_capabilities();
+        if (kind != "fp32")
+          throw py::value_error("supported_cpu_capabilities: kind must be 'fp32' or 'int8', got '" +
+                                kind + "'");
+        return supported_capabilities();
+      },
+      py::arg("kind") = "fp32");
   m.def("_set_cpu_capability", &set_cpu_capability, py::arg("isa"));
 
   // The kernels' block sizes, stated once in the kernel files and read from here by the tests,

@@ -15,6 +15,7 @@ void register_linear_call(pybind11::module_& m);
 void register_grad_mode(pybind11::module_& m);
 void register_load_guard(pybind11::module_& m);
 void register_layers(pybind11::module_& m);  // softmax, layer_norm, dropout (bind_layers.cpp)
+void register_quant(pybind11::module_& m);   // int8 quantized Linear (bind_quant.cpp)
 
 // Chains a SIGINT handler in front of the current one (Python's), so that Ctrl-C also asks a
 // running computation to stop (runtime/interrupt.h). POSIX only; elsewhere a no-op.

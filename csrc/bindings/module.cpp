@@ -38,4 +38,5 @@ PYBIND11_MODULE(_core, m) {
   lincore::bindings::register_runtime(m);
   lincore::bindings::register_linear_call(m);
   lincore::bindings::register_layers(m);
+  lincore::bindings::register_quant(m);
 }

@@ -34,6 +34,7 @@ from ._interop import from_dlpack, from_torch
 from ._printing import get_printoptions, set_printoptions
 from ._tensor import matmul
 from .serialization import load, save
+from .quantization import quantize_dynamic
 
 # PyTorch's aliases.
 float = float32
@@ -90,6 +91,7 @@ __all__ = [
     "from_torch",
     "load",
     "save",
+    "quantize_dynamic",
 ]
 
 
