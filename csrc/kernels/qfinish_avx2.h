@@ -33,10 +33,6 @@ LINCORE_INLINE void finish_ymm(__m256i acc, const QArgs& a, std::int64_t i, std:
     _mm256_store_ps(tmp, v);
     std::memcpy(y, tmp, static_cast<std::size_t>(valid) * sizeof(float));
   }
-  if (a.ep.act != Activation::none && a.ep.act != Activation::relu &&
-      a.ep.act != Activation::leaky_relu) {
-    for (std::int64_t c = 0; c < valid; ++c) y[c] = activate(y[c], a.ep);
-  }
 }
 
 }  // namespace lincore::detail::LINCORE_ISA_NS

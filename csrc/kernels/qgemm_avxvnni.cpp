@@ -1,6 +1,6 @@
 // int8 level avx_vnni: the VEX-encoded VPDPBUSD on ymm (8 columns x 4 k steps), x codes as
 // s8 + 128 (u8), 128 x the column sums taken off in the epilogue. 6-row tiles of one panel (two
-// ymm); up to 3 rows, two panels.
+// ymm); up to 2 rows, two panels (12 accumulators at most: 16 ymm registers).
 #define LINCORE_ISA_NS isa_qavxvnni
 #include <immintrin.h>
 
@@ -26,7 +26,11 @@ struct QIsa {
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
   }
-  static LINCORE_INLINE V dot(V acc, V b, V w) { return _mm256_dpbusd_avx_epi32(acc, b, w); }
+  // In asm, as in qgemm_avx512vnni.cpp ({vex}: the AVX-VNNI encoding, not AVX512-VNNI's).
+  static LINCORE_INLINE V dot(V acc, V b, V w) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(b), "x"(w));
+    return acc;
+  }
   static void finish(V acc, const QArgs& a, std::int64_t i, std::int64_t col);
 };
 
@@ -43,7 +47,7 @@ LINCORE_INLINE void QIsa::finish(V acc, const QArgs& a, std::int64_t i, std::int
 
 namespace {
 constexpr int MR = 6;
-int nv_of(int rows) { return rows <= 3 ? 4 : 2; }
+int nv_of(int rows) { return rows <= 2 ? 4 : 2; }
 }  // namespace
 
 const QFamily& qfamily() {

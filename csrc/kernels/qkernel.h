@@ -32,6 +32,22 @@ namespace lincore::detail::LINCORE_ISA_NS {
 // tile of the block's rows passes over them (half of a 1 MiB L2: x's rows share it).
 constexpr std::int64_t kQBlockBytes = 512 * 1024;
 
+// Whether finish() applies the activation itself (exact operations: a max, a multiply).
+static inline bool in_register(Activation act) {
+  return act == Activation::none || act == Activation::relu || act == Activation::leaky_relu;
+}
+
+// activate() (the scalar definition) over rows [i0, i0 + rows) and columns [col, col + cols)
+// of y, clipped to n.
+__attribute__((noinline)) static void qactivate_tile(const QArgs& a, std::int64_t i0, int rows,
+                                                     std::int64_t col, std::int64_t cols) {
+  const std::int64_t end = std::min(col + cols, a.pw->n);
+  for (int r = 0; r < rows; ++r) {
+    float* y = a.y + (i0 + r) * a.ldy;
+    for (std::int64_t c = col; c < end; ++c) y[c] = activate(y[c], a.ep);
+  }
+}
+
 // One R-row tile over NV vectors of columns (NV * kCols columns from panel jp's first column).
 template <class QIsa, int R, int NV>
 void qtile(const QArgs& a, std::int64_t i0, std::int64_t jp) {
@@ -61,6 +77,9 @@ void qtile(const QArgs& a, std::int64_t i0, std::int64_t jp) {
       QIsa::finish(acc[r][v], a, i0 + r, jp * kQPanel + v * QIsa::kCols);
     });
   });
+  // Activations other than the exact ones done in registers: a separate pass over the stored
+  // tile (a call while accumulators are live would make GCC keep them all in memory).
+  if (!in_register(a.ep.act)) qactivate_tile(a, i0, R, jp * kQPanel, NV * QIsa::kCols);
 }
 
 using QTileFn = void (*)(const QArgs&, std::int64_t, std::int64_t);
