@@ -400,3 +400,50 @@ def test_digits_mlp_accuracy_within_half_a_point():
     acc8 = (np.asarray(q(xt).argmax(dim=1)) == y[test]).mean()
     assert acc32 > 0.9
     assert abs(acc8 - acc32) <= 0.005
+
+
+def test_save_and_load_are_bitwise_with_documented_keys(tmp_path, rng):
+    def build():
+        return lincore.quantize_dynamic(
+            nn.Sequential(nn.Linear(12, 9), nn.ReLU(), nn.Linear(9, 4, bias=False))
+        )
+
+    q = build()
+    path = tmp_path / "q.safetensors"
+    lincore.save(q, path)
+    loaded = lincore.load(path)
+    assert list(loaded) == [
+        "0.weight_int8",
+        "0.weight_scale",
+        "0.bias",
+        "2.weight_int8",
+        "2.weight_scale",
+    ]
+    assert loaded["0.weight_int8"].dtype == np.int8  # I8 in the file, numpy on loading
+    safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="the file's own reader")
+    raw = safetensors_numpy.load_file(str(path))
+    assert raw["0.weight_int8"].dtype == np.int8 and raw["0.weight_scale"].dtype == np.float32
+    other = build()
+    other.load_state_dict(loaded)
+    x = lincore.tensor(rng.standard_normal((5, 12)).astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(other(x)), np.asarray(q(x)))
+    np.testing.assert_array_equal(other[0].int8_weight(), q[0].int8_weight())
+
+
+def test_mismatched_or_hostile_state_is_refused_and_changes_nothing(rng):
+    q = lincore.quantize_dynamic(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)))
+    state = q.state_dict()
+    before = q[0].int8_weight()
+    cases = {
+        "size mismatch": {**state, "0.weight_int8": np.zeros((5, 7), np.int8)},
+        r"\[-127, 127\]": {**state, "0.weight_int8": np.full((5, 6), -128, np.int8)},
+        "dtype int8": {**state, "0.weight_int8": np.zeros((5, 6), np.int16)},
+        "not a finite": {**state, "2.weight_scale": np.full(3, np.inf, np.float32)},
+        "Missing key": {k: v for k, v in state.items() if k != "2.bias"},
+    }
+    for message, bad in cases.items():
+        with pytest.raises(RuntimeError, match=message):
+            q.load_state_dict(bad)
+        np.testing.assert_array_equal(q[0].int8_weight(), before)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).load_state_dict(state)

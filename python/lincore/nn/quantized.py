@@ -92,6 +92,49 @@ class DynamicQuantizedLinear(Module):
         """codes * scale per row, float32: the weight the int8 product computes with."""
         return (self.int8_weight().astype(np.float32) * self.scales()[:, None]).astype(np.float32)
 
+    # -- state dict: the codes, scales and bias under documented keys (docs/quantization.md) --
+    def _state_keys(self, prefix: str) -> list[str]:
+        keys = [prefix + "weight_int8", prefix + "weight_scale"]
+        return keys + [prefix + "bias"] if self._packed.has_bias else keys
+
+    def _state_arrays(self, prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            prefix + "weight_int8": self.int8_weight(),
+            prefix + "weight_scale": self.scales(),
+        }
+        if self._packed.has_bias:
+            out[prefix + "bias"] = self.bias()
+        return out
+
+    def _rebuild_from_state(self, state: Any, prefix: str) -> Any:
+        """A new pack from state's arrays, checked: right shapes (this layer's), int8 codes in
+        [-127, 127], finite non-negative scales, a finite bias; nothing changes on error."""
+
+        def get(key: str, kind: Any) -> np.ndarray:
+            if prefix + key not in state:
+                raise KeyError(f"missing {prefix + key!r}")
+            value = state[prefix + key]
+            arr = np.asarray(value) if not isinstance(value, _Tensor) else np.asarray(value)
+            if arr.dtype != kind:
+                raise TypeError(
+                    f"{prefix + key!r} must have dtype {np.dtype(kind)}, got {arr.dtype}"
+                )
+            return arr
+
+        codes = get("weight_int8", np.int8)
+        scales = get("weight_scale", np.float32)
+        bias = get("bias", np.float32) if self._packed.has_bias else None
+        expect = (self.out_features, self.in_features)
+        if codes.shape != expect:
+            raise ValueError(
+                f"size mismatch for {prefix}weight_int8: copying a param with shape "
+                f"{codes.shape} from checkpoint, the shape in current model is {expect}."
+            )
+        return _core.QLinearWeight.from_int8(codes, scales, bias)
+
+    def _set_state(self, packed: Any) -> None:
+        self._set_packed(packed)
+
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("_native_caches", None)
