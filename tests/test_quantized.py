@@ -11,6 +11,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -447,3 +448,34 @@ def test_mismatched_or_hostile_state_is_refused_and_changes_nothing(rng):
         np.testing.assert_array_equal(q[0].int8_weight(), before)
     with pytest.raises(RuntimeError, match="Unexpected key"):
         nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).load_state_dict(state)
+
+
+def test_from_torch_converts_torch_dynamic_quantized_linear(rng):
+    torch = pytest.importorskip("torch", reason="converts a PyTorch model")
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+    from torch.ao.quantization import quantize_dynamic as torch_quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own deprecation notices
+        model = torch.nn.Sequential(
+            torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)
+        )
+        tq = torch_quantize_dynamic(
+            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
+    lq = lincore.from_torch(tq)
+    assert [type(m).__name__ for m in lq] == [
+        "DynamicQuantizedLinear",
+        "ReLU",
+        "DynamicQuantizedLinear",
+    ]
+    # Requantized from torch's dequantized weight: each weight within half a step of it.
+    dq = tq[0].weight().dequantize().numpy()
+    np.testing.assert_allclose(
+        lq[0].dequantized_weight(), dq, atol=float(lq[0].scales().max()) / 2 * 1.001
+    )
+    x = rng.standard_normal((6, 20)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    y = np.asarray(lq(lincore.tensor(x)))
+    assert np.abs(y - ref).max() <= 0.05 * np.abs(ref).max()

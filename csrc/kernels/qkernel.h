@@ -123,6 +123,22 @@ void qrun(const QArgs& a, std::int64_t i0, std::int64_t i1, std::int64_t jp0, st
   }
 }
 
+// Rounded codes (integral floats in [-127, 127]) plus off, narrowed to bytes in registers and
+// stored at once; one overload per vector width (GCC 12 rejects __builtin_convertvector on a
+// vector type whose size depends on a template parameter).
+LINCORE_INLINE void store_codes(std::uint8_t* q, Simd<float, 16>::V v, int off) {
+  typedef std::int32_t VI __attribute__((vector_size(64)));
+  typedef std::uint8_t VB __attribute__((vector_size(16)));
+  const VB c = __builtin_convertvector(__builtin_convertvector(v, VI) + off, VB);
+  std::memcpy(q, &c, sizeof c);
+}
+LINCORE_INLINE void store_codes(std::uint8_t* q, Simd<float, 8>::V v, int off) {
+  typedef std::int32_t VI __attribute__((vector_size(32)));
+  typedef std::uint8_t VB __attribute__((vector_size(8)));
+  const VB c = __builtin_convertvector(__builtin_convertvector(v, VI) + off, VB);
+  std::memcpy(q, &c, sizeof c);
+}
+
 // qgemm.h's quantization rule on m rows, LANES values at a time (the same IEEE operations in
 // every lane and in the scalar tail, so the codes do not depend on the vector width):
 // rne(v) = (v + 1.5 * 2^23) - 1.5 * 2^23 for |v| <= 127, in the default rounding mode.
@@ -175,10 +191,7 @@ void quantize(std::int64_t m, std::int64_t k, const float* x, std::int64_t ldx, 
         v = v < lo ? lo : v;
         v = v > hi ? hi : v;
         v = (v + rnd) - rnd;
-        typedef std::int32_t VI __attribute__((vector_size(LANES * 4)));
-        const VI c = __builtin_convertvector(v, VI) + off;
-        for (int l = 0; l < LANES; ++l)
-          qr[p + l] = static_cast<std::uint8_t>(reinterpret_cast<const std::int32_t*>(&c)[l]);
+        store_codes(qr + p, v, off);
       }
     }
     for (; p < k; ++p) {
