@@ -358,8 +358,8 @@ struct Peak {
 struct Case {
   std::string name;
   bool f64;
-  bool i8 = false;  // the int8 dynamic-quantization path (qgemm.h)
   std::int64_t m, n, k;
+  bool i8 = false;  // the int8 dynamic-quantization path (qgemm.h)
 };
 
 std::vector<Case> all_cases(bool quick) {
@@ -385,7 +385,7 @@ std::vector<Case> all_cases(bool quick) {
     if (quick && c.batch == 4096) continue;
     out.push_back({"i8-m" + std::to_string(c.batch) + "-n" + std::to_string(c.out) + "-k" +
                        std::to_string(c.in),
-                   false, true, c.batch, c.out, c.in});
+                   false, c.batch, c.out, c.in, true});
   }
   return out;
 }
