@@ -232,6 +232,11 @@ def test_backward_through_a_quantized_layer_is_refused():
     x = lincore.randn(5, 4, requires_grad=True)
     with pytest.raises(NotImplementedError, match="quantized Linear"):
         q(x).sum().backward()
+    alone = lincore.quantize_dynamic(nn.Linear(4, 3))
+    with pytest.raises(NotImplementedError, match="autograd"):
+        alone(x)
+    with lincore.no_grad():
+        assert alone(x).shape == (5, 3)
     # A float head on a quantized body trains: no gradient is wanted through the int8 layer.
     head = nn.Sequential(lincore.quantize_dynamic(nn.Linear(4, 3)), nn.ReLU(), nn.Linear(3, 2))
     head(lincore.randn(5, 4)).sum().backward()

@@ -66,9 +66,15 @@ class DynamicQuantizedLinear(Module):
         return self
 
     def forward(self, input: Any) -> Any:
-        return _core.qlinear(
-            input if isinstance(input, _Tensor) else as_tensor(input), self._packed
-        )
+        x = input if isinstance(input, _Tensor) else as_tensor(input)
+        if x.requires_grad and _core.is_grad_enabled():
+            # A gradient cannot flow back through int8 arithmetic: say so rather than cut the
+            # graph silently (inside a Sequential run the same error comes at backward).
+            raise NotImplementedError(
+                "a quantized Linear does not support autograd (int8 layers are for inference): "
+                "call it under lincore.no_grad() or on an input that does not require grad"
+            )
+        return _core.qlinear(x, self._packed)
 
     def _step(self, name: str) -> Any:
         return _core._qlinear_step(name, self._packed)
