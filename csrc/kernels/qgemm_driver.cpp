@@ -44,7 +44,7 @@ void quantize_rows(std::int64_t m, std::int64_t k, const float* x, std::int64_t 
       throw std::invalid_argument("row " + std::to_string(i) +
                                   " holds a NaN or infinite value, which int8 cannot represent");
     }
-    std::memcpy(q + i * ldq, row.data(), static_cast<std::size_t>(k));
+    if (k > 0) std::memcpy(q + i * ldq, row.data(), static_cast<std::size_t>(k));  // q may be null
   }
 }
 
