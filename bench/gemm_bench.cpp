@@ -25,6 +25,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "kernels/qgemm.h"
 #include "runtime/thread_pool.h"
 
 namespace {
@@ -112,7 +113,110 @@ __attribute__((target("avx2,fma"))) double fma_chains_avx2_f64(std::int64_t iter
   _mm256_store_pd(lanes, acc[0]);
   return sum_lanes(lanes);
 }
+
+// The int8 peak: the same chains of VPDPBUSD (64 u8 x s8 products added into 16 int32 lanes per
+// zmm instruction: 128 int8 ops), all in one asm statement so that the 24 (12) accumulators stay
+// in registers (GCC 12 copies VPDPBUSD accumulators through memory otherwise).
+__attribute__((target("avx512f,avx512vnni"))) double vnni_chains_avx512(std::int64_t iters) {
+  __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2),
+          a3 = _mm512_set1_epi32(3), a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5),
+          a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7), a8 = _mm512_set1_epi32(8),
+          a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11),
+          a12 = _mm512_set1_epi32(12), a13 = _mm512_set1_epi32(13), a14 = _mm512_set1_epi32(14),
+          a15 = _mm512_set1_epi32(15), a16 = _mm512_set1_epi32(16), a17 = _mm512_set1_epi32(17),
+          a18 = _mm512_set1_epi32(18), a19 = _mm512_set1_epi32(19), a20 = _mm512_set1_epi32(20),
+          a21 = _mm512_set1_epi32(21), a22 = _mm512_set1_epi32(22), a23 = _mm512_set1_epi32(23);
+  const __m512i x = _mm512_set1_epi8(1), w = _mm512_set1_epi8(1);
+  for (std::int64_t it = 0; it < iters; ++it) {
+    // Two statements of 12: an asm statement takes at most 30 operands.
+    __asm__(
+        "vpdpbusd %13, %12, %0\n\t"
+        "vpdpbusd %13, %12, %1\n\t"
+        "vpdpbusd %13, %12, %2\n\t"
+        "vpdpbusd %13, %12, %3\n\t"
+        "vpdpbusd %13, %12, %4\n\t"
+        "vpdpbusd %13, %12, %5\n\t"
+        "vpdpbusd %13, %12, %6\n\t"
+        "vpdpbusd %13, %12, %7\n\t"
+        "vpdpbusd %13, %12, %8\n\t"
+        "vpdpbusd %13, %12, %9\n\t"
+        "vpdpbusd %13, %12, %10\n\t"
+        "vpdpbusd %13, %12, %11\n\t"
+        : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8),
+          "+v"(a9), "+v"(a10), "+v"(a11)
+        : "v"(x), "v"(w));
+    __asm__(
+        "vpdpbusd %13, %12, %0\n\t"
+        "vpdpbusd %13, %12, %1\n\t"
+        "vpdpbusd %13, %12, %2\n\t"
+        "vpdpbusd %13, %12, %3\n\t"
+        "vpdpbusd %13, %12, %4\n\t"
+        "vpdpbusd %13, %12, %5\n\t"
+        "vpdpbusd %13, %12, %6\n\t"
+        "vpdpbusd %13, %12, %7\n\t"
+        "vpdpbusd %13, %12, %8\n\t"
+        "vpdpbusd %13, %12, %9\n\t"
+        "vpdpbusd %13, %12, %10\n\t"
+        "vpdpbusd %13, %12, %11\n\t"
+        : "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15), "+v"(a16), "+v"(a17), "+v"(a18), "+v"(a19),
+          "+v"(a20), "+v"(a21), "+v"(a22), "+v"(a23)
+        : "v"(x), "v"(w));
+  }
+  const __m512i sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 +
+                      a14 + a15 + a16 + a17 + a18 + a19 + a20 + a21 + a22 + a23;
+  return static_cast<double>(_mm512_reduce_add_epi32(sum));
+}
+
+__attribute__((target("avx2,avxvnni"))) double vnni_chains_avx(std::int64_t iters) {
+  __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2),
+          a3 = _mm256_set1_epi32(3), a4 = _mm256_set1_epi32(4), a5 = _mm256_set1_epi32(5),
+          a6 = _mm256_set1_epi32(6), a7 = _mm256_set1_epi32(7), a8 = _mm256_set1_epi32(8),
+          a9 = _mm256_set1_epi32(9), a10 = _mm256_set1_epi32(10), a11 = _mm256_set1_epi32(11);
+  const __m256i x = _mm256_set1_epi8(1), w = _mm256_set1_epi8(1);
+  for (std::int64_t it = 0; it < iters; ++it) {
+    __asm__(
+        "%{vex%} vpdpbusd %13, %12, %0\n\t"
+        "%{vex%} vpdpbusd %13, %12, %1\n\t"
+        "%{vex%} vpdpbusd %13, %12, %2\n\t"
+        "%{vex%} vpdpbusd %13, %12, %3\n\t"
+        "%{vex%} vpdpbusd %13, %12, %4\n\t"
+        "%{vex%} vpdpbusd %13, %12, %5\n\t"
+        "%{vex%} vpdpbusd %13, %12, %6\n\t"
+        "%{vex%} vpdpbusd %13, %12, %7\n\t"
+        "%{vex%} vpdpbusd %13, %12, %8\n\t"
+        "%{vex%} vpdpbusd %13, %12, %9\n\t"
+        "%{vex%} vpdpbusd %13, %12, %10\n\t"
+        "%{vex%} vpdpbusd %13, %12, %11\n\t"
+        : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8),
+          "+x"(a9), "+x"(a10), "+x"(a11)
+        : "x"(x), "x"(w));
+  }
+  const __m256i sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+  alignas(32) std::int32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
+  return sum_lanes(lanes);
+}
 #endif
+
+// The widest VPDPBUSD this CPU has: int8 ops (a multiply and an add per product) per iteration.
+struct Int8PeakLoop {
+  const char* isa = "none";
+  double (*fn)(std::int64_t) = nullptr;
+  double ops_per_iter = 0;
+};
+
+Int8PeakLoop widest_int8_peak_loop() {
+  Int8PeakLoop p;
+#ifdef LINCORE_BENCH_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512vnni")) {
+    p = {"avx512_vnni", &vnni_chains_avx512, 2.0 * kChainsAvx512 * 64};
+  } else if (__builtin_cpu_supports("avxvnni")) {
+    p = {"avx_vnni", &vnni_chains_avx, 2.0 * kChainsAvx2 * 32};
+  }
+#endif
+  return p;
+}
 
 struct PeakLoop {
   const char* isa = "none";  // "none": no FMA ISA on this CPU, so no peak and pct_peak=nan
@@ -239,7 +343,8 @@ double measure_read_gbps(int nthreads) {
 }
 
 struct Peak {
-  double f32, f64;       // GFLOP/s for all threads together
+  double f32, f64;                                       // GFLOP/s for all threads together
+  double i8 = std::numeric_limits<double>::quiet_NaN();  // G int8 ops/s (VPDPBUSD), all threads
   double read_gbps = 0;  // memory read bandwidth, all threads together
   template <class T>
   double of() const {
@@ -254,6 +359,7 @@ struct Case {
   std::string name;
   bool f64;
   std::int64_t m, n, k;
+  bool i8 = false;  // the int8 dynamic-quantization path (qgemm.h)
 };
 
 std::vector<Case> all_cases(bool quick) {
@@ -274,6 +380,13 @@ std::vector<Case> all_cases(bool quick) {
   };
   for (const auto& c : f32_cases) add(c, false);
   for (const auto& c : f64_cases) add(c, true);
+  // int8: the fp32 shapes again.
+  for (const auto& c : f32_cases) {
+    if (quick && c.batch == 4096) continue;
+    out.push_back({"i8-m" + std::to_string(c.batch) + "-n" + std::to_string(c.out) + "-k" +
+                       std::to_string(c.in),
+                   false, c.batch, c.out, c.in, true});
+  }
   return out;
 }
 
@@ -432,7 +545,7 @@ void run_case(const Case& c, const Peak& peak, bool quick) {
 
 struct Options {
   int threads = 0;  // 0: lincore's default
-  std::string isa, filter;
+  std::string isa, int8_isa, filter;
   std::vector<Case> shapes;  // --shape: run these instead of the cases
   bool quick = false, list = false;
 };
@@ -440,7 +553,9 @@ struct Options {
 // "[f64-]MxNxK" -> a case named like the fixed ones (f32 unless prefixed).
 bool parse_shape(std::string s, Case& c) {
   c.f64 = s.rfind("f64-", 0) == 0;
+  c.i8 = s.rfind("i8-", 0) == 0;
   if (c.f64 || s.rfind("f32-", 0) == 0) s = s.substr(4);
+  if (c.i8) s = s.substr(3);
   long long m, n, k;
   char tail;
   if (std::sscanf(s.c_str(), "%lldx%lldx%lld%c", &m, &n, &k, &tail) != 3) return false;
@@ -448,22 +563,26 @@ bool parse_shape(std::string s, Case& c) {
   c.m = m;
   c.n = n;
   c.k = k;
-  c.name = std::string(c.f64 ? "f64" : "f32") + "-m" + std::to_string(m) + "-n" +
-           std::to_string(n) + "-k" + std::to_string(k);
+  c.name = std::string(c.f64  ? "f64"
+                       : c.i8 ? "i8"
+                              : "f32") +
+           "-m" + std::to_string(m) + "-n" + std::to_string(n) + "-k" + std::to_string(k);
   return true;
 }
 
 void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: lincore_bench [--threads N] [--isa avx512|avx2|sse2|scalar] "
-               "[--filter SUBSTR] [--shape [f64-]MxNxK]... [--quick] [--list]\n"
+               "[--int8-isa avx512_vnni|avx_vnni|avx2|scalar] [--filter SUBSTR] "
+               "[--shape [f64-|i8-]MxNxK]... [--quick] [--list]\n"
                "  --threads N      lincore::set_num_threads(N) (default: LINCORE_NUM_THREADS or "
                "the CPUs available)\n"
                "  --isa NAME       lincore::set_cpu_capability(NAME) (default: the best "
                "supported)\n"
-               "  --filter SUBSTR  run only the cases whose name contains SUBSTR\n"
+               "  --int8-isa NAME  lincore::set_int8_capability(NAME) for the i8 cases\n"
+               "  --filter SUBSTR  run only the cases whose name contains SUBSTR (i8 for int8)\n"
                "  --shape S        time this (m, n, k) instead of the fixed cases (repeatable),\n"
-               "                   e.g. 1024x1024x1024 or f64-64x128x784\n"
+               "                   e.g. 1024x1024x1024, f64-64x128x784 or i8-8x4096x4096\n"
                "  --quick          fewer repeats, and skip the 4096x4096x4096 case\n"
                "  --list           print the case names and exit\n");
 }
@@ -489,12 +608,15 @@ Options parse_args(int argc, char** argv) {
       o.threads = static_cast<int>(t);
     } else if (a == "--isa") {
       o.isa = value();
+    } else if (a == "--int8-isa") {
+      o.int8_isa = value();
     } else if (a == "--filter") {
       o.filter = value();
     } else if (a == "--shape") {
       const std::string v = value();
       Case c;
-      if (!parse_shape(v, c)) die("--shape expects [f64-]MxNxK with sizes >= 0, got '" + v + "'");
+      if (!parse_shape(v, c))
+        die("--shape expects [f64-|i8-]MxNxK with sizes >= 0, got '" + v + "'");
       o.shapes.push_back(c);
     } else if (a == "--quick") {
       o.quick = true;
@@ -513,6 +635,69 @@ Options parse_args(int argc, char** argv) {
 
 }  // namespace
 
+// int8: W quantized and packed once; each call quantizes x and runs the int8 kernel. Checked
+// against a double evaluation of the same quantized arithmetic (codes from quantize_rows, which
+// every level reproduces; exact integer sums): only the epilogue's three fp32 roundings differ,
+// |y - ref| <= 3.01 u (|sx sw acc| + |b|).
+void run_case_i8(const Case& c, const Peak& peak, bool quick) {
+  const std::int64_t m = c.m, n = c.n, k = c.k;
+  std::mt19937_64 rng(0x6c696e636f7265ULL ^ static_cast<std::uint64_t>(m * 1000003 + n * 1009 + k));
+  const auto x = random_values<float>(m * k, rng);
+  const auto w = random_values<float>(n * k, rng);
+  const auto b = random_values<float>(n, rng);
+  std::vector<std::int8_t> wq(static_cast<std::size_t>(n * k)), xq(static_cast<std::size_t>(m * k));
+  std::vector<float> sw(static_cast<std::size_t>(n)), sx(static_cast<std::size_t>(m));
+  const auto tp = Clock::now();
+  lincore::quantize_rows(n, k, w.data(), k, wq.data(), k, sw.data(), true);
+  const lincore::QPackedWeight pw = lincore::qgemm_pack(n, k, wq.data(), k, sw.data(), b.data());
+  const double pack_s = seconds_since(tp);
+
+  std::vector<float> y(static_cast<std::size_t>(m * n), std::numeric_limits<float>::quiet_NaN());
+  lincore::qgemm_run(m, x.data(), k, pw, y.data(), n, {});
+  lincore::quantize_rows(m, k, x.data(), k, xq.data(), k, sx.data(), true);
+  constexpr std::int64_t kOracleBudget = std::int64_t(1) << 28;
+  const std::int64_t rows = std::clamp<std::int64_t>(
+      kOracleBudget / std::max<std::int64_t>(1, n * k), std::min<std::int64_t>(m, 2), m);
+  double worst = 0;
+  for (std::int64_t s = 0; s < rows; ++s) {
+    const std::int64_t i = rows == 1 ? 0 : s * (m - 1) / (rows - 1);
+    for (std::int64_t j = 0; j < n; ++j) {
+      std::int64_t acc = 0;
+      for (std::int64_t p = 0; p < k; ++p) acc += xq[i * k + p] * wq[j * k + p];
+      const double prod = static_cast<double>(acc) * sx[i] * sw[j];
+      const double bound = 3.01 * std::ldexp(1.0, -24) * (std::fabs(prod) + std::fabs(b[j])) +
+                           4 * static_cast<double>(std::numeric_limits<float>::denorm_min());
+      const double err = std::fabs(static_cast<double>(y[i * n + j]) - (prod + b[j]));
+      if (!(err <= bound)) {
+        char msg[256];
+        std::snprintf(msg, sizeof msg, "case %s: MISMATCH at y[%lld, %lld]: %.9g vs %.9g (int8=%s)",
+                      c.name.c_str(), static_cast<long long>(i), static_cast<long long>(j),
+                      static_cast<double>(y[i * n + j]), prod + b[j],
+                      lincore::int8_capability().c_str());
+        die(msg);
+      }
+      worst = std::max(worst, err / bound);
+    }
+  }
+  const Timing tm =
+      time_calls([&] { lincore::qgemm_run(m, x.data(), k, pw, y.data(), n, {}); }, quick);
+  const double gops = 2.0 * static_cast<double>(m) * n * k / tm.median_s / 1e9;
+  std::printf(
+      "case=%s dtype=i8 m=%lld n=%lld k=%lld threads=%d isa=%s min_us=%.3f median_us=%.3f "
+      "gops=%.2f pct_int8_peak=%.1f",
+      c.name.c_str(), static_cast<long long>(m), static_cast<long long>(n),
+      static_cast<long long>(k), lincore::get_num_threads(), lincore::int8_capability().c_str(),
+      tm.min_s * 1e6, tm.median_s * 1e6, gops, 100.0 * gops / peak.i8);
+  if (m <= 8) {
+    const double gbps = static_cast<double>(pw.bytes()) / tm.median_s / 1e9;
+    std::printf(" gbps=%.2f pct_bw=%.1f", gbps, 100.0 * gbps / peak.read_gbps);
+  }
+  std::printf(" pack_us=%.1f weight_bytes=%lld check_rows=%lld/%lld err_over_tol=%.3g\n",
+              pack_s * 1e6, static_cast<long long>(pw.bytes()), static_cast<long long>(rows),
+              static_cast<long long>(m), worst);
+  std::fflush(stdout);
+}
+
 int main(int argc, char** argv) {
   const Options opt = parse_args(argc, argv);
 
@@ -528,6 +713,7 @@ int main(int argc, char** argv) {
   try {
     if (opt.threads > 0) lincore::set_num_threads(opt.threads);
     if (!opt.isa.empty()) lincore::set_cpu_capability(opt.isa);
+    if (!opt.int8_isa.empty()) lincore::set_int8_capability(opt.int8_isa);
   } catch (const std::exception& e) {
     die(e.what());
   }
@@ -576,8 +762,18 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
+  // The int8 (VPDPBUSD) peak, when any case needs it.
+  if (std::any_of(cases.begin(), cases.end(), [](const Case& c) { return c.i8; })) {
+    const Int8PeakLoop q = widest_int8_peak_loop();
+    const PeakRun r = measure_peak(q.fn, q.ops_per_iter, threads, peak_seconds);
+    peak.i8 = r.gflops;
+    std::printf("int8_peak isa=%s threads=%d gops=%.1f gops_per_core=%.1f int8_level=%s\n", q.isa,
+                threads, r.gflops, r.gflops / threads, lincore::int8_capability().c_str());
+  }
   for (const auto& c : cases) {
-    if (c.f64) {
+    if (c.i8) {
+      run_case_i8(c, peak, opt.quick);
+    } else if (c.f64) {
       run_case<double>(c, peak, opt.quick);
     } else {
       run_case<float>(c, peak, opt.quick);

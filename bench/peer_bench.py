@@ -628,6 +628,12 @@ def main():
     )
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
     ap.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="int8: lincore.quantize_dynamic vs torch and onnxruntime int8 (bench/peer_int8.py)",
+    )
+    ap.add_argument(
         "--peak-gflops",
         type=float,
         default=None,
@@ -641,6 +647,12 @@ def main():
     if not cases:
         sys.exit(f"no case matches --filter {args.filter!r}: " + ", ".join(c.name for c in CASES))
 
+    if args.precision == "int8":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import peer_int8
+
+        peer_int8.main(sys.modules[__name__], args, threads_list, cases)
+        return
     start, whole_run = time.perf_counter(), CpuMonitor()
     peaks, peak_note, peak_warnings = measure_peaks(threads_list, args.peak_gflops)
     header(args, threads_list, peaks, peak_note, peak_warnings)

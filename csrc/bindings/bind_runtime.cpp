@@ -6,6 +6,7 @@
 
 #include "bindings/bindings.h"
 #include "kernels/dispatch.h"
+#include "kernels/qgemm.h"
 #include "runtime/random.h"
 #include "runtime/thread_pool.h"
 #if defined(__unix__) || defined(__APPLE__)
@@ -64,8 +65,27 @@ void register_runtime(py::module_& m) {
   m.def("_follow_num_threads", &follow_num_threads, py::arg("n"),
         "Sets the thread count to n unless the user chose one (a host framework's count)");
 
-  m.def("cpu_capability", &cpu_capability);
-  m.def("supported_cpu_capabilities", &supported_capabilities);
+  // kind "fp32" (the float kernels' family, also fp64) or "int8" (the quantized kernels' level).
+  m.def(
+      "cpu_capability",
+      [](const std::string& kind) {
+        if (kind == "int8") return int8_capability();
+        if (kind != "fp32")
+          throw py::value_error("cpu_capability: kind must be 'fp32' or 'int8', got '" + kind +
+                                "'");
+        return cpu_capability();
+      },
+      py::arg("kind") = "fp32");
+  m.def(
+      "supported_cpu_capabilities",
+      [](const std::string& kind) {
+        if (kind == "int8") return supported_int8_capabilities();
+        if (kind != "fp32")
+          throw py::value_error("supported_cpu_capabilities: kind must be 'fp32' or 'int8', got '" +
+                                kind + "'");
+        return supported_capabilities();
+      },
+      py::arg("kind") = "fp32");
   m.def("_set_cpu_capability", &set_cpu_capability, py::arg("isa"));
 
   // The kernels' block sizes, stated once in the kernel files and read from here by the tests,

@@ -14,9 +14,10 @@ void register_runtime(pybind11::module_& m);
 void register_linear_call(pybind11::module_& m);
 void register_grad_mode(pybind11::module_& m);
 void register_load_guard(pybind11::module_& m);
-void register_layers(pybind11::module_& m);
+void register_layers(pybind11::module_& m);  // softmax, layer_norm, dropout (bind_layers.cpp)
+void register_quant(pybind11::module_& m);   // int8 quantized Linear (bind_quant.cpp)
 void register_dlpack(pybind11::module_& m);
-void register_dropin(pybind11::module_& m);  // softmax, layer_norm, dropout (bind_layers.cpp)
+void register_dropin(pybind11::module_& m);
 
 // Chains a SIGINT handler in front of the current one (Python's), so that Ctrl-C also asks a
 // running computation to stop (runtime/interrupt.h). POSIX only; elsewhere a no-op.

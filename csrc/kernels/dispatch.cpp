@@ -6,6 +6,9 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "kernels/qfamily.h"
+#include "kernels/qgemm.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #define LINCORE_X86 1
@@ -28,6 +31,7 @@ std::uint64_t xgetbv0() {
 
 struct X86Features {
   bool avx2_fma = false, avx512 = false;
+  bool avx_vnni = false, avx512_vnni = false;  // the int8 levels' VPDPBUSD (VEX ymm, EVEX zmm)
   X86Features() {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
@@ -41,6 +45,8 @@ struct X86Features {
     const bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
     avx2_fma = ymm_state && avx2 && fma;
     avx512 = avx2_fma && zmm_state && f && dq && bw && vl;
+    avx512_vnni = avx512 && (c & (1u << 11));
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) avx_vnni = avx2_fma && (a & (1u << 4));
   }
 };
 
@@ -112,6 +118,82 @@ int active_family_index() { return active().load(std::memory_order_relaxed); }
 const KernelFamily& active_family() { return kEntries[active_family_index()].get(); }
 const KernelFamily& family_at(int index) { return kEntries[index].get(); }
 int family_count() { return kCount; }
+}  // namespace detail
+
+// The int8 levels, best first. Each needs an fp32 level: forcing the fp32 level (LINCORE_ISA)
+// forces int8 down with it, to the best level whose instructions that fp32 level may use.
+namespace {
+
+struct QEntry {
+  const detail::QFamily& (*get)();
+  bool (*supported)();
+  const char* fp32_level;  // the lowest fp32 level under which it runs by default
+};
+
+const QEntry kQEntries[] = {
+#ifdef LINCORE_X86
+    {&detail::isa_qavx512vnni::qfamily, [] { return x86().avx512_vnni; }, "avx512"},
+    {&detail::isa_qavxvnni::qfamily, [] { return x86().avx_vnni; }, "avx2"},
+    {&detail::isa_qavx2::qfamily, [] { return x86().avx2_fma; }, "avx2"},
+#endif
+    {&detail::isa_qscalar::qfamily, &always, "scalar"},
+};
+constexpr int kQCount = sizeof(kQEntries) / sizeof(kQEntries[0]);
+
+int q_index_of(const std::string& isa) {
+  for (int i = 0; i < kQCount; ++i) {
+    if (isa != kQEntries[i].get().name) continue;
+    if (!kQEntries[i].supported()) {
+      std::string s;
+      for (const auto& n : supported_int8_capabilities()) s += (s.empty() ? "" : ", ") + n;
+      throw std::invalid_argument("int8 capability '" + isa +
+                                  "' is not supported by this CPU; supported: " + s);
+    }
+    return i;
+  }
+  throw std::invalid_argument("unknown int8 capability '" + isa +
+                              "'; expected one of avx512_vnni, avx_vnni, avx2, scalar");
+}
+
+// -1: follow the fp32 level; else the forced int8 level (LINCORE_INT8_ISA or
+// set_int8_capability).
+std::atomic<int>& q_forced() {
+  static std::atomic<int> index{[] {
+    const char* env = std::getenv("LINCORE_INT8_ISA");
+    return env && *env ? q_index_of(env) : -1;
+  }()};
+  return index;
+}
+
+int q_active_index() {
+  const int forced = q_forced().load(std::memory_order_relaxed);
+  if (forced >= 0) return forced;
+  const int fp32 = active().load(std::memory_order_relaxed);
+  for (int i = 0; i < kQCount; ++i) {
+    if (!kQEntries[i].supported()) continue;
+    for (int f = fp32; f < kCount; ++f)  // the fp32 level in use, or a lower one
+      if (std::string(kEntries[f].get().name) == kQEntries[i].fp32_level) return i;
+  }
+  return kQCount - 1;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_int8_capabilities() {
+  std::vector<std::string> out;
+  for (const auto& e : kQEntries)
+    if (e.supported()) out.emplace_back(e.get().name);
+  return out;
+}
+
+std::string int8_capability() { return detail::active_qfamily().name; }
+
+void set_int8_capability(const std::string& isa) {
+  q_forced().store(isa.empty() ? -1 : q_index_of(isa));
+}
+
+namespace detail {
+const QFamily& active_qfamily() { return kQEntries[q_active_index()].get(); }
 }  // namespace detail
 
 }  // namespace lincore

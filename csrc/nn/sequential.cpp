@@ -29,6 +29,7 @@ constexpr std::int64_t kStackInL2Bytes = 1 << 20;
 template <class T>
 struct Op {
   std::shared_ptr<const PackedWeight<T>> pw;  // null for an activation or row step
+  std::shared_ptr<const QPackedWeight> qpw;   // a quantized Linear (float stacks only)
   Epilogue ep;
   std::int64_t width;  // output features
   const Step* row = nullptr;
@@ -74,6 +75,9 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
     const std::int64_t ldout = last ? ldy : op.width;
     if (op.row) {
       run_row_step(*op.row, m, cur, ldcur, out, ldout, op.width);
+    } else if (op.qpw) {
+      if constexpr (std::is_same_v<T, float>)
+        qgemm_run(m, cur, ldcur, *op.qpw, out, ldout, op.ep, serial);
     } else if (op.pw) {
       if (serial)
         gemm_run_serial<T>(m, cur, ldcur, *op.pw, out, ldout, op.ep);
@@ -102,28 +106,39 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
     const Step& s = steps_[i];
     if (s.kind == Step::Kind::identity) continue;
     if (s.kind == Step::Kind::activation) {
-      ops.push_back({nullptr, s.ep, width});
+      ops.push_back({nullptr, nullptr, s.ep, width});
       continue;
     }
     // Row steps: a softmax along the last dim, a LayerNorm over it alone (contiguous parameters
     // of x's dtype); anything else goes layer by layer.
     if (s.kind == Step::Kind::softmax || s.kind == Step::Kind::log_softmax) {
       if (s.dim != -1 && s.dim != x.dim() - 1) return false;
-      ops.push_back({nullptr, Epilogue{}, width, &s});
+      ops.push_back({nullptr, nullptr, Epilogue{}, width, &s});
       continue;
     }
     if (s.kind == Step::Kind::layer_norm) {
       for (const auto* p : {&s.norm_weight, &s.norm_bias})
         if (*p && ((*p)->dtype() != x.dtype() || !(*p)->is_contiguous())) return false;
       if (s.normalized_shape != Shape{width}) return false;
-      ops.push_back({nullptr, Epilogue{}, width, &s});
+      ops.push_back({nullptr, nullptr, Epilogue{}, width, &s});
+      continue;
+    }
+    if (s.kind == Step::Kind::qlinear) {
+      if (!std::is_same_v<T, float> || s.qweight->k != width) return false;
+      Op<T> op{nullptr, s.qweight, Epilogue{}, s.qweight->n};
+      if (i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation) {
+        op.ep = steps_[++i].ep;
+      }
+      ops.push_back(op);
+      width = op.width;
       continue;
     }
     if (s.kind != Step::Kind::linear || s.weight.dtype() != x.dtype() ||
         s.weight.size(1) != width || (s.bias && s.bias->dtype() != x.dtype())) {
       return false;
     }
-    Op<T> op{s.cache->get<T>(s.weight, s.bias ? &*s.bias : nullptr), Epilogue{}, s.weight.size(0)};
+    Op<T> op{s.cache->get<T>(s.weight, s.bias ? &*s.bias : nullptr), nullptr, Epilogue{},
+             s.weight.size(0)};
     if (i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation) {
       op.ep = steps_[++i].ep;
     }
@@ -163,6 +178,8 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
   std::int64_t weight_bytes = 0;
   for (const Op<T>& op : ops)
     if (op.pw) weight_bytes += op.pw->npad() * op.pw->k * static_cast<std::int64_t>(sizeof(T));
+  for (const Op<T>& op : ops)
+    if (op.qpw) weight_bytes += op.qpw->npad() * op.qpw->kpad();
   const bool weights_in_l2 = weight_bytes <= kStackInL2Bytes;
   if (m < 2 * blk.mr * threads || (!weights_in_l2 && m >= 4 * blk.mr * threads)) {
     run_rows<T>(m, xp, ldx, ops, yp, width, false);
@@ -196,6 +213,14 @@ Tensor linear_step(const Tensor& x, const Step& s, Epilogue ep) {
     return linear(x, s.weight, s.bias ? &*s.bias : nullptr, ep, s.cache.get());
   } catch (const std::runtime_error& e) {
     // Name the layer: the kernel's message alone does not say which one failed.
+    throw std::runtime_error(std::string(e.what()) + " (in layer " + s.name + ")");
+  }
+}
+
+Tensor qlinear_step(const Tensor& x, const Step& s, Epilogue ep) {
+  try {
+    return qlinear(x, *s.qweight, ep);
+  } catch (const std::runtime_error& e) {
     throw std::runtime_error(std::string(e.what()) + " (in layer " + s.name + ")");
   }
 }
@@ -265,6 +290,16 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
         tape.entries.push_back(
             {i, std::move(x), std::nullopt, std::nullopt, Epilogue{}, std::move(saved)});
         x = std::move(out);
+        break;
+      }
+      case Step::Kind::qlinear: {
+        // Inference only: recorded so that backward can say where the gradient stops.
+        const bool fuse = i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation;
+        const Epilogue ep = fuse ? steps_[i + 1].ep : Epilogue{};
+        Tensor out = qlinear_step(x, s, ep);
+        tape.entries.push_back({i, std::move(x), std::nullopt, std::nullopt, ep});
+        x = std::move(out);
+        if (fuse) ++i;
         break;
       }
       case Step::Kind::linear: {
@@ -354,6 +389,21 @@ StackGrads Sequential::backward(const Tape& tape, const Tensor& dy, bool need_dx
         if (lg.dx) g = *lg.dx;
         break;
       }
+      case Step::Kind::qlinear: {
+        // No gradient flows through int8 arithmetic: fine when nothing before it wants one.
+        bool wanted = need_dx;
+        for (std::size_t j = 0; j < entry.step; ++j)
+          if (steps_[j].kind == Step::Kind::linear || steps_[j].kind == Step::Kind::layer_norm)
+            wanted =
+                wanted || need_params[2 * linear_index[j]] || need_params[2 * linear_index[j] + 1];
+        if (wanted) {
+          throw not_implemented_error(
+              "backward through a quantized Linear is not supported "
+              "(int8 layers are for inference) (in layer " +
+              s.name + ")");
+        }
+        return grads;
+      }
     }
   }
   if (need_dx) grads.dx = g;
@@ -393,6 +443,12 @@ Tensor Sequential::forward(const Tensor& input) const {
                           is_floating_point(x.dtype());
         if (fuse) ep = steps_[i + 1].ep;
         x = linear_step(x, s, ep);
+        if (fuse) ++i;
+        break;
+      }
+      case Step::Kind::qlinear: {
+        const bool fuse = i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation;
+        x = qlinear_step(x, s, fuse ? steps_[i + 1].ep : Epilogue{});
         if (fuse) ++i;
         break;
       }

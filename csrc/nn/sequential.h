@@ -1,6 +1,6 @@
-// A stack of layers run as one C++ call: Linear, activations, Flatten, Identity, softmax,
-// log_softmax, LayerNorm and Dropout (training mode). A Linear followed by an activation is
-// fused into one kernel call (the activation at the final store).
+// A stack of layers run as one C++ call: Linear, quantized Linear, activations, Flatten, Identity,
+// softmax, log_softmax, LayerNorm and Dropout (training mode). A Linear followed by an activation
+// is fused into one kernel call (the activation at the final store).
 #pragma once
 
 #include <memory>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "nn/linear.h"
+#include "nn/qlinear.h"
 
 namespace lincore {
 
@@ -21,13 +22,15 @@ struct Step {
     softmax,
     log_softmax,
     layer_norm,
-    dropout
+    dropout,
+    qlinear  // a dynamically quantized (int8) Linear: qweight
   };
   Kind kind = Kind::identity;
   std::string name;  // how errors name the layer, e.g. "2 (Linear(in_features=18, ...))"
   Tensor weight;
   std::optional<Tensor> bias;
   std::shared_ptr<PackCache> cache;
+  std::shared_ptr<const QPackedWeight> qweight;  // qlinear
   Epilogue ep;
   std::int64_t start_dim = 1, end_dim = -1;  // flatten
   std::int64_t dim = -1;                     // softmax, log_softmax

@@ -51,6 +51,7 @@ from ._printing import get_printoptions, set_printoptions
 from ._tensor import matmul
 from .serialization import load, save
 from .sklearn import from_sklearn
+from .quantization import quantize_dynamic
 
 # PyTorch's aliases.
 float = float32
@@ -124,6 +125,7 @@ __all__ = [
     "tanh",
     "softmax",
     "log_softmax",
+    "quantize_dynamic",
 ]
 
 

@@ -379,6 +379,49 @@ ACTIVATIONS: dict[str, int]
 LINEAR_NODE_NAMES: tuple[tuple[str, str, str], tuple[str, str, str]]
 
 def _kernel_blocking() -> dict[str, Any]: ...
-def cpu_capability() -> str: ...
-def supported_cpu_capabilities() -> list[str]: ...
+def cpu_capability(kind: str = "fp32") -> str: ...
+def supported_cpu_capabilities(kind: str = "fp32") -> list[str]: ...
 def _set_cpu_capability(isa: str) -> None: ...
+
+# int8 dynamic quantization (bind_quant.cpp).
+QMAX_IN_FEATURES: int
+
+class QLinearWeight:
+    """A quantized Linear's weight: int8 codes per output channel (symmetric), their fp32 scales and the fp32 bias, packed once for the int8 kernels (kernels/qgemm.h)"""
+
+    @staticmethod
+    def quantize(weight: Tensor, bias: Tensor | None = None) -> QLinearWeight:
+        """Quantizes a float32 weight (out_features, in_features) per output channel"""
+    @staticmethod
+    def from_int8(codes: Any, scales: Any, bias: Any = None) -> QLinearWeight:
+        """Packs saved codes (int8, out x in), scales (float32, out) and bias"""
+    @property
+    def in_features(self) -> int: ...
+    @property
+    def out_features(self) -> int: ...
+    @property
+    def has_bias(self) -> bool: ...
+    @property
+    def nbytes(self) -> int:
+        """bytes the pack holds"""
+    def codes(self) -> Any:
+        """the int8 codes, (out_features, in_features), a new array"""
+    def scales(self) -> Any:
+        """the per-output-channel scales, float32, a new array"""
+    def bias(self) -> Any:
+        """the bias, float32, a new array, or None"""
+    def __getstate__(self) -> tuple[Any, Any, Any]: ...
+    def __setstate__(self, state: tuple[Any, Any, Any]) -> None: ...
+
+def qlinear(x: Tensor, weight: QLinearWeight, act: int = 0, negative_slope: float = 0.01) -> Tensor:
+    """(*, in_features) float32 -> (*, out_features): act(x @ W.T + b), int8 dynamic rule"""
+
+def _quantize_rows(x: Any) -> tuple[Any, Any]:
+    """The int8 rule on the rows of a float32 array: (codes, scales)"""
+
+def int8_capability() -> str: ...
+def supported_int8_capabilities() -> list[str]: ...
+def _set_int8_capability(isa: str) -> None:
+    """Forces an int8 level; '' follows the fp32 level again"""
+
+def _qlinear_step(name: str, weight: QLinearWeight) -> Step: ...

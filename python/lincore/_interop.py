@@ -33,7 +33,7 @@ Tensor = _core.Tensor
 
 _SUPPORTED = (
     "Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LayerNorm, Dropout, "
-    "Identity, Flatten and Sequential"
+    "Identity, Flatten, Sequential and torch.ao.nn.quantized.dynamic.Linear (qint8)"
 )
 
 
@@ -114,6 +114,8 @@ def _module_from_torch(
         weight = param(torch, m.weight, f"Linear {_where(path)}")
         bias = None if m.bias is None else param(torch, m.bias, f"Linear {_where(path)}")
         out = _linear(weight, bias)
+    elif _is_torch_dynamic_qlinear(torch, kind):
+        out = _qlinear_from_torch(torch, m, path)
     elif kind is tnn.Sequential or kind.__dict__.get("_lincore_swapped", False):
         children = OrderedDict()
         for name, child in m._modules.items():
@@ -194,6 +196,30 @@ def _layer_norm_from_torch(
     if bias is not None:
         out.bias = bias
     return out
+
+
+def _is_torch_dynamic_qlinear(torch: Any, kind: type) -> bool:
+    qd = getattr(getattr(getattr(torch.ao, "nn", None), "quantized", None), "dynamic", None)
+    return qd is not None and kind is getattr(qd, "Linear", None)
+
+
+def _qlinear_from_torch(torch: Any, m: Any, path: str) -> Module:
+    """PyTorch's dynamically quantized Linear (torch.ao.nn.quantized.dynamic.Linear, qint8) as
+    an nn.DynamicQuantizedLinear. Its weight is dequantized and quantized again by lincore's
+    rule (docs/quantization.md): PyTorch's codes may use -128 and its per-channel scales are
+    float64, neither of which lincore's kernels take as they are."""
+    from .nn.quantized import DynamicQuantizedLinear
+
+    w = m.weight()
+    if w.dtype != torch.qint8:
+        raise TypeError(
+            f"from_torch: quantized Linear {_where(path)} has dtype {w.dtype}; lincore converts "
+            "torch.qint8 dynamic quantized Linear layers"
+        )
+    weight = _parameter_from_torch(torch, w.dequantize().float(), f"Linear {_where(path)}")
+    b = m.bias()
+    bias = None if b is None else _parameter_from_torch(torch, b.detach().float(), "bias")
+    return DynamicQuantizedLinear.from_float(_linear(weight, bias))
 
 
 def _linear(weight: Parameter, bias: Parameter | None) -> Linear:

@@ -151,12 +151,17 @@ def _order(metadata: Mapping[str, str], names: Mapping[str, Any]) -> list[str]:
     return sorted(names)
 
 
-def _tensor(info: Mapping[str, Any], source: str, name: str) -> Tensor:
+def _tensor(info: Mapping[str, Any], source: str, name: str) -> Any:
+    if info["dtype"] == "I8":
+        # int8 codes of a quantized layer (nn.DynamicQuantizedLinear): lincore tensors hold no
+        # int8, so they load as numpy arrays, which load_state_dict takes.
+        shape = [int(s) for s in info["shape"]]
+        return np.frombuffer(info["data"], dtype=np.int8).reshape(shape).copy()
     d = _FROM_FILE.get(info["dtype"])
     if d is None:
         raise ValueError(
             f"lincore.load: tensor {name!r} in {source} has dtype {info['dtype']}; lincore loads "
-            f"{', '.join(_FROM_FILE)}"
+            f"{', '.join(_FROM_FILE)} and I8"
         )
     shape = [int(s) for s in info["shape"]]
     raw = np.frombuffer(info["data"], dtype=np.uint8)
@@ -197,11 +202,14 @@ def _arrays(obj: Any) -> dict[str, np.ndarray]:
                 f"lincore.save: the value for {key!r} must be a lincore.Tensor or a "
                 f"numpy array, got {type(value).__name__}"
             )
+        if arr.dtype == np.int8:  # a quantized layer's codes
+            out[key] = np.ascontiguousarray(arr)
+            continue
         d: dtype | None = from_numpy_dtype(arr.dtype)
         if d is None:
             raise TypeError(
                 f"lincore.save: the value for {key!r} has dtype {arr.dtype}; lincore "
-                "saves float32, float64, int64 and bool"
+                "saves float32, float64, int64, bool and (numpy) int8"
             )
         # One copy only when needed: a view, a transpose or a big-endian array.
         out[key] = arr.astype(d._np, order="C", copy=False)

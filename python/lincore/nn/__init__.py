@@ -10,6 +10,7 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
 from .module import Module
 from .normalization import LayerNorm
 from .parameter import Parameter
+from .quantized import DynamicQuantizedLinear
 from .softmax import LogSoftmax, Softmax
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "L1Loss",
     "MSELoss",
     "Dropout",
+    "DynamicQuantizedLinear",
     "GELU",
     "Flatten",
     "Identity",

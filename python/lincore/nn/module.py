@@ -227,6 +227,10 @@ class Module:
         out: OrderedDict = OrderedDict()
         for name, p in self.named_parameters(prefix=prefix.rstrip("."), remove_duplicate=False):
             out[name] = p if keep_vars else p.detach()
+        # State a layer keeps outside parameters (a quantized Linear's int8 codes and scales).
+        for name, m in self.named_modules(prefix=prefix.rstrip(".")):
+            if hasattr(m, "_state_arrays"):
+                out.update(m._state_arrays(name + "." if name else ""))
         return out
 
     def load_state_dict(
@@ -236,11 +240,24 @@ class Module:
         is reported in one RuntimeError, and on error no parameter is changed."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        own = dict(self.named_parameters(remove_duplicate=False))
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
+        own: dict[str, Any] = dict(self.named_parameters(remove_duplicate=False))
+        # Layers with state outside parameters (a quantized Linear): their keys, by module.
+        extra = {name: m for name, m in self.named_modules() if hasattr(m, "_state_arrays")}
+        extra_keys = {
+            k: name for name, m in extra.items() for k in m._state_keys(name + "." if name else "")
+        }
+        missing = [k for k in [*own, *extra_keys] if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own and k not in extra_keys]
         errors: list[str] = []
         staged: list[tuple[Parameter, Any]] = []
+        rebuilt: list[tuple[Any, Any]] = []
+        for name, m in extra.items():
+            pre = name + "." if name else ""
+            if any(k in state_dict for k in m._state_keys(pre)):
+                try:
+                    rebuilt.append((m, m._rebuild_from_state(state_dict, pre)))
+                except (TypeError, ValueError, KeyError) as e:
+                    errors.append(f"While loading {name or type(m).__name__}: {e}")
         for key, param in own.items():
             if key not in state_dict:
                 continue
@@ -285,6 +302,8 @@ class Module:
         with _core.parameter_load():
             for param, src in staged:
                 param._copy_from(src)
+            for m, state in rebuilt:
+                m._set_state(state)
         return IncompatibleKeys(missing, unexpected)
 
     # -- dtype -------------------------------------------------------------------------------
