@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import operator
 import weakref
-from functools import partial
 from typing import Any
 
 import torch
@@ -41,6 +40,9 @@ _lc_set_grad = _core._set_grad_enabled
 _follow_threads = _core._follow_num_threads
 _requires_grad = operator.attrgetter("requires_grad")
 _params_current = _core._torch_params_current
+# torch's own descriptors, which the C check calls directly (csrc/bindings/dropin.cpp).
+_TENSOR_VERSION = torch._C.TensorBase.__dict__["_version"]
+_TENSOR_DATA_PTR = torch._C.TensorBase.__dict__["data_ptr"]
 GLOBAL_HOOKS = (
     torch.nn.modules.module._global_forward_hooks,
     torch.nn.modules.module._global_forward_pre_hooks,
@@ -106,7 +108,14 @@ class FusedRun:
         self.views = views
         self.versions = [p._version for p in self.params]
         self.pointers = [p.data_ptr() for p in self.params]
-        self.current = partial(_params_current, self.slots, self.versions, self.pointers, views)
+        self.state = [
+            self.slots,
+            self.versions,
+            self.pointers,
+            views,
+            _TENSOR_VERSION,
+            _TENSOR_DATA_PTR,
+        ]
         dtypes = {p.dtype for p in self.params}
         self.dtype = dtypes.pop() if len(dtypes) == 1 else None
         self.any_params = bool(self.params)
@@ -137,7 +146,7 @@ class FusedRun:
             return False
         # Each torch parameter still the one viewed, at the same address; those written in
         # place since get their views' versions bumped (lincore then repacks them, only them).
-        if not self.current():
+        if not _params_current(self.state):
             try:
                 self._build()
             except TypeError:  # a parameter lincore cannot view (moved to another device, ...)

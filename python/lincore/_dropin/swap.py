@@ -17,12 +17,14 @@ from typing import Any
 
 import torch
 
+from .. import _core
 from .run import GLOBAL_HOOKS as _GLOBAL_HOOKS
 from .run import FusedRun
 from .trace import swap_traced
 
 _tnn = torch.nn
 _tracing_state = torch._C._get_tracing_state
+_dicts_unchanged = _core._dicts_unchanged
 _Tensor = torch.Tensor
 _is_compiling = torch.compiler.is_compiling
 # The layers a run fuses (exact types: a subclass may override forward).
@@ -98,11 +100,10 @@ class Runner:
         self._segment()
 
     def stale(self) -> bool:
-        """Whether the container changed since the segments were made (a few tuple compares
-        per call: the checks must cost a fraction of a small model's call)."""
-        for modules, held in self.watch:
-            if tuple(modules.values()) != held:
-                return True
+        """Whether the container changed since the segments were made (in C: the checks must
+        cost a fraction of a small model's call)."""
+        if not _dicts_unchanged(self.watch):
+            return True
         for m, mode in self.modes:
             if m.training is not mode:
                 return True
@@ -136,13 +137,8 @@ class Runner:
         self.segments, self.fused, self.not_fused = segments, fused, not_fused
 
     def __call__(self, x: Any) -> Any:
-        for modules, held in self.watch:  # stale(), inlined: it runs on every call
-            if tuple(modules.values()) != held:
-                self._segment()
-                break
-        else:
-            if self.modes and self.stale():
-                self._segment()
+        if not _dicts_unchanged(self.watch) or (self.modes and self.stale()):
+            self._segment()
         for segment in self.segments:
             x = segment(x)
         return x
