@@ -50,6 +50,8 @@ def engines(model: Any, inductor: bool) -> dict:
     if inductor:
         out["inductor"] = torch.compile(copy.deepcopy(model))
     out["compile-lincore"] = torch.compile(copy.deepcopy(model), backend="lincore")
+    # torch.compile's own per-call cost: the captured graph run as it is.
+    out["compile-noop"] = torch.compile(copy.deepcopy(model), backend="eager")
     return out
 
 
