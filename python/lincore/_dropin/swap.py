@@ -254,15 +254,7 @@ class OptimizeReport:
 
 
 def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any:
-    """model, a torch.nn.Module, with every maximal run of supported layers (Linear, ReLU,
-    LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten, Dropout, Softmax, LogSoftmax, LayerNorm)
-    inside its nn.Sequentials run as one lincore call each; a copy unless inplace=True.
-
-    The model keeps its structure, parameters (torch's own), names, state_dict, repr and
-    train/eval behaviour; inputs and outputs stay torch tensors (shared, never copied);
-    autograd and torch optimizers work as before. A call lincore cannot run (another device or
-    dtype, a hook on a fused layer) runs the original torch code. lincore.restore(model) undoes it.
-    """
+    """lincore.optimize (its docstring is in lincore/_dropin/__init__.py)."""
     if not isinstance(model, _tnn.Module):
         raise TypeError(
             f"lincore.optimize: expected a torch.nn.Module, but got {type(model).__name__}"
