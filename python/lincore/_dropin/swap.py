@@ -135,6 +135,8 @@ class Runner:
         self.watch = watch
         self.modes = [(m, m.training) for _, m in children if type(m) is _tnn.Dropout]
         self.segments, self.fused, self.not_fused = segments, fused, not_fused
+        only_run = len(segments) == 1 and isinstance(segments[0], FusedRun)
+        self.single = segments[0] if only_run else None
 
     def __call__(self, x: Any) -> Any:
         if not _dicts_unchanged(self.watch) or (self.modes and self.stale()):
@@ -170,7 +172,12 @@ class Sequential(_tnn.Sequential):
         ):
             return _tnn.Module.__call__(self, *args, **kwargs)
         runner = self.__dict__.get("_lincore_runner")
-        return self.forward(args[0]) if runner is None else runner(args[0])
+        if runner is None:
+            return self.forward(args[0])
+        # Runner.__call__, inlined for the common one-run case.
+        if runner.single is not None and not runner.modes and _dicts_unchanged(runner.watch):
+            return runner.single(args[0])
+        return runner(args[0])
 
     def forward(self, input: Any) -> Any:
         runner = self.__dict__.get("_lincore_runner")
