@@ -140,11 +140,10 @@ def shell_of(node: Any) -> Any:
         make = _METHODS.get(node.target)
     else:
         return None
-    if (
-        make is None
-        or _INPLACE.get(node.target, (None,))[0] is not None
-        and _arg(node, *_INPLACE[node.target], False)
-    ):
+    if make is None:
+        return None
+    inplace = _INPLACE.get(node.target)
+    if inplace is not None and _arg(node, *inplace, False):
         return None  # an in-place op on its input: left to torch
     try:
         return make(node)
