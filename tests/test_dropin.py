@@ -358,6 +358,57 @@ def test_hooks_run():
     assert outer == [1]
 
 
+def test_no_grad_call_runs_in_c_and_hands_every_other_case_back():
+    """A swapped container's call under torch.no_grad is one C call (dropin.cpp); every case it
+    does not take comes back NotImplemented to the Python path, which gives torch's result."""
+    from lincore import _core
+
+    model = mlp().eval()
+    opt = lincore.optimize(model)
+    x = torch.randn(3, 20)
+    run = opt._lincore_runner.single
+    with torch.no_grad():
+        y = _core._dropin_container_forward(opt, x)
+        assert type(y) is torch.Tensor and bits(y) == bits(opt(x)) == native(model, x).tobytes()
+        assert bits(_core._dropin_forward(run.fast, x)) == bits(y)
+        not_taken = {
+            "float64 input": torch.randn(3, 20, dtype=torch.float64),
+            "a subclass": tnn.Parameter(x.clone(), requires_grad=False),
+            "not a tensor": x.numpy(),
+            "a sparse tensor": x.to_sparse(),
+        }
+        for why, arg in not_taken.items():
+            assert _core._dropin_container_forward(opt, arg) is NotImplemented, why
+            assert _core._dropin_forward(run.fast, arg) is NotImplemented, why
+        torch.testing.assert_close(opt(x.to_sparse()), model(x.to_sparse()))
+        handle = opt[0].register_forward_pre_hook(lambda m, i: None)
+        assert _core._dropin_container_forward(opt, x) is NotImplemented
+        handle.remove()
+        handle = opt.register_forward_hook(lambda m, i, o: None)
+        assert _core._dropin_container_forward(opt, x) is NotImplemented
+        handle.remove()
+        handle = tnn.modules.module.register_module_forward_hook(lambda m, i, o: None)
+        assert _core._dropin_forward(run.fast, x) is NotImplemented
+        handle.remove()
+        # a parameter replaced: the Python path rebuilds the run, then the C path takes it again
+        opt[0].weight = tnn.Parameter(opt[0].weight.detach() * 2)
+        assert _core._dropin_forward(run.fast, x) is NotImplemented
+        assert bits(opt(x)) == native(opt, x).tobytes()
+        y = _core._dropin_container_forward(opt, x)
+        assert type(y) is torch.Tensor and bits(y) == native(opt, x).tobytes()
+        # written in place: taken, with the new weights
+        opt[2].weight.mul_(0.5)
+        y = _core._dropin_container_forward(opt, x)
+        assert type(y) is torch.Tensor and bits(y) == native(opt, x).tobytes()
+    assert _core._dropin_container_forward(opt, x) is NotImplemented  # grad mode: Python's
+    with pytest.raises(TypeError, match="fast is a run's tuple"):
+        _core._dropin_forward((1, 2), x)
+    # a container that is not one run (a BatchNorm in the middle) is never taken
+    two = lincore.optimize(tnn.Sequential(tnn.Linear(20, 8), tnn.BatchNorm1d(8), tnn.Linear(8, 2)))
+    with torch.no_grad():
+        assert _core._dropin_container_forward(two.eval(), x) is NotImplemented
+
+
 def test_requires_grad_input_with_frozen_parameters():
     model = mlp()
     model.requires_grad_(False)

@@ -27,12 +27,6 @@ Epilogue make_epilogue(int act, double negative_slope) {
   return Epilogue{static_cast<Activation>(act), negative_slope};
 }
 
-struct Plan {
-  Sequential stack;
-  py::list params;
-  py::tuple nodes;
-};
-
 py::object plan_apply(const py::object& self, py::handle x_obj) {
   const Plan& plan = self.cast<const Plan&>();
   const Tensor& x = tensor_arg(x_obj, "Sequential.forward", "input");

@@ -3,6 +3,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include "nn/sequential.h"
 #include "runtime/interrupt.h"
 #include "tensor/tensor.h"
 
@@ -45,6 +46,22 @@ T* instance_of(pybind11::handle h) {
 // The Tensor a binding took as a Python object (to record it in the graph); a TypeError naming
 // `fn`'s argument `name` when h is not one.
 const Tensor& tensor_arg(pybind11::handle h, const char* fn, const char* name);
+
+// A compiled native run as Python holds it (_core.SequentialPlan): the C++ stack, the Linear
+// parameters in step order ((weight, bias) per Linear, None for no bias) and the node classes of
+// its output by dims 1, 2, 3+.
+struct Plan {
+  Sequential stack;
+  pybind11::list params;
+  pybind11::tuple nodes;
+};
+
+// DLPack in C (dlpack.cpp): a tensor sharing the memory of an unconsumed "dltensor" capsule,
+// which it consumes; and a new capsule sharing a tensor's memory.
+Tensor tensor_from_dlpack(PyObject* capsule);
+pybind11::object dlpack_of(const Tensor& t);
+// Whether an unconsumed capsule holds host memory of this dtype.
+bool dlpack_holds(PyObject* capsule, DType dtype);
 
 // Starts a computation called from Python: an interrupt requested before it began belongs to
 // Python code that has already seen it.

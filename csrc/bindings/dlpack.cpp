@@ -97,7 +97,18 @@ void capsule_destructor(PyObject* capsule) {
   }
 }
 
-py::object to_dlpack(const Tensor& t) {
+}  // namespace
+
+bool dlpack_holds(PyObject* capsule, DType dtype) {
+  if (!PyCapsule_IsValid(capsule, kCapsuleName)) return false;
+  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, kCapsuleName));
+  const DLDataType want = dl_dtype(dtype);
+  const DLDataType got = m->dl_tensor.dtype;
+  return m->dl_tensor.device.device_type == kDLCPU && got.code == want.code &&
+         got.bits == want.bits && got.lanes == want.lanes;
+}
+
+py::object dlpack_of(const Tensor& t) {
   auto e = std::make_unique<Export>();
   e->storage = t.storage();
   e->shape = t.shape();
@@ -119,13 +130,13 @@ py::object to_dlpack(const Tensor& t) {
   return py::reinterpret_steal<py::object>(capsule);
 }
 
-Tensor from_dlpack(const py::capsule& capsule) {
-  if (!PyCapsule_IsValid(capsule.ptr(), kCapsuleName)) {
+Tensor tensor_from_dlpack(PyObject* capsule) {
+  if (!PyCapsule_IsValid(capsule, kCapsuleName)) {
     throw std::invalid_argument(
         "from_dlpack: expected an unconsumed DLPack capsule named 'dltensor' (a capsule can be "
         "consumed only once)");
   }
-  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), kCapsuleName));
+  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, kCapsuleName));
   const DLTensor& dl = m->dl_tensor;
   if (dl.device.device_type != kDLCPU) {
     throw std::invalid_argument(
@@ -160,7 +171,7 @@ Tensor from_dlpack(const py::capsule& capsule) {
   // The managed tensor stays alive as long as any lincore view of it; its deleter runs when
   // the last goes (torch's deleter takes the GIL itself where it needs it).
   // Consumed from here on: the capsule's destructor leaves the tensor to us.
-  if (PyCapsule_SetName(capsule.ptr(), kUsedCapsuleName) != 0) throw py::error_already_set();
+  if (PyCapsule_SetName(capsule, kUsedCapsuleName) != 0) throw py::error_already_set();
   std::shared_ptr<void> owner(m, [](void* p) {
     auto* mt = static_cast<DLManagedTensor*>(p);
     if (mt->deleter != nullptr) mt->deleter(mt);
@@ -169,15 +180,15 @@ Tensor from_dlpack(const py::capsule& capsule) {
   return Tensor(std::move(storage), dtype, std::move(shape), std::move(strides), 0);
 }
 
-}  // namespace
-
 void register_dlpack(py::module_& m) {
-  m.def("_to_dlpack", &to_dlpack, py::arg("tensor"),
+  m.def("_to_dlpack", &dlpack_of, py::arg("tensor"),
         "_to_dlpack(tensor)\nA 'dltensor' capsule sharing the tensor's memory, for a consumer's "
         "from_dlpack (torch._C._from_dlpack).");
-  m.def("_from_dlpack", &from_dlpack, py::arg("capsule"),
-        "_from_dlpack(capsule)\nA tensor sharing the memory of an unconsumed 'dltensor' capsule "
-        "(torch._C._to_dlpack's), which it consumes.");
+  m.def(
+      "_from_dlpack", [](const py::capsule& c) { return tensor_from_dlpack(c.ptr()); },
+      py::arg("capsule"),
+      "_from_dlpack(capsule)\nA tensor sharing the memory of an unconsumed 'dltensor' capsule "
+      "(torch._C._to_dlpack's), which it consumes.");
 }
 
 }  // namespace lincore::bindings

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "bindings/bindings.h"
+#include "bindings/load_guard.h"
+#include "runtime/thread_pool.h"
 #include "tensor/tensor.h"
 
 namespace py = pybind11;
@@ -99,6 +101,129 @@ bool dicts_unchanged(PyObject* watch) {
   return true;
 }
 
+// The fields of a run's fast-call tuple (FusedRun.fast in python/lincore/_dropin/run.py).
+enum Fast : Py_ssize_t {
+  kPlan,          // the run's _core.SequentialPlan
+  kState,         // params_current's state
+  kHookDicts,     // the hook dicts (the fused modules' and torch's global ones): all empty
+  kDType,         // the run's dtype code (csrc/tensor/dtype.h)
+  kTensorType,    // torch.Tensor: the input's exact type
+  kToDlpack,      // torch._C._to_dlpack
+  kFromDlpack,    // torch._C._from_dlpack
+  kGradEnabled,   // torch.is_grad_enabled
+  kTorchThreads,  // torch.get_num_threads
+  kFastFields
+};
+
+// A run's whole call under torch.no_grad, in C: the checks of FusedRun.__call__, the input
+// through DLPack, the plan's forward and the output back, with no Python frame and no lincore
+// Tensor object in between. NotImplemented where the call needs more than that (torch's grad
+// mode on, a hook, another type, device or dtype, a parameter replaced or moved): the Python
+// path then decides, as before.
+PyObject* run_forward(PyObject* fast, PyObject* x) {
+  if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != kFastFields) {
+    throw py::type_error("_dropin_forward(fast, x): fast is a run's tuple of its fields");
+  }
+  auto field = [fast](Fast i) { return PyTuple_GET_ITEM(fast, i); };  // borrowed
+  if (reinterpret_cast<PyObject*>(Py_TYPE(x)) != field(kTensorType)) Py_RETURN_NOTIMPLEMENTED;
+  PyObject* hooks = field(kHookDicts);
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hooks); ++i) {
+    if (PyDict_GET_SIZE(PyList_GET_ITEM(hooks, i)) != 0) Py_RETURN_NOTIMPLEMENTED;
+  }
+  PyObject* grad = PyObject_CallNoArgs(field(kGradEnabled));
+  if (grad == nullptr) throw py::error_already_set();
+  const bool off = grad == Py_False;
+  Py_DECREF(grad);
+  if (!off) Py_RETURN_NOTIMPLEMENTED;
+  if (!params_current(field(kState))) Py_RETURN_NOTIMPLEMENTED;
+  const auto dtype = static_cast<DType>(PyLong_AsLong(field(kDType)));
+  PyObject* capsule = PyObject_Vectorcall(field(kToDlpack), &x, 1, nullptr);
+  if (capsule == nullptr) {
+    // A tensor torch cannot export (sparse, ...): the Python path says what runs it.
+    PyErr_Clear();
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  py::object held = py::reinterpret_steal<py::object>(capsule);
+  if (!dlpack_holds(capsule, dtype)) Py_RETURN_NOTIMPLEMENTED;
+  follow_num_threads(static_cast<int>(int_of(PyObject_CallNoArgs(field(kTorchThreads)))));
+  const Tensor input = tensor_from_dlpack(capsule);
+  const Plan* plan = instance_of<Plan>(field(kPlan));
+  if (plan == nullptr) throw std::invalid_argument("_dropin_forward: bad plan");
+  py::object out = consistent([&] {
+    begin_computation();
+    return dlpack_of(without_gil([&] { return plan->stack.forward(input); }));
+  });
+  PyObject* arg = out.ptr();
+  return PyObject_Vectorcall(field(kFromDlpack), &arg, 1, nullptr);
+}
+
+// A swapped torch.nn.Sequential's call when its one run is the whole container (swap.py's
+// Sequential.__call__ hands it over once it has seen one positional input outside
+// torch.compile): the container's own checks (no hooks on it, no compiled call, not being
+// traced, its children as they were, no Dropout whose mode splits runs) and then run_forward.
+// NotImplemented: the Python path decides.
+PyObject* container_forward(PyObject* self, PyObject* x) {
+  static PyObject* const names[] = {
+      PyUnicode_InternFromString("_forward_hooks"),
+      PyUnicode_InternFromString("_forward_pre_hooks"),
+      PyUnicode_InternFromString("_backward_hooks"),
+      PyUnicode_InternFromString("_backward_pre_hooks"),
+  };
+  static PyObject* const compiled = PyUnicode_InternFromString("_compiled_call_impl");
+  static PyObject* const runner_name = PyUnicode_InternFromString("_lincore_runner");
+  static PyObject* const fast_name = PyUnicode_InternFromString("fast");
+  py::object held = py::reinterpret_steal<py::object>(PyObject_GenericGetDict(self, nullptr));
+  if (!held) throw py::error_already_set();
+  PyObject* dict = held.ptr();  // the items read from it are borrowed
+  for (PyObject* name : names) {
+    PyObject* hooks = PyDict_GetItemWithError(dict, name);
+    if (hooks == nullptr || !PyDict_Check(hooks) || PyDict_GET_SIZE(hooks) != 0) {
+      if (PyErr_Occurred()) throw py::error_already_set();
+      Py_RETURN_NOTIMPLEMENTED;
+    }
+  }
+  PyObject* impl = PyDict_GetItemWithError(dict, compiled);
+  if (impl != nullptr && impl != Py_None) Py_RETURN_NOTIMPLEMENTED;
+  PyObject* runner = PyDict_GetItemWithError(dict, runner_name);
+  if (runner == nullptr) {
+    if (PyErr_Occurred()) throw py::error_already_set();
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  // The runner's (watch, its single run, torch._C._get_tracing_state), or None when the
+  // container is not one run (swap.py's Runner.fast).
+  py::object runner_fast = py::reinterpret_steal<py::object>(PyObject_GetAttr(runner, fast_name));
+  if (!runner_fast) throw py::error_already_set();
+  if (!PyTuple_Check(runner_fast.ptr()) || PyTuple_GET_SIZE(runner_fast.ptr()) != 3) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  PyObject* tracing = PyObject_CallNoArgs(PyTuple_GET_ITEM(runner_fast.ptr(), 2));
+  if (tracing == nullptr) throw py::error_already_set();
+  const bool traced = tracing != Py_None;
+  Py_DECREF(tracing);
+  if (traced || !dicts_unchanged(PyTuple_GET_ITEM(runner_fast.ptr(), 0))) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  py::object run_fast = py::reinterpret_steal<py::object>(
+      PyObject_GetAttr(PyTuple_GET_ITEM(runner_fast.ptr(), 1), fast_name));
+  if (!run_fast) throw py::error_already_set();
+  if (run_fast.is_none()) Py_RETURN_NOTIMPLEMENTED;
+  return run_forward(run_fast.ptr(), x);
+}
+
+template <PyObject* (*F)(PyObject*, PyObject*)>
+PyObject* two_args(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "expected 2 arguments");
+    return nullptr;
+  }
+  try {
+    return F(args[0], args[1]);
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
 // Both as METH_O functions: pybind11's argument parsing would cost as much as the checks.
 template <bool (*F)(PyObject*)>
 PyObject* as_method_o(PyObject*, PyObject* arg) {
@@ -118,6 +243,15 @@ PyMethodDef methods[] = {
     {"_dicts_unchanged", &as_method_o<dicts_unchanged>, METH_O,
      "_dicts_unchanged(watch)\nWhether each (dict, tuple) pair's dict still holds the tuple's "
      "values, in order, by identity."},
+    {"_dropin_forward",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&two_args<run_forward>)), METH_FASTCALL,
+     "_dropin_forward(fast, x)\nA lincore.optimize run's call under torch.no_grad, in C; "
+     "NotImplemented where the Python path must decide."},
+    {"_dropin_container_forward",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&two_args<container_forward>)),
+     METH_FASTCALL,
+     "_dropin_container_forward(module, x)\nA swapped Sequential's call when it is one run, "
+     "in C; NotImplemented where the Python path must decide."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -8,7 +8,9 @@ tensors in and out through DLPack in C (no copy). Before each call it checks tha
 it (a torch tensor on the CPU, the run's float dtype, no hooks on the fused layers) and that the
 lincore views are current (each torch parameter's identity, data pointer and version counter);
 anything else runs the original torch modules, so a swapped model never fails where the original
-would not.
+would not. Under torch.no_grad the whole call, checks included, is one C function
+(csrc/bindings/dropin.cpp: run_forward, and container_forward for a container that is one run);
+it hands every case it does not take back to the Python path here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 
 from .. import _core
+from .._dtype import float32, float64
 from .._grad_mode import no_grad as _lincore_no_grad
 from .._interop import shared_module_from_torch
 from ..nn.container import Sequential as _LincoreSequential
@@ -40,9 +43,11 @@ _lc_set_grad = _core._set_grad_enabled
 _follow_threads = _core._follow_num_threads
 _requires_grad = operator.attrgetter("requires_grad")
 _params_current = _core._torch_params_current
+_dropin_forward = _core._dropin_forward
 # torch's own descriptors, which the C check calls directly (csrc/bindings/dropin.cpp).
 _TENSOR_VERSION = torch._C.TensorBase.__dict__["_version"]
 _TENSOR_DATA_PTR = torch._C.TensorBase.__dict__["data_ptr"]
+_DTYPE_CODES = {torch.float32: float32._code, torch.float64: float64._code}
 GLOBAL_HOOKS = (
     torch.nn.modules.module._global_forward_hooks,
     torch.nn.modules.module._global_forward_pre_hooks,
@@ -129,6 +134,20 @@ class FusedRun:
                 m._backward_pre_hooks,
             )
         ] + list(GLOBAL_HOOKS)
+        # What the call under torch.no_grad in C reads (csrc/bindings/dropin.cpp, enum Fast).
+        self.fast = None
+        if plan is not None and self.dtype is not None:
+            self.fast = (
+                plan,
+                self.state,
+                self.hook_dicts,
+                _DTYPE_CODES[self.dtype],
+                _TorchTensor,
+                _to_dlpack,
+                _from_dlpack,
+                _torch_grad_enabled,
+                _torch_threads,
+            )
 
     def runnable(self, x: Any) -> bool:
         """Whether lincore runs this call; the torch modules run it otherwise."""
@@ -156,6 +175,10 @@ class FusedRun:
 
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, x: Any) -> Any:
+        if self.fast is not None:
+            y = _dropin_forward(self.fast, x)
+            if y is not NotImplemented:
+                return y
         # runnable(x), its common case inlined (a Python frame is a tenth of a microsecond)
         if not (
             type(x) is _TorchTensor

@@ -25,6 +25,7 @@ from .trace import swap_traced
 _tnn = torch.nn
 _tracing_state = torch._C._get_tracing_state
 _dicts_unchanged = _core._dicts_unchanged
+_container_forward = _core._dropin_container_forward
 _Tensor = torch.Tensor
 _is_compiling = torch.compiler.is_compiling
 # The layers a run fuses (exact types: a subclass may override forward).
@@ -137,6 +138,10 @@ class Runner:
         self.segments, self.fused, self.not_fused = segments, fused, not_fused
         only_run = len(segments) == 1 and isinstance(segments[0], FusedRun)
         self.single = segments[0] if only_run else None
+        # What the container's call in C reads (csrc/bindings/dropin.cpp, container_forward).
+        self.fast = None
+        if self.single is not None and not self.modes:
+            self.fast = (self.watch, self.single, _tracing_state)
 
     def __call__(self, x: Any) -> Any:
         if not _dicts_unchanged(self.watch) or (self.modes and self.stale()):
@@ -154,6 +159,12 @@ class Sequential(_tnn.Sequential):
     _lincore_swapped = True  # from_torch converts it as the nn.Sequential it is
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # The whole call in C when the container is one run (dropin.cpp's container_forward
+        # makes this method's checks below); TorchDynamo must see the Python path instead.
+        if len(args) == 1 and not kwargs and not _is_compiling():
+            y = _container_forward(self, args[0])
+            if y is not NotImplemented:
+                return y
         # torch's Module.__call__ costs a microsecond and a half before it reaches forward, as
         # much as the rest of a swapped batch-1 call: skipped when it has nothing to do here (no
         # hooks on this module or global ones, no torch.compile'd call, one positional input).
