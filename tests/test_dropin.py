@@ -409,6 +409,68 @@ def test_no_grad_call_runs_in_c_and_hands_every_other_case_back():
         assert _core._dropin_container_forward(two.eval(), x) is NotImplemented
 
 
+def quantized_native(model, x):
+    """model's layers quantized by lincore.quantize_dynamic, on x: what optimize(quantize=)
+    must reproduce bit for bit (the same int8 arithmetic)."""
+    q = lincore.quantize_dynamic(lincore.from_torch(model))
+    with lincore.no_grad():
+        return np.asarray(q(lincore.tensor(x.detach().numpy())))
+
+
+def test_quantize_int8_runs_lincores_int8_layers():
+    model = mlp(widths=(20, 32, 16, 5)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = lincore.optimize(model, quantize="int8")
+    assert [type(m) for m in opt] == [type(m) for m in model]
+    assert lincore.optimize_report(opt).fused == [["0", "1", "2", "3", "4"]]
+    for rows in (1, 7):
+        x = torch.randn(rows, 20)
+        want = quantized_native(model, x).tobytes()
+        with torch.no_grad():
+            assert bits(opt(x)) == want  # the C path
+        y = opt(x)  # grad mode, parameters requiring grad: the Python path, no gradient kept
+        assert bits(y) == want and not y.requires_grad
+        assert np.abs(y.numpy() - model(x).detach().numpy()).max() < 0.05
+    for k, v in opt.state_dict().items():  # the torch weights stay float32, as they were
+        assert v.dtype == torch.float32 and torch.equal(v, before[k])
+    # a weight written in place: the int8 copy is made again
+    with torch.no_grad():
+        opt[2].weight.mul_(-1.5)
+        x = torch.randn(3, 20)
+        assert bits(opt(x)) == quantized_native(opt, x).tobytes()
+    x = torch.randn(2, 20, requires_grad=True)
+    with pytest.raises(RuntimeError, match="inference-only"):
+        opt(x)
+    # the same with torch.qint8, and after a pickle round trip
+    same = lincore.optimize(model, quantize=torch.qint8)
+    again = pickle.loads(pickle.dumps(same))
+    x = torch.randn(4, 20)
+    with torch.no_grad():
+        assert bits(same(x)) == bits(again(x)) == quantized_native(model, x).tobytes()
+
+
+def test_quantize_option_errors_and_float64_layers():
+    model = mlp()
+    for bad in ("int4", torch.float16, 8):
+        with pytest.raises(ValueError, match="quantize must be None or 'int8'"):
+            lincore.optimize(model, quantize=bad, inplace=True)
+        assert type(model) is tnn.Sequential
+    wide = mlp(dtype=torch.float64)
+    opt = lincore.optimize(wide, quantize="int8")
+    assert lincore.optimize_report(opt).fused == [["1"], ["3"]]  # the ReLUs alone
+    assert "quantize='int8' quantizes float32 layers" in str(lincore.optimize_report(opt))
+    x = torch.randn(2, 20, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(opt(x), wide(x))
+    # a weight lincore cannot quantize: the error, and the model (inplace) left as it was
+    nan = mlp()
+    with torch.no_grad():
+        nan[2].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        lincore.optimize(nan, quantize="int8", inplace=True)
+    assert type(nan) is tnn.Sequential and "_lincore_runner" not in nan.__dict__
+
+
 def test_requires_grad_input_with_frozen_parameters():
     model = mlp()
     model.requires_grad_(False)
@@ -428,7 +490,9 @@ def test_bad_arguments_change_nothing():
     with pytest.raises(TypeError, match="inplace must be a bool"):
         lincore.optimize(model, inplace="yes")
     with pytest.raises(TypeError):
-        lincore.optimize(model, quantize="int3")  # no such option
+        lincore.optimize(model, precision="int8")  # no such option
+    with pytest.raises(ValueError, match="quantize must be None or 'int8'"):
+        lincore.optimize(model, quantize="int3")
     meta = tnn.Sequential(tnn.Linear(3, 4, device="meta"))
     with pytest.raises(ValueError, match="0.weight is on meta"):
         lincore.optimize(meta, inplace=True)

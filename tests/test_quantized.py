@@ -484,3 +484,33 @@ def test_from_torch_converts_torch_dynamic_quantized_linear(rng):
         ref = model(torch.from_numpy(x)).numpy()
     y = np.asarray(lq(lincore.tensor(x)))
     assert np.abs(y - ref).max() <= 0.05 * np.abs(ref).max()
+
+
+def test_to_torch_gives_torchs_dynamic_quantized_linear_with_the_same_codes(rng):
+    torch = pytest.importorskip("torch", reason="converts to a PyTorch model")
+    model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))
+    with lincore.no_grad():
+        model[0].weight[3] = 0.0  # a zero row: scale 0
+    q = lincore.quantize_dynamic(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own deprecation notices
+        tq = q.to_torch()
+        assert type(tq[0]).__module__.startswith("torch.ao.nn.quantized.dynamic")
+        w = tq[0].weight()
+        assert w.qscheme() == torch.per_channel_affine and w.dtype == torch.qint8
+        np.testing.assert_array_equal(w.int_repr().numpy(), q[0].int8_weight())
+        scales = q[0].scales()
+        np.testing.assert_array_equal(
+            w.q_per_channel_scales().numpy()[scales != 0], scales[scales != 0]
+        )
+        assert tq[2].bias() is None
+        np.testing.assert_array_equal(tq[0].bias().detach().numpy(), q[0].bias())
+        x = rng.standard_normal((5, 20)).astype(np.float32)
+        with torch.no_grad():
+            got = tq(torch.from_numpy(x)).numpy()
+        back = lincore.from_torch(tq)
+    want = np.asarray(q(lincore.tensor(x)))
+    # torch quantizes x per tensor (lincore per row): the two agree within int8 error.
+    assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
+    np.testing.assert_array_equal(back[0].int8_weight(), q[0].int8_weight())
+    np.testing.assert_array_equal(back[2].int8_weight(), q[2].int8_weight())

@@ -32,14 +32,15 @@ PyObject* item(PyObject* list, Py_ssize_t i, const char* what) {
 
 // The per-call check of a run (python/lincore/_dropin/run.py), in C: a small model's whole call
 // is a few microseconds, and this loop in Python was a fifth of it. state is the run's list
-// [slots, versions, pointers, views, version getter, data_ptr method]: slots[i] is (the
-// module's _parameters dict, the name, the torch parameter seen when the views were made),
+// [slots, versions, pointers, views, version getter, data_ptr method, rebuild on write]: slots[i]
+// is (the module's _parameters dict, the name, the torch parameter seen when the views were made),
 // versions[i] and pointers[i] what its _version and data_ptr() were; the getter and method are
 // torch's own descriptors (TensorBase._version, TensorBase.data_ptr), called directly rather
 // than looked up on each parameter's class. A parameter written in place since (its version
 // moved, its memory did not) gets its version recorded and its lincore view views[i] bumped, so
-// that lincore repacks it, and only it. False when one was replaced or its memory moved: the
-// views must be made again.
+// that lincore repacks it, and only it (unless "rebuild on write": a quantized run's int8 copies
+// cannot follow a write, so it is made again). False when one was replaced or its memory moved:
+// the views must be made again.
 bool params_current(PyObject* state) {
   PyObject* slots = item(state, 0, "state");
   PyObject* versions = item(state, 1, "state");
@@ -47,6 +48,7 @@ bool params_current(PyObject* state) {
   PyObject* views = item(state, 3, "state");
   PyObject* version_getter = item(state, 4, "state");
   PyObject* data_ptr = item(state, 5, "state");
+  const bool rebuild_on_write = PyObject_IsTrue(item(state, 6, "state")) == 1;
   descrgetfunc get = Py_TYPE(version_getter)->tp_descr_get;
   if (get == nullptr || !PyList_Check(slots)) {
     throw std::invalid_argument("torch_params_current: bad state");
@@ -70,6 +72,10 @@ bool params_current(PyObject* state) {
       throw py::error_already_set();
     }
     if (same == 0) {
+      if (rebuild_on_write) {
+        Py_DECREF(version);
+        return false;
+      }
       PyList_SetItem(versions, i, version);  // steals the reference
       py::handle(item(views, i, "views")).cast<const Tensor&>().storage()->bump_version();
     } else {

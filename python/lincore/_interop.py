@@ -27,6 +27,7 @@ from .nn.linear import Identity, Linear
 from .nn.module import Module
 from .nn.normalization import LayerNorm
 from .nn.parameter import Parameter
+from .nn.quantized import DynamicQuantizedLinear
 from .nn.softmax import LogSoftmax, Softmax
 
 Tensor = _core.Tensor
@@ -241,8 +242,8 @@ def _linear(weight: Parameter, bias: Parameter | None) -> Linear:
 def to_torch(self: Module) -> Any:
     """The equivalent torch.nn module, with copies of the weights (imports torch).
     Implemented for Linear, the activations, Softmax, LogSoftmax, LayerNorm, Dropout,
-    Identity, Flatten and Sequential of these;
-    other modules raise NotImplementedError."""
+    Identity, Flatten, DynamicQuantizedLinear (as torch.ao.nn.quantized.dynamic.Linear) and
+    Sequential of these; other modules raise NotImplementedError."""
     import torch
 
     return _module_to_torch(torch, self, "", {})
@@ -297,6 +298,8 @@ def _module_to_torch(torch: Any, m: Module, path: str, memo: dict[int, Any]) -> 
         out = tnn.Dropout(m.p, inplace=m.inplace)
     elif kind is LayerNorm:
         out = _layer_norm_to_torch(torch, m)
+    elif kind is DynamicQuantizedLinear:
+        out = _qlinear_to_torch(torch, m)
     else:
         raise NotImplementedError(
             f"to_torch: {kind.__name__} {_where(path)} has no PyTorch conversion (supported: "
@@ -320,6 +323,26 @@ def _layer_norm_to_torch(torch: Any, m: LayerNorm) -> Any:
         out.weight = weight
     if m.bias is not None:
         out.bias = _parameter_to_torch(torch, m.bias)
+    return out
+
+
+def _qlinear_to_torch(torch: Any, m: DynamicQuantizedLinear) -> Any:
+    """torch.ao.nn.quantized.dynamic.Linear holding lincore's codes and per-channel scales
+    exactly (zero points 0). torch quantizes the input its own way (per tensor, asymmetric,
+    with fbgemm's reduced range), so its outputs differ from lincore's within int8 error."""
+    qd = torch.ao.nn.quantized.dynamic
+    has_bias = m._packed.has_bias
+    out = qd.Linear(m.in_features, m.out_features, bias_=has_bias, dtype=torch.qint8)
+    scales = m.scales().astype(np.float64)
+    # A row of zero weights has scale 0 (codes 0); torch's requantization divides by it.
+    scales[scales == 0] = 1.0
+    codes = torch._make_per_channel_quantized_tensor(
+        torch.from_numpy(m.int8_weight()),
+        torch.from_numpy(scales),
+        torch.zeros(m.out_features, dtype=torch.int64),
+        0,
+    )
+    out.set_weight_bias(codes, torch.from_numpy(m.bias()) if has_bias else None)
     return out
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any:
+def optimize(
+    model: Any, *, inplace: bool = False, verbose: bool = False, quantize: Any = None
+) -> Any:
     """model, a torch.nn.Module, with every maximal run of supported layers (Linear, ReLU,
     LeakyReLU, Sigmoid, Tanh, GELU, Identity, Flatten, Dropout, Softmax, LogSoftmax, LayerNorm)
     run as one lincore call each: inside every nn.Sequential, and inside custom modules whose
@@ -19,10 +21,17 @@ def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any
     copied; autograd and torch's optimizers work as before. A call lincore cannot run (another
     device or dtype, a hook on a fused layer) runs the original torch code. restore(model)
     undoes it. Raises TypeError for a non-Module or a bad option and ValueError for a model
-    off the CPU, changing nothing."""
+    off the CPU, changing nothing.
+
+    quantize='int8' (or torch.qint8): the fused runs' float32 Linear layers run as lincore's
+    dynamically quantized ones (lincore.quantize_dynamic's arithmetic: int8 weights per output
+    channel, the input quantized per row; docs/quantization.md), made from the torch weights
+    and made again whenever those change; the torch model's own weights stay float32.
+    Inference only: the output of a quantized run records no gradient, and an input that
+    requires grad raises."""
     from .swap import optimize as _optimize
 
-    return _optimize(model, inplace=inplace, verbose=verbose)
+    return _optimize(model, inplace=inplace, verbose=verbose, quantize=quantize)
 
 
 def restore(model: Any) -> Any:

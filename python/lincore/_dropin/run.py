@@ -29,6 +29,7 @@ from .._interop import shared_module_from_torch
 from ..nn.container import Sequential as _LincoreSequential
 from ..nn.linear import Linear as _LincoreLinear
 from ..nn.normalization import LayerNorm as _LincoreLayerNorm
+from ..nn.quantized import DynamicQuantizedLinear as _QuantizedLinear
 
 _TorchTensor = torch.Tensor
 _strided = torch.strided
@@ -74,8 +75,11 @@ _keys = itertools.count(1)
 class FusedRun:
     """A maximal run of supported layers of one torch model, run as one lincore call."""
 
-    def __init__(self, modules: list) -> None:
+    def __init__(self, modules: list, quantize: str | None = None) -> None:
         self.modules = modules
+        # "int8": the Linear layers run as lincore's dynamically quantized ones (int8 copies of
+        # the torch weights, made again whenever those change); inference only.
+        self.quantize = quantize
         self.key = next(_keys)
         _RUNS[self.key] = self
         self._build()
@@ -83,7 +87,13 @@ class FusedRun:
     # -- what the lincore side holds -----------------------------------------------------------
     def _build(self) -> None:
         lincore_modules = [shared_module_from_torch(torch, m) for m in self.modules]
-        self.lincore = _LincoreSequential(*lincore_modules)
+        layers = lincore_modules
+        if self.quantize is not None:
+            layers = [
+                _QuantizedLinear.from_float(m) if type(m) is _LincoreLinear else m
+                for m in lincore_modules
+            ]
+        self.lincore = _LincoreSequential(*layers)
         # The compiled plan itself when the run is one (nearly always): its call is the
         # Sequential's forward less a Python frame and the plan check.
         with _lincore_no_grad():
@@ -120,6 +130,9 @@ class FusedRun:
             views,
             _TENSOR_VERSION,
             _TENSOR_DATA_PTR,
+            # A parameter written in place: its view's version is bumped (lincore repacks it),
+            # or, for a quantized run, whose int8 copies cannot follow, the run is rebuilt.
+            self.quantize is not None,
         ]
         dtypes = {p.dtype for p in self.params}
         self.dtype = dtypes.pop() if len(dtypes) == 1 else None
@@ -191,7 +204,15 @@ class FusedRun:
             return self.torch_forward(x)
         _follow_threads(_torch_threads())
         if _torch_grad_enabled() and (x.requires_grad or any(map(_requires_grad, self.params))):
-            return _RunFunction.apply(self, x, *self.params)
+            if self.quantize is None:
+                return _RunFunction.apply(self, x, *self.params)
+            if x.requires_grad:
+                raise RuntimeError(
+                    "lincore.optimize(quantize='int8'): a quantized run is inference-only and "
+                    "its input requires grad; call it under torch.no_grad() or on an input "
+                    "that does not require grad"
+                )
+            # The int8 copies are not the parameters: the output records no gradient.
         # The views do not require grad outside _RunFunction: lincore records nothing here.
         return _from_dlpack(_lc_to(self.call(_lc_from(_to_dlpack(x)))))
 

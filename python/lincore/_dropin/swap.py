@@ -46,8 +46,9 @@ FUSABLE = (
 _FUSABLE_NAMES = ", ".join(t.__name__ for t in FUSABLE)
 
 
-def why_not_fused(m: Any) -> str | None:
-    """Why lincore does not fuse module m into a run (None: it does)."""
+def why_not_fused(m: Any, quantize: str | None = None) -> str | None:
+    """Why lincore does not fuse module m into a run (None: it does), runs quantized to int8
+    when quantize is "int8"."""
     if type(m) not in FUSABLE:
         return f"{type(m).__name__} is not a layer lincore runs (it runs: {_FUSABLE_NAMES})"
     if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
@@ -61,7 +62,18 @@ def why_not_fused(m: Any) -> str | None:
             return f"its {name} is {p.dtype} (lincore runs float32 and float64)"
         if not p.is_cpu or p.layout is not torch.strided:
             return f"its {name} is on {p.device} (lincore runs dense CPU tensors)"
+        if quantize is not None and type(m) is _tnn.Linear and p.dtype is not torch.float32:
+            return f"its {name} is {p.dtype} (quantize='int8' quantizes float32 layers)"
     return None
+
+
+def _quantize_option(quantize: Any) -> str | None:
+    """quantize as optimize takes it: None, or "int8" for 'int8', 'qint8' or torch.qint8."""
+    if quantize is None or quantize is torch.qint8 or quantize in ("int8", "qint8"):
+        return None if quantize is None else "int8"
+    raise ValueError(
+        f"lincore.optimize: quantize must be None or 'int8' (torch.qint8), but got {quantize!r}"
+    )
 
 
 def _spliced(m: Any) -> bool:
@@ -118,20 +130,21 @@ class Runner:
         names: list = []
         fused: list = []
         not_fused: list = []
+        quantize = self.options.get("quantize")
         for qual, m in children:
-            why = why_not_fused(m)
+            why = why_not_fused(m, quantize)
             if why is None:
                 run.append(m)
                 names.append(qual)
                 continue
             if run:
-                segments.append(FusedRun(run))
+                segments.append(FusedRun(run, quantize))
                 fused.append(names)
                 run, names = [], []
             segments.append(m)
             not_fused.append((qual, why))
         if run:
-            segments.append(FusedRun(run))
+            segments.append(FusedRun(run, quantize))
             fused.append(names)
         self.watch = watch
         self.modes = [(m, m.training) for _, m in children if type(m) is _tnn.Dropout]
@@ -271,7 +284,9 @@ class OptimizeReport:
         return "\n".join(lines) if lines else "nothing swapped: no Sequential, no traceable chain"
 
 
-def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any:
+def optimize(
+    model: Any, *, inplace: bool = False, verbose: bool = False, quantize: Any = None
+) -> Any:
     """lincore.optimize (its docstring is in lincore/_dropin/__init__.py)."""
     if not isinstance(model, _tnn.Module):
         raise TypeError(
@@ -281,6 +296,7 @@ def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any
         raise TypeError(f"lincore.optimize: inplace must be a bool, but got {inplace!r}")
     if not isinstance(verbose, bool):
         raise TypeError(f"lincore.optimize: verbose must be a bool, but got {verbose!r}")
+    quantize = _quantize_option(quantize)
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         if not t.is_cpu:
             raise ValueError(
@@ -289,20 +305,25 @@ def optimize(model: Any, *, inplace: bool = False, verbose: bool = False) -> Any
             )
     if not inplace:
         model = copy.deepcopy(model)
-    options = {"verbose": False}
+    options = {"verbose": False, "quantize": quantize}
     untraced = {}
     modules = list(model.named_modules())
-    for _, m in modules:
-        if type(m) is _tnn.Sequential:
-            m.__class__ = Sequential
-            object.__setattr__(m, "_lincore_runner", Runner(m, options))
-    # Custom modules after every Sequential, innermost first: a child that lincore runs on its
-    # own is then known as such when its parent is traced.
-    for name, m in reversed(modules):
-        if _custom(m):
-            why = swap_traced(m, options, why_not_fused)
-            if why is not None:
-                untraced[name] = why
+    try:
+        for _, m in modules:
+            if type(m) is _tnn.Sequential:
+                runner = Runner(m, options)  # first: a weight it cannot quantize raises here
+                m.__class__ = Sequential
+                object.__setattr__(m, "_lincore_runner", runner)
+        # Custom modules after every Sequential, innermost first: a child that lincore runs on
+        # its own is then known as such when its parent is traced.
+        for name, m in reversed(modules):
+            if _custom(m):
+                why = swap_traced(m, options, why_not_fused)
+                if why is not None:
+                    untraced[name] = why
+    except Exception:
+        restore(model)  # inplace: the model as it was
+        raise
     _untraced[model] = untraced
     if verbose:
         print(report(model))

@@ -46,7 +46,8 @@ class Traced:
             module.__class__ = swapped
         self.fused: list = []
         self.not_fused: list = []
-        runs = _fuse_chains(graph, module, self.why_not_fused, self.fused, self.not_fused)
+        quantize = self.options.get("quantize")
+        runs = _fuse_chains(graph, module, self.why_not_fused, quantize, self.fused, self.not_fused)
         code = graph.python_code(root_module="self")
         namespace = dict(code.globals)
         exec(code.src, namespace)  # noqa: S102 (torch.fx's own generated code)
@@ -66,13 +67,13 @@ def _leaf(m: Any) -> bool:
     return "_lincore_runner" not in m.__dict__ and "_lincore_traced" not in m.__dict__
 
 
-def _step_of(node: Any, root: Any, why_not_fused: Any) -> tuple[Any, str | None]:
+def _step_of(node: Any, root: Any, why_not_fused: Any, quantize: Any) -> tuple[Any, str | None]:
     """(the torch layer a node runs, or None; why it is not fused, for the report)."""
     if node.op == "call_module":
         m = root.get_submodule(node.target)
         if not _leaf(m):
             return None, None  # a Sequential or module that lincore runs on its own
-        why = why_not_fused(m)
+        why = why_not_fused(m, quantize)
         return (m, None) if why is None else (None, why)
     made = shell_of(node)
     if made is not None and not made[1]:  # an activation function; parameters come as modules
@@ -80,13 +81,15 @@ def _step_of(node: Any, root: Any, why_not_fused: Any) -> tuple[Any, str | None]
     return None, None
 
 
-def _fuse_chains(graph: Any, root: Any, why_not_fused: Any, fused: list, not_fused: list) -> list:
+def _fuse_chains(
+    graph: Any, root: Any, why_not_fused: Any, quantize: Any, fused: list, not_fused: list
+) -> list:
     """Replaces each chain of two or more supported steps (each the only user of the one before)
     in graph with a call of one FusedRun; returns the runs."""
     chains: list = []
     chain: list = []
     for node in graph.nodes:
-        layer, why = _step_of(node, root, why_not_fused)
+        layer, why = _step_of(node, root, why_not_fused, quantize)
         if layer is not None and chain:
             prev = chain[-1][0]
             joins = node.args[:1] == (prev,) and len(prev.users) == 1
@@ -107,7 +110,7 @@ def _fuse_chains(graph: Any, root: Any, why_not_fused: Any, fused: list, not_fus
     for chain in chains:
         if len(chain) < 2:
             continue
-        run = FusedRun([layer for _, layer in chain])
+        run = FusedRun([layer for _, layer in chain], quantize)
         first, last = chain[0][0], chain[-1][0]
         with graph.inserting_before(first):
             call = graph.call_function(_as_function(run), (first.args[0],))
