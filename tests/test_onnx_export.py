@@ -108,3 +108,46 @@ def test_export_errors():
         lincore.onnx.export(nn.Sequential(nn.Linear(2, 2), Mine()))
     with pytest.raises(TypeError, match="lincore nn.Module"):
         lincore.onnx.export("model")
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_export_int8_layers_as_onnx_quantized_ops(bias, tmp_path, rng):
+    """A quantized layer exports as DynamicQuantizeLinear + MatMulInteger with lincore's codes
+    and scales exactly; onnxruntime's result is within the error of its own quantization of x
+    (per tensor, ONNX's rule) of the float64 product with the dequantized weights."""
+    lincore.manual_seed(3)
+    layer = lincore.quantize_dynamic(nn.Linear(40, 24, bias=bias))
+    proto = lincore.onnx.export(nn.Sequential(layer, nn.ReLU()), tmp_path / "q.onnx")
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops[:3] == ["DynamicQuantizeLinear", "MatMulInteger", "Cast"] and ops[-1] == "Relu"
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    np.testing.assert_array_equal(inits["0.weight_int8"], layer.int8_weight().T)
+    np.testing.assert_array_equal(inits["0.weight_scale"], layer.scales())
+    sess = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    w = layer.dequantized_weight().astype(np.float64)
+    b = np.zeros(24) if not bias else layer.bias().astype(np.float64)
+    for batch in BATCHES:
+        x = rng.standard_normal((batch, 40)).astype(np.float32)
+        theirs = sess.run(None, {"input": x})[0]
+        ref = np.maximum(x.astype(np.float64) @ w.T + b, 0)
+        # ONNX's x step (per tensor, uint8); each x within half a step, plus fp32 rounding
+        step = (max(float(x.max()), 0.0) - min(float(x.min()), 0.0)) / 255
+        bound = np.abs(w).sum(axis=1) * step / 2 * 1.01 + 1e-5 * (1 + np.abs(ref))
+        assert np.all(np.abs(theirs - ref) <= bound)
+        ours = np.asarray(layer(lincore.from_numpy(x)))
+        assert np.abs(np.maximum(ours, 0) - theirs).max() <= 2 * bound.max()
+
+
+def test_export_a_quantized_mlp_runs_in_onnxruntime(tmp_path, rng):
+    lincore.manual_seed(4)
+    fp32 = nn.Sequential(nn.Linear(30, 20), nn.ReLU(), nn.Linear(20, 5), nn.Softmax(dim=1))
+    model = lincore.quantize_dynamic(fp32)
+    sess = ort.InferenceSession(
+        lincore.onnx.export(model).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    x = rng.standard_normal((16, 30)).astype(np.float32)
+    theirs = sess.run(None, {"input": x})[0]
+    np.testing.assert_allclose(theirs, np.asarray(model(x)), atol=0.02)
+    np.testing.assert_allclose(theirs, np.asarray(fp32(x)), atol=0.02)
+    with pytest.raises(ValueError, match="int8 layers take float32"):
+        lincore.onnx.export(nn.Sequential(nn.Linear(30, 4, dtype=lincore.float64), model[0]))

@@ -1,6 +1,6 @@
-"""lincore.onnx.export: a lincore Sequential (Linear, the activations, Softmax, LogSoftmax,
-LayerNorm, Flatten, Identity, Dropout, nested Sequentials) as an ONNX file with a dynamic batch
-axis, built with onnx.helper and checked with onnx.checker."""
+"""lincore.onnx.export: a lincore Sequential (Linear, the int8 DynamicQuantizedLinear, the
+activations, Softmax, LogSoftmax, LayerNorm, Flatten, Identity, Dropout, nested Sequentials) as
+an ONNX file with a dynamic batch axis, built with onnx.helper and checked with onnx.checker."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .. import nn
 from ..nn.module import Module
+from ..nn.quantized import DynamicQuantizedLinear
 
 _ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 # The opset each op needs at least: 13 for single-axis Softmax, 17 for LayerNormalization,
@@ -51,8 +52,10 @@ def export(
         raise ValueError("export: the model has no layers")
     linears = [m for _, m in layers if isinstance(m, nn.Linear)]
     dtype = np.dtype(np.asarray(linears[0].weight).dtype) if linears else np.dtype(np.float32)
+    if any(isinstance(m, DynamicQuantizedLinear) for _, m in layers) and dtype != np.float32:
+        raise ValueError(f"export: int8 layers take float32 inputs; the model is {dtype}")
     if input_shape is None:
-        if not isinstance(layers[0][1], nn.Linear):
+        if not isinstance(layers[0][1], (nn.Linear, DynamicQuantizedLinear)):
             raise ValueError(
                 "export: the first layer is not a Linear; give input_shape (without the batch)"
             )
@@ -91,6 +94,9 @@ def export(
                 nodes.append(helper.make_node("MatMul", ins[:2], [mm], name=where))
                 if m.bias is not None:
                     nodes.append(helper.make_node("Add", [mm, ins[2]], [out], name=f"{where}.add"))
+        elif kind is DynamicQuantizedLinear:
+            nodes.extend(_quantized_linear(m, where, current, out, inits))
+            features = [*features[:-1], m.out_features]
         elif kind is nn.ReLU:
             nodes.append(helper.make_node("Relu", [current], [out], name=where))
         elif kind is nn.LeakyReLU:
@@ -143,8 +149,8 @@ def export(
         else:
             raise ValueError(
                 f"export: layer {where} ({kind.__name__}) has no ONNX form here; exported are "
-                "Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, LayerNorm, "
-                "Flatten, Identity, Dropout and Sequentials of these"
+                "Linear, DynamicQuantizedLinear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, "
+                "LogSoftmax, LayerNorm, Flatten, Identity, Dropout and Sequentials of these"
             )
         current = out
     elem = _ELEM.get(dtype)
@@ -166,3 +172,43 @@ def export(
         with open(os.fspath(path), "wb") as f:
             f.write(proto.SerializeToString())
     return proto
+
+
+def _quantized_linear(m: DynamicQuantizedLinear, where: str, x: str, out: str, inits: list) -> list:
+    """The int8 layer as the standard ONNX ops onnxruntime's own quantize_dynamic writes:
+    DynamicQuantizeLinear (x per tensor, asymmetric uint8), MatMulInteger with lincore's codes
+    (int8, stored k x n) and zero weight zero points, Cast, and the two scales and the bias
+    applied in float. The weights are lincore's exactly; x is quantized as ONNX defines it (per
+    tensor, not per row as lincore does), so the outputs agree within the int8 error."""
+    inits.append(
+        numpy_helper.from_array(np.ascontiguousarray(m.int8_weight().T), f"{where}.weight_int8")
+    )
+    inits.append(
+        numpy_helper.from_array(np.zeros(m.out_features, np.int8), f"{where}.weight_zero_point")
+    )
+    inits.append(numpy_helper.from_array(m.scales(), f"{where}.weight_scale"))
+    q = [f"{where}.x_int8", f"{where}.x_scale", f"{where}.x_zero_point"]
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", [x], q, name=f"{where}.quantize"),
+        helper.make_node(
+            "MatMulInteger",
+            [q[0], f"{where}.weight_int8", q[2], f"{where}.weight_zero_point"],
+            [f"{where}.acc"],
+            name=where,
+        ),
+        helper.make_node(
+            "Cast", [f"{where}.acc"], [f"{where}.accf"], name=f"{where}.cast", to=TensorProto.FLOAT
+        ),
+        helper.make_node(
+            "Mul", [q[1], f"{where}.weight_scale"], [f"{where}.scale"], name=f"{where}.scales"
+        ),
+    ]
+    bias = m.bias()
+    scaled = out if bias is None else f"{where}.scaled"
+    nodes.append(
+        helper.make_node("Mul", [f"{where}.accf", f"{where}.scale"], [scaled], name=f"{where}.mul")
+    )
+    if bias is not None:
+        inits.append(numpy_helper.from_array(bias, f"{where}.bias"))
+        nodes.append(helper.make_node("Add", [scaled, f"{where}.bias"], [out], name=f"{where}.add"))
+    return nodes
