@@ -471,6 +471,24 @@ def test_quantize_option_errors_and_float64_layers():
     assert type(nan) is tnn.Sequential and "_lincore_runner" not in nan.__dict__
 
 
+def test_functorch_transforms_run_torchs_layers():
+    """vmap, grad and jacrev wrap tensors lincore cannot read: the swapped model runs torch's
+    own layers under them, with torch's results."""
+    model = mlp().eval()
+    opt = lincore.optimize(model)
+    x = torch.randn(4, 3, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.func.vmap(opt)(x), torch.func.vmap(model)(x))
+    torch.testing.assert_close(torch.func.vmap(opt)(x), torch.func.vmap(model)(x))
+    v = torch.randn(20)
+    for transform in (torch.func.grad, torch.func.jacrev):
+        f = (lambda m: lambda t: m(t).sum()) if transform is torch.func.grad else (lambda m: m)
+        torch.testing.assert_close(transform(f(opt))(v), transform(f(model))(v))
+    # and the same model outside the transforms is lincore's run again
+    y = opt(x[0])
+    assert bits(y) == native(model, x[0]).tobytes()
+
+
 def test_requires_grad_input_with_frozen_parameters():
     model = mlp()
     model.requires_grad_(False)

@@ -118,14 +118,15 @@ enum Fast : Py_ssize_t {
   kFromDlpack,    // torch._C._from_dlpack
   kGradEnabled,   // torch.is_grad_enabled
   kTorchThreads,  // torch.get_num_threads
+  kFunctorch,     // torch._C._are_functorch_transforms_active
   kFastFields
 };
 
 // A run's whole call under torch.no_grad, in C: the checks of FusedRun.__call__, the input
 // through DLPack, the plan's forward and the output back, with no Python frame and no lincore
 // Tensor object in between. NotImplemented where the call needs more than that (torch's grad
-// mode on, a hook, another type, device or dtype, a parameter replaced or moved): the Python
-// path then decides, as before.
+// mode on, a functorch transform, a hook, another type, device or dtype, a parameter replaced or
+// moved): the Python path then decides, as before.
 PyObject* run_forward(PyObject* fast, PyObject* x) {
   if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != kFastFields) {
     throw py::type_error("_dropin_forward(fast, x): fast is a run's tuple of its fields");
@@ -141,6 +142,11 @@ PyObject* run_forward(PyObject* fast, PyObject* x) {
   const bool off = grad == Py_False;
   Py_DECREF(grad);
   if (!off) Py_RETURN_NOTIMPLEMENTED;
+  PyObject* transforms = PyObject_CallNoArgs(field(kFunctorch));  // vmap, grad, ...: torch's
+  if (transforms == nullptr) throw py::error_already_set();
+  const bool plain = transforms == Py_False;
+  Py_DECREF(transforms);
+  if (!plain) Py_RETURN_NOTIMPLEMENTED;
   if (!params_current(field(kState))) Py_RETURN_NOTIMPLEMENTED;
   const auto dtype = static_cast<DType>(PyLong_AsLong(field(kDType)));
   PyObject* capsule = PyObject_Vectorcall(field(kToDlpack), &x, 1, nullptr);

@@ -43,6 +43,8 @@ _lc_grad_enabled = _core.is_grad_enabled
 _lc_set_grad = _core._set_grad_enabled
 _follow_threads = _core._follow_num_threads
 _requires_grad = operator.attrgetter("requires_grad")
+_functorch_active = torch._C._are_functorch_transforms_active
+_unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _params_current = _core._torch_params_current
 _dropin_forward = _core._dropin_forward
 # torch's own descriptors, which the C check calls directly (csrc/bindings/dropin.cpp).
@@ -160,6 +162,7 @@ class FusedRun:
                 _from_dlpack,
                 _torch_grad_enabled,
                 _torch_threads,
+                _functorch_active,
             )
 
     def runnable(self, x: Any) -> bool:
@@ -169,6 +172,7 @@ class FusedRun:
             or not x.is_cpu
             or x.layout is not _strided
             or any(self.hook_dicts)
+            or _functorch_active()  # vmap, grad, ...: their wrappers are torch's to run
         ):
             return False
         if self.dtype is None:
@@ -199,13 +203,18 @@ class FusedRun:
             and x.is_cpu
             and x.layout is _strided
             and not any(self.hook_dicts)
+            and not _functorch_active()
             and _params_current(self.state)
         ) and not self.runnable(x):
             return self.torch_forward(x)
         _follow_threads(_torch_threads())
         if _torch_grad_enabled() and (x.requires_grad or any(map(_requires_grad, self.params))):
             if self.quantize is None:
-                return _RunFunction.apply(self, x, *self.params)
+                # Function.apply less its Python wrapper, which binds no defaults here (no
+                # setup_context) and, with no functorch transform active (checked above),
+                # unwraps dead functorch wrappers: only x can be one (the parameters are the
+                # model's own). A microsecond and a half per call.
+                return _function_apply(self, _unwrap_if_dead(x), *self.params)
             if x.requires_grad:
                 raise RuntimeError(
                     "lincore.optimize(quantize='int8'): a quantized run is inference-only and "
@@ -333,3 +342,7 @@ class _RunFunction(torch.autograd.Function):
         flat = [g for pair in grads for g in pair]
         param_grads = [_torch(g) for g, present in zip(flat, ctx.present) if present]
         return (None, _torch(dx), *param_grads)
+
+
+# torch's C entry point of Function.apply (torch._C._FunctionBase.apply), bound to the class.
+_function_apply = super(torch.autograd.Function, _RunFunction).apply
