@@ -58,6 +58,10 @@ py::object plan_apply(const py::object& self, py::handle x_obj) {
 
 }  // namespace
 
+py::object plan_call(const py::object& plan, py::handle x) {
+  return consistent([&] { return plan_apply(plan, x); });
+}
+
 const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
   if (const Tensor* t = instance_of<Tensor>(h)) return *t;
   throw py::type_error(std::string(fn) + "(): argument '" + name +
@@ -308,10 +312,7 @@ void register_nn(py::module_& m) {
            py::arg("steps"), py::arg("params"), py::arg("nodes"))
       .def_readonly("params", &Plan::params)
       .def(
-          "__call__",
-          [](const py::object& self, py::handle x) {
-            return consistent([&] { return plan_apply(self, x); });
-          },
+          "__call__", [](const py::object& self, py::handle x) { return plan_call(self, x); },
           py::arg("x"),
           "The run's forward, from one set of weights (load_guard.h), recorded in the graph "
           "under grad mode when x or a parameter requires grad: the output's grad_fn is "

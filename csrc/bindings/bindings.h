@@ -18,6 +18,7 @@ void register_layers(pybind11::module_& m);  // softmax, layer_norm, dropout (bi
 void register_quant(pybind11::module_& m);   // int8 quantized Linear (bind_quant.cpp)
 void register_dlpack(pybind11::module_& m);
 void register_dropin(pybind11::module_& m);
+void register_classify(pybind11::module_& m);  // lincore.onnx's classifier run (classify.cpp)
 
 // Chains a SIGINT handler in front of the current one (Python's), so that Ctrl-C also asks a
 // running computation to stop (runtime/interrupt.h). POSIX only; elsewhere a no-op.
@@ -45,6 +46,10 @@ T* instance_of(pybind11::handle h) {
 // The Tensor a binding took as a Python object (to record it in the graph); a TypeError naming
 // `fn`'s argument `name` when h is not one.
 const Tensor& tensor_arg(pybind11::handle h, const char* fn, const char* name);
+
+// A SequentialPlan's call (its __call__): plan's forward of the Tensor x, from one set of
+// weights, recorded under grad mode (bind_nn.cpp).
+pybind11::object plan_call(const pybind11::object& plan, pybind11::handle x);
 
 // Starts a computation called from Python: an interrupt requested before it began belongs to
 // Python code that has already seen it.
