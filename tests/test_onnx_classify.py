@@ -61,7 +61,7 @@ def assert_same(got, want) -> None:
 @pytest.mark.parametrize("labels", ["ints", "strings"])
 def test_fast_path_equals_the_general_path(labels, zipmap, rng):
     est, model = classifier(labels, zipmap, rng)
-    assert isinstance(model._only, lincore._core.ClassifierRun)
+    assert isinstance(model._only, lincore._core.ChainRun)
     for batch in (0, 1, 2, 7, 64, 300):
         x = rng.standard_normal((batch, 10)).astype(np.float32)
         got = model(x)
@@ -151,3 +151,36 @@ def test_other_graphs_keep_the_general_path(rng):
         proto = skl2onnx.to_onnx(est, np.zeros((1, 10), np.float32))
     model = lincore.onnx.load(proto)
     assert model._only is None
+
+
+def test_a_plain_chain_is_one_call_too(rng):
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = rng.standard_normal((6, 4)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "B"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 6])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
+    )
+    model = lincore.onnx.load(helper.make_model(graph))
+    assert isinstance(model._only, lincore._core.ChainRun)
+    chain = next(model.chains.children())
+    for batch in (0, 1, 5):
+        x = rng.standard_normal((batch, 4)).astype(np.float32)
+        got = model(x)
+        assert isinstance(got, lincore.Tensor)
+        assert np.array_equal(np.asarray(got), np.asarray(chain(x)))
+        assert np.array_equal(np.asarray(model.forward(lincore.from_numpy(x))), np.asarray(got))
+    chain[1] = nn.Sigmoid()  # another native layer: a new plan, seen at the next call
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    assert np.array_equal(np.asarray(model(x)), np.asarray(chain(x)))
+    assert np.all(np.asarray(model(x)) > 0)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        model(np.zeros((2, 5), np.float32))

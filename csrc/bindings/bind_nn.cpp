@@ -38,16 +38,15 @@ py::object plan_apply(const py::object& self, py::handle x_obj) {
   const Tensor& x = tensor_arg(x_obj, "Sequential.forward", "input");
   begin_computation();
   bool any = false;
-  py::list need;
   if (grad_enabled()) {
     any = requires_grad(x_obj);
-    for (const py::handle p : plan.params) {
-      const bool r = requires_grad(p);
-      any = any || r;
-      need.append(py::bool_(r));
-    }
+    for (const py::handle p : plan.params) any = any || requires_grad(p);
   }
   if (!any) return py::cast(without_gil([&] { return plan.stack.forward(x); }));
+  // Which params require grad, as a list only for a recorded call (a plain call, grad mode on
+  // or not, builds no Python objects but its output).
+  py::list need;
+  for (const py::handle p : plan.params) need.append(py::bool_(requires_grad(p)));
   auto tape = std::make_shared<Tape>();
   py::object y = py::cast(without_gil([&] { return plan.stack.forward_train(x, *tape); }));
   const std::int64_t dims = y.cast<const Tensor&>().dim();

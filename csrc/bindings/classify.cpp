@@ -1,8 +1,10 @@
-// The common classifier graph of lincore.onnx (scikit-learn's, as skl2onnx writes it): a dense
-// chain ending in the class probabilities, then the label at each row's arg-max and, optionally,
-// ZipMap's list of {label: probability} dicts, run as one call from Python. At batch 1 the
-// chain is ~1.5 us and the numpy steps around it were ~5 us more (python/lincore/onnx/_module.py
-// builds this run when the graph is exactly that, and runs anything else step by step).
+// lincore.onnx's one-call graphs: a dense chain from the graph's input to its output, and the
+// common classifier graph (scikit-learn's, as skl2onnx writes it): a chain ending in the class
+// probabilities, then the label at each row's arg-max and, optionally, ZipMap's list of
+// {label: probability} dicts. At batch 1 the classifier's chain is ~1.5 us, and the numpy steps
+// around it were ~5 us more; a plain chain's Python call layers (OnnxModule, Sequential) ~0.5 us.
+// python/lincore/onnx/_module.py builds this run when the graph is exactly one of those, and
+// runs anything else step by step.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -47,17 +49,24 @@ void argmax_rows(const T* p, std::int64_t rows, std::int64_t n, std::int64_t* ou
   for (std::int64_t r = 0; r < rows; ++r) out[r] = argmax_row(p + r * n, n);
 }
 
-class ClassifierRun {
+class ChainRun {
  public:
-  ClassifierRun(py::object plan_of, py::list token, py::array classes, py::object zipmap_keys,
-                std::vector<int> outputs, py::object as_tensor, std::string input_name)
+  ChainRun(py::object plan_of, py::list token, py::object as_tensor, std::string input_name,
+           py::object classes_obj, py::object zipmap_keys, std::vector<int> outputs)
       : input_name_(std::move(input_name)),
         plan_of_(std::move(plan_of)),
         token_(std::move(token)),
         as_tensor_(std::move(as_tensor)),
         outputs_(std::move(outputs)) {
-    if (classes.ndim() != 1 || classes.shape(0) < 1) {
-      throw std::invalid_argument("ClassifierRun: classes must be a non-empty 1-D array");
+    if (classes_obj.is_none()) {  // a plain chain: its output is the graph's
+      if (!zipmap_keys.is_none() || outputs_ != std::vector<int>{kProbabilities}) {
+        throw std::invalid_argument("ChainRun: a chain without classes has one output");
+      }
+      return;
+    }
+    const auto classes = py::array::ensure(classes_obj);
+    if (!classes || classes.ndim() != 1 || classes.shape(0) < 1) {
+      throw std::invalid_argument("ChainRun: classes must be a non-empty 1-D array");
     }
     const py::ssize_t n = classes.shape(0);
     if (classes.dtype().kind() == 'i' && classes.dtype().itemsize() == 8) {
@@ -66,7 +75,7 @@ class ClassifierRun {
     } else if (classes.dtype().kind() == 'O') {
       for (py::ssize_t i = 0; i < n; ++i) str_labels_.push_back(classes[py::int_(i)]);
     } else {
-      throw std::invalid_argument("ClassifierRun: classes must be int64 or object");
+      throw std::invalid_argument("ChainRun: classes must be int64 or object");
     }
     classes_ = n;
     if (!zipmap_keys.is_none()) {
@@ -74,7 +83,7 @@ class ClassifierRun {
     }
     for (int o : outputs_) {
       if (o < kProbabilities || o > kZipMap || (o == kZipMap && keys_.empty())) {
-        throw std::invalid_argument("ClassifierRun: bad output code " + std::to_string(o));
+        throw std::invalid_argument("ChainRun: bad output code " + std::to_string(o));
       }
     }
   }
@@ -88,6 +97,7 @@ class ClassifierRun {
     if (plan_.is_none()) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
     py::object x =
         instance_of<Tensor>(x_obj) ? py::reinterpret_borrow<py::object>(x_obj) : as_tensor_(x_obj);
+    if (classes_ == 0) return plan_call(plan_, x);
     const Tensor& xt = x.cast<const Tensor&>();
     if (xt.dim() != 2) {
       throw std::invalid_argument("input '" + input_name_ +
@@ -178,7 +188,7 @@ class ClassifierRun {
   py::object plan_ = py::none();
   py::object as_tensor_;
   std::vector<int> outputs_;
-  std::int64_t classes_ = 0;
+  std::int64_t classes_ = 0;  // 0: a plain chain
   std::vector<std::int64_t> int_labels_;
   std::vector<py::object> str_labels_;
   std::vector<py::object> keys_;
@@ -187,20 +197,21 @@ class ClassifierRun {
 }  // namespace
 
 void register_classify(py::module_& m) {
-  py::class_<ClassifierRun>(m, "ClassifierRun",
-                            "A dense chain's probabilities, their arg-max's labels and "
-                            "optionally ZipMap's dicts, as one call (lincore.onnx)")
-      .def(py::init<py::object, py::list, py::array, py::object, std::vector<int>, py::object,
-                    std::string>(),
-           py::arg("plan_of"), py::arg("token"), py::arg("classes"), py::arg("zipmap_keys"),
-           py::arg("outputs"), py::arg("as_tensor"), py::arg("input_name"),
+  py::class_<ChainRun>(m, "ChainRun",
+                       "A graph that is one dense chain, optionally followed by the label lookup "
+                       "of its arg-max and ZipMap, as one call (lincore.onnx)")
+      .def(py::init<py::object, py::list, py::object, std::string, py::object, py::object,
+                    std::vector<int>>(),
+           py::arg("plan_of"), py::arg("token"), py::arg("as_tensor"), py::arg("input_name"),
+           py::arg("classes") = py::none(), py::arg("zipmap_keys") = py::none(),
+           py::arg("outputs") = std::vector<int>{kProbabilities},
            "plan_of() gives the chain's current SequentialPlan, asked again whenever token[0] "
            "moves (None: the call returns NotImplemented, for the caller's general path); "
-           "classes: int64 or object labels; zipmap_keys: ZipMap's labels or None; outputs: per "
-           "graph output, 0 for the probabilities, 1 the labels, 2 ZipMap's list of dicts; "
            "as_tensor converts an input that is not a Tensor; input_name: the graph's input, "
-           "for messages")
-      .def("__call__", &ClassifierRun::call, py::arg("x"));
+           "for messages. A classifier's classes: int64 or object labels (None: a plain chain, "
+           "whose output the call returns); zipmap_keys: ZipMap's labels or None; outputs: per "
+           "graph output, 0 for the probabilities, 1 the labels, 2 ZipMap's list of dicts")
+      .def("__call__", &ChainRun::call, py::arg("x"));
 }
 
 }  // namespace lincore::bindings
