@@ -184,3 +184,29 @@ def test_a_plain_chain_is_one_call_too(rng):
     assert np.all(np.asarray(model(x)) > 0)
     with pytest.raises(RuntimeError, match="cannot be multiplied"):
         model(np.zeros((2, 5), np.float32))
+
+
+def test_threads_share_one_run(rng):
+    import threading
+
+    _, model = classifier("strings", True, rng)
+    x = rng.standard_normal((16, 10)).astype(np.float32)
+    want = general(model, x)
+    chain = next(model.chains.children())
+    errors = []
+
+    def call():
+        try:
+            for _ in range(50):
+                assert_same(model(x), want)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(20):  # plans rebuilt meanwhile: each call holds the plan it runs
+        chain[0] = nn.Identity()
+    for t in threads:
+        t.join()
+    assert not errors, errors

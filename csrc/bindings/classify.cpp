@@ -94,17 +94,19 @@ class ChainRun {
       plan_ = plan_of_();
       seen_ = token;
     }
-    if (plan_.is_none()) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+    // Held here: another thread may swap plan_ while this call runs its plan without the GIL.
+    const py::object plan = plan_;
+    if (plan.is_none()) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
     py::object x =
         instance_of<Tensor>(x_obj) ? py::reinterpret_borrow<py::object>(x_obj) : as_tensor_(x_obj);
-    if (classes_ == 0) return plan_call(plan_, x);
+    if (classes_ == 0) return plan_call(plan, x);
     const Tensor& xt = x.cast<const Tensor&>();
     if (xt.dim() != 2) {
       throw std::invalid_argument("input '" + input_name_ +
                                   "': expected a 2-D tensor (batch, features), got shape " +
                                   shape_str(xt.shape()));
     }
-    py::object probs = plan_call(plan_, x);
+    py::object probs = plan_call(plan, x);
     const Tensor& p = probs.cast<const Tensor&>();
     if (p.dim() != 2 || p.size(1) != classes_ || !is_floating_point(p.dtype())) {
       throw std::invalid_argument("the classifier's probabilities have shape " +
