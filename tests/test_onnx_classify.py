@@ -210,3 +210,18 @@ def test_threads_share_one_run(rng):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("labels", ["ints", "strings"])
+def test_a_copy_runs_its_own_chain(labels, rng):
+    import copy
+
+    _, model = classifier(labels, True, rng)
+    x = rng.standard_normal((6, 10)).astype(np.float32)
+    twin = copy.deepcopy(model)
+    assert isinstance(twin._only, lincore._core.ChainRun) and twin._only is not model._only
+    assert_same(twin(x), model(x))
+    twin.load_state_dict({k: v * 0.0 for k, v in twin.state_dict().items()})
+    assert_same(model(x), general(model, x))  # the original keeps its weights
+    probs = np.array([list(d.values()) for d in twin(x)[1]])
+    assert np.allclose(probs, 1 / len(LABELS[labels]))  # zero weights: uniform

@@ -70,15 +70,16 @@ class OnnxModule(Module):
         # classifier (a chain to the probabilities, then their labels and maybe ZipMap's dicts).
         # The run gives NotImplemented when the chain is no longer one native run (a member
         # replaced by a Python module): the steps then run.
-        only = None
+        only_of = None  # the run's arguments (what a copy rebuilds it from)
         if len(steps) == 1 and len(g.inputs) == 1 and len(g.outputs) == 1:
             fn, ins, outs = steps[0]
             if isinstance(fn, nn.Sequential) and ins == g.inputs[0] and outs == g.outputs[0]:
-                only = _chain_run(fn, g.inputs[0])
+                only_of = (fn, g.inputs[0])
         if classifier is not None:
             seq, classes, keys, codes = classifier
-            only = _chain_run(seq, g.inputs[0], classes, keys, codes)
-        object.__setattr__(self, "_only", only)
+            only_of = (seq, g.inputs[0], classes, keys, codes)
+        object.__setattr__(self, "_only_of", only_of)
+        object.__setattr__(self, "_only", None if only_of is None else _chain_run(*only_of))
         self.eval()
 
     def __call__(self, *inputs: Any, **named: Any) -> Any:
@@ -92,6 +93,18 @@ class OnnxModule(Module):
         return self._run(self._bind(inputs, named))
 
     forward = __call__
+
+    # The run is native (Module.__getstate__ would rebuild it empty): a copy makes its own,
+    # over the copy's chain.
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_native_caches"].pop("_only", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        of = self.__dict__.get("_only_of")
+        object.__setattr__(self, "_only", None if of is None else _chain_run(*of))
 
     def _bind(self, inputs: tuple, named: dict) -> dict:
         names = self.input_names
