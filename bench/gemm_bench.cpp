@@ -541,12 +541,102 @@ void run_case(const Case& c, const Peak& peak, bool quick) {
   std::fflush(stdout);
 }
 
+// One thread's read bandwidth of a buffer of `bytes` that stays in cache between passes (after
+// one untimed pass): the speed limit of a batch-1 call whose packed weights fit there. 64-byte
+// loads where the CPU has AVX-512 (as the kernel's), XOR-reduced into 8 independent accumulators.
+#ifdef LINCORE_BENCH_X86
+__attribute__((target("avx512f"))) std::uint64_t read_pass_avx512(const std::uint64_t* p,
+                                                                  std::size_t words) {
+  __m512i acc[8];
+  for (auto& a : acc) a = _mm512_setzero_si512();
+  for (std::size_t i = 0; i + 64 <= words; i += 64)
+    for (int j = 0; j < 8; ++j)
+      acc[j] = _mm512_xor_si512(acc[j], _mm512_load_si512(p + i + 8 * static_cast<std::size_t>(j)));
+  for (int j = 1; j < 8; ++j) acc[0] = _mm512_xor_si512(acc[0], acc[j]);
+  return static_cast<std::uint64_t>(_mm512_reduce_add_epi64(acc[0]));
+}
+#endif
+
+std::uint64_t read_pass_plain(const std::uint64_t* p, std::size_t words) {
+  std::uint64_t acc[8] = {};
+  for (std::size_t i = 0; i + 8 <= words; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) acc[j] ^= p[i + j];
+  std::uint64_t all = 0;
+  for (std::uint64_t a : acc) all ^= a;
+  return all;
+}
+
+double measure_warm_read_gbps(std::size_t bytes, bool quick) {
+  const std::size_t words = std::max<std::size_t>(64, bytes / sizeof(std::uint64_t)) / 64 * 64;
+  std::uint64_t* buf = static_cast<std::uint64_t*>(std::aligned_alloc(64, words * 8));
+  if (buf == nullptr) die("out of memory for --read-kib");
+  for (std::size_t i = 0; i < words; ++i) buf[i] = 0x9e3779b97f4a7c15ULL * (i + 1);
+  auto pass = [&] {
+#ifdef LINCORE_BENCH_X86
+    if (__builtin_cpu_supports("avx512f")) return read_pass_avx512(buf, words);
+#endif
+    return read_pass_plain(buf, words);
+  };
+  volatile std::uint64_t sink = pass();  // warm
+  const Timing tm = time_calls([&] { sink = sink ^ pass(); }, quick);
+  std::free(buf);
+  return static_cast<double>(words * 8) / tm.min_s / 1e9;
+}
+
+// A ReLU MLP (fp32; the last layer without ReLU) as a chain of gemm_runs, the whole-stack path
+// of a compiled Sequential minus Python: its time per call, per layer, and its weight bytes.
+void run_mlp(const std::vector<std::int64_t>& widths, std::int64_t m, bool quick) {
+  std::mt19937_64 rng(0x6d6c70);
+  std::vector<lincore::PackedWeight<float>> packs;
+  std::vector<std::vector<float>> acts{random_values<float>(m * widths[0], rng)};
+  std::int64_t bytes = 0;
+  for (std::size_t l = 0; l + 1 < widths.size(); ++l) {
+    const std::int64_t k = widths[l], n = widths[l + 1];
+    const auto w = random_values<float>(n * k, rng);
+    const auto b = random_values<float>(n, rng);
+    packs.push_back(lincore::gemm_pack<float>(n, k, w.data(), k, b.data()));
+    bytes += (packs.back().npad() * (k + 1)) * static_cast<std::int64_t>(sizeof(float));
+    acts.push_back(std::vector<float>(static_cast<std::size_t>(m * n)));
+  }
+  auto layer = [&](std::size_t l) {
+    const lincore::Epilogue ep{l + 2 < widths.size() ? lincore::Activation::relu
+                                                     : lincore::Activation::none};
+    lincore::gemm_run<float>(m, acts[l].data(), widths[l], packs[l], acts[l + 1].data(),
+                             widths[l + 1], ep);
+  };
+  const Timing all = time_calls(
+      [&] {
+        for (std::size_t l = 0; l < packs.size(); ++l) layer(l);
+      },
+      quick);
+  std::string name, per_layer;
+  for (std::size_t l = 0; l < widths.size(); ++l)
+    name += (l ? "-" : "") + std::to_string(widths[l]);
+  for (std::size_t l = 0; l < packs.size(); ++l) {
+    const Timing t = time_calls([&] { layer(l); }, quick);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%slayer%zu_min_us=%.3f", l ? " " : "", l, t.min_s * 1e6);
+    per_layer += buf;
+  }
+  std::printf(
+      "mlp=%s m=%lld threads=%d isa=%s min_us=%.3f median_us=%.3f weight_bytes=%lld gbps=%.1f "
+      "%s\n",
+      name.c_str(), static_cast<long long>(m), lincore::get_num_threads(),
+      lincore::cpu_capability().c_str(), all.min_s * 1e6, all.median_s * 1e6,
+      static_cast<long long>(bytes), static_cast<double>(bytes) / all.min_s / 1e9,
+      per_layer.c_str());
+  std::fflush(stdout);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 struct Options {
   int threads = 0;  // 0: lincore's default
   std::string isa, int8_isa, filter;
-  std::vector<Case> shapes;  // --shape: run these instead of the cases
+  std::vector<Case> shapes;            // --shape: run these instead of the cases
+  std::vector<std::int64_t> mlp;       // --mlp: widths of a ReLU MLP timed as a chain of gemm_runs
+  std::int64_t mlp_batch = 1;          // --mlp-batch
+  std::vector<std::int64_t> read_kib;  // --read-kib: warm-buffer read bandwidths to measure
   bool quick = false, list = false;
 };
 
@@ -574,7 +664,8 @@ void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: lincore_bench [--threads N] [--isa avx512|avx2|sse2|scalar] "
                "[--int8-isa avx512_vnni|avx_vnni|avx2|scalar] [--filter SUBSTR] "
-               "[--shape [f64-|i8-]MxNxK]... [--quick] [--list]\n"
+               "[--shape [f64-|i8-]MxNxK]... [--mlp K,N1,N2,... [--mlp-batch M]] "
+               "[--read-kib N]... [--quick] [--list]\n"
                "  --threads N      lincore::set_num_threads(N) (default: LINCORE_NUM_THREADS or "
                "the CPUs available)\n"
                "  --isa NAME       lincore::set_cpu_capability(NAME) (default: the best "
@@ -583,6 +674,11 @@ void usage(std::FILE* f) {
                "  --filter SUBSTR  run only the cases whose name contains SUBSTR (i8 for int8)\n"
                "  --shape S        time this (m, n, k) instead of the fixed cases (repeatable),\n"
                "                   e.g. 1024x1024x1024, f64-64x128x784 or i8-8x4096x4096\n"
+               "  --mlp W          also time a ReLU MLP of these widths (fp32, no ReLU after the\n"
+               "                   last layer) as one chain of gemm_runs, e.g. 784,256,128,10\n"
+               "  --mlp-batch M    its batch (default 1)\n"
+               "  --read-kib N     also measure 1 thread's read bandwidth of a warm N-KiB buffer\n"
+               "                   (repeatable: the L2 / L3 / memory the batch-1 cases read from)\n"
                "  --quick          fewer repeats, and skip the 4096x4096x4096 case\n"
                "  --list           print the case names and exit\n");
 }
@@ -618,6 +714,28 @@ Options parse_args(int argc, char** argv) {
       if (!parse_shape(v, c))
         die("--shape expects [f64-|i8-]MxNxK with sizes >= 0, got '" + v + "'");
       o.shapes.push_back(c);
+    } else if (a == "--mlp" || a == "--mlp-batch" || a == "--read-kib") {
+      const std::string v = value();
+      std::vector<std::int64_t> nums;
+      for (std::size_t at = 0; at <= v.size();) {
+        const std::size_t comma = std::min(v.find(',', at), v.size());
+        const std::string part = v.substr(at, comma - at);
+        char* end = nullptr;
+        const long long x = std::strtoll(part.c_str(), &end, 10);
+        if (part.empty() || *end != '\0' || x < 1)
+          die(a + " expects integers >= 1, got '" + v + "'");
+        nums.push_back(x);
+        at = comma + 1;
+      }
+      if (a == "--mlp") {
+        if (nums.size() < 2) die("--mlp expects at least two widths, got '" + v + "'");
+        o.mlp = nums;
+      } else if (a == "--mlp-batch") {
+        if (nums.size() != 1) die("--mlp-batch expects one integer, got '" + v + "'");
+        o.mlp_batch = nums[0];
+      } else {
+        o.read_kib.insert(o.read_kib.end(), nums.begin(), nums.end());
+      }
     } else if (a == "--quick") {
       o.quick = true;
     } else if (a == "--list") {
@@ -702,13 +820,17 @@ int main(int argc, char** argv) {
   const Options opt = parse_args(argc, argv);
 
   std::vector<Case> cases;
+  // --mlp and --read-kib alone run only themselves; with --shape or --filter, those cases too.
+  const bool extras_only =
+      (!opt.mlp.empty() || !opt.read_kib.empty()) && opt.shapes.empty() && opt.filter.empty();
   for (const auto& c : opt.shapes.empty() ? all_cases(opt.quick) : opt.shapes)
-    if (c.name.find(opt.filter) != std::string::npos) cases.push_back(c);
+    if (!extras_only && c.name.find(opt.filter) != std::string::npos) cases.push_back(c);
   if (opt.list) {
     for (const auto& c : cases) std::printf("%s\n", c.name.c_str());
     return 0;
   }
-  if (cases.empty()) die("no case matches --filter '" + opt.filter + "' (see --list)");
+  if (cases.empty() && !extras_only)
+    die("no case matches --filter '" + opt.filter + "' (see --list)");
 
   try {
     if (opt.threads > 0) lincore::set_num_threads(opt.threads);
@@ -770,6 +892,12 @@ int main(int argc, char** argv) {
     std::printf("int8_peak isa=%s threads=%d gops=%.1f gops_per_core=%.1f int8_level=%s\n", q.isa,
                 threads, r.gflops, r.gflops / threads, lincore::int8_capability().c_str());
   }
+  for (const std::int64_t kib : opt.read_kib) {
+    std::printf("warm_read kib=%lld threads=1 read_gbps=%.1f\n", static_cast<long long>(kib),
+                measure_warm_read_gbps(static_cast<std::size_t>(kib) << 10, opt.quick));
+    std::fflush(stdout);
+  }
+  if (!opt.mlp.empty()) run_mlp(opt.mlp, opt.mlp_batch, opt.quick);
   for (const auto& c : cases) {
     if (c.i8) {
       run_case_i8(c, peak, opt.quick);

@@ -32,16 +32,15 @@ py::object plan_apply(const py::object& self, py::handle x_obj) {
   const Tensor& x = tensor_arg(x_obj, "Sequential.forward", "input");
   begin_computation();
   bool any = false;
-  py::list need;
   if (grad_enabled()) {
     any = requires_grad(x_obj);
-    for (const py::handle p : plan.params) {
-      const bool r = requires_grad(p);
-      any = any || r;
-      need.append(py::bool_(r));
-    }
+    for (const py::handle p : plan.params) any = any || requires_grad(p);
   }
   if (!any) return py::cast(without_gil([&] { return plan.stack.forward(x); }));
+  // Which params require grad, as a list only for a recorded call (a plain call, grad mode on
+  // or not, builds no Python objects but its output).
+  py::list need;
+  for (const py::handle p : plan.params) need.append(py::bool_(requires_grad(p)));
   auto tape = std::make_shared<Tape>();
   py::object y = py::cast(without_gil([&] { return plan.stack.forward_train(x, *tape); }));
   const std::int64_t dims = y.cast<const Tensor&>().dim();
@@ -51,6 +50,10 @@ py::object plan_apply(const py::object& self, py::handle x_obj) {
 }
 
 }  // namespace
+
+py::object plan_call(const py::object& plan, py::handle x) {
+  return consistent([&] { return plan_apply(plan, x); });
+}
 
 const Tensor& tensor_arg(py::handle h, const char* fn, const char* name) {
   if (const Tensor* t = instance_of<Tensor>(h)) return *t;
@@ -302,10 +305,7 @@ void register_nn(py::module_& m) {
            py::arg("steps"), py::arg("params"), py::arg("nodes"))
       .def_readonly("params", &Plan::params)
       .def(
-          "__call__",
-          [](const py::object& self, py::handle x) {
-            return consistent([&] { return plan_apply(self, x); });
-          },
+          "__call__", [](const py::object& self, py::handle x) { return plan_call(self, x); },
           py::arg("x"),
           "The run's forward, from one set of weights (load_guard.h), recorded in the graph "
           "under grad mode when x or a parameter requires grad: the output's grad_fn is "

@@ -19,6 +19,7 @@ void register_layers(pybind11::module_& m);  // softmax, layer_norm, dropout (bi
 void register_quant(pybind11::module_& m);   // int8 quantized Linear (bind_quant.cpp)
 void register_dlpack(pybind11::module_& m);
 void register_dropin(pybind11::module_& m);
+void register_classify(pybind11::module_& m);  // lincore.onnx's classifier run (classify.cpp)
 
 // Chains a SIGINT handler in front of the current one (Python's), so that Ctrl-C also asks a
 // running computation to stop (runtime/interrupt.h). POSIX only; elsewhere a no-op.
@@ -62,6 +63,10 @@ Tensor tensor_from_dlpack(PyObject* capsule);
 pybind11::object dlpack_of(const Tensor& t);
 // Whether an unconsumed capsule holds host memory of this dtype.
 bool dlpack_holds(PyObject* capsule, DType dtype);
+
+// A SequentialPlan's call (its __call__): plan's forward of the Tensor x, from one set of
+// weights, recorded under grad mode (bind_nn.cpp).
+pybind11::object plan_call(const pybind11::object& plan, pybind11::handle x);
 
 // Starts a computation called from Python: an interrupt requested before it began belongs to
 // Python code that has already seen it.

@@ -151,20 +151,22 @@ void run(const GemmArgs<T>& a, std::int64_t jp0, std::int64_t jp1) {
               b = edge_bias;
             }
           }
+          // A last panel at most one vector wide (a classifier's few outputs) runs the tiles of
+          // one vector per row: they read the first vector of each k step of the same panel
+          // (ldp apart) and compute each output by the same FMA chain (ukernel's contract), with
+          // half the FMAs and loads on AVX-512 (N = 5 at 1024 rows: see docs/kernels.md).
+          const bool narrow = NV > 1 && nvalid <= LANES;
+          const auto& tiles = colx ? (narrow ? Tiles<T, LANES, 1, MR, 1, true>::table
+                                             : Tiles<T, LANES, NV, MR, 1, true>::table)
+                                   : (narrow ? Tiles<T, LANES, 1, MR, 1, false>::table
+                                             : Tiles<T, LANES, NV, MR, 1, false>::table);
           for (std::int64_t ir = 0; ir < mc; ir += MR) {
             const int rows = static_cast<int>(mc - ir < MR ? mc - ir : MR);
             // The next panels are prefetched once, by the first row tile; the others find this
             // panel in L1.
             const int prefetch = stream && ir == 0;
-            if (colx) {
-              Tiles<T, LANES, NV, MR, 1, true>::table[prefetch][rows - 1](
-                  kcur, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
-                  last, nvalid, ep);
-            } else {
-              Tiles<T, LANES, NV, MR, 1, false>::table[prefetch][rows - 1](
-                  kcur, xtile(ir), xld, panel, pstride, tile_ldp, yblock + ir * ldy, ldy, b, first,
-                  last, nvalid, ep);
-            }
+            tiles[prefetch][rows - 1](kcur, xtile(ir), xld, panel, pstride, tile_ldp,
+                                      yblock + ir * ldy, ldy, b, first, last, nvalid, ep);
           }
           ++jr;
         }

@@ -101,6 +101,7 @@ void run_rows(std::int64_t m, const T* x, std::int64_t ldx, const std::vector<Op
 template <class T>
 bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) const {
   std::vector<Op<T>> ops;
+  ops.reserve(steps_.size());  // one allocation per call, not one per growth
   std::int64_t width = x.size(-1);
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = steps_[i];

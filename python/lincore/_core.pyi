@@ -269,6 +269,22 @@ class SequentialPlan:
     ) -> tuple[Tensor | None, list[tuple[Any, Any]]]:
         """(dx, [(dw, db) per Linear or LayerNorm]): the whole stack's backward in one call"""
 
+class ChainRun:
+    """A graph that is one dense chain, optionally followed by the label lookup of its arg-max and ZipMap, as one call (lincore.onnx)"""
+
+    def __init__(
+        self,
+        plan_of: Any,
+        token: list[Any],
+        as_tensor: Any,
+        input_name: str,
+        classes: Any = None,
+        zipmap_keys: Any = None,
+        outputs: Sequence[int] = [0],
+    ) -> None:
+        """plan_of() gives the chain's current SequentialPlan, asked again whenever token[0] moves (None: the call returns NotImplemented, for the caller's general path); as_tensor converts an input that is not a Tensor; input_name: the graph's input, for messages. A classifier's classes: int64 or object labels (None: a plain chain, whose output the call returns); zipmap_keys: ZipMap's labels or None; outputs: per graph output, 0 for the probabilities, 1 the labels, 2 ZipMap's list of dicts"""
+    def __call__(self, x: Any) -> Any: ...
+
 def _empty(arg0: Sequence[int], arg1: int, /) -> Tensor: ...
 def _zeros(arg0: Sequence[int], arg1: int, /) -> Tensor: ...
 def _full(arg0: Sequence[int], arg1: float, arg2: int, /) -> Tensor: ...
