@@ -41,4 +41,5 @@ PYBIND11_MODULE(_core, m) {
   lincore::bindings::register_dropin(m);
   lincore::bindings::register_layers(m);
   lincore::bindings::register_quant(m);
+  lincore::bindings::register_bf16_kernels(m);
 }

@@ -425,3 +425,28 @@ def _set_int8_capability(isa: str) -> None:
     """Forces an int8 level; '' follows the fp32 level again"""
 
 def _qlinear_step(name: str, weight: QLinearWeight) -> Step: ...
+
+# bf16 kernel levels and their private test entries (bind_bf16.cpp).
+def bf16_capability() -> str: ...
+def supported_bf16_capabilities() -> list[str]: ...
+def _set_bf16_capability(isa: str) -> None:
+    """Forces a bf16 level; '' follows the fp32 level again"""
+
+def _bgemm(
+    x: Any,
+    w: Any,
+    bias: Any = None,
+    act: str = "none",
+    out_bf16: bool = False,
+    negative_slope: float = 0.01,
+) -> Any:
+    """act(x @ w.T + bias) by the bf16 kernels, on bf16 bits (uint16 (m, k) and (n, k)); float32 (m, n), or bf16 bits (uint16) when out_bf16"""
+
+def _floats_to_bf16(a: Any) -> Any:
+    """float32 -> bf16 bits (uint16), the vectorized conversion of the level in use"""
+
+def _bf16_to_floats(a: Any) -> Any:
+    """bf16 bits (uint16) -> float32, the vectorized conversion of the level in use"""
+
+def _bf16_blocking() -> dict[str, Any]:
+    """Every compiled bf16 level's row tile (mr), and the packed panel width and k pair"""

@@ -1,0 +1,117 @@
+// The bf16 kernel levels (kernels/bgemm.h) from Python: the level in use, forcing one, and
+// private entries that run the kernels and the conversions on raw bf16 bits (numpy uint16), so
+// the kernels are tested without the bf16 Tensor plumbing.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+
+#include "bindings/bindings.h"
+#include "kernels/bfamily.h"
+#include "kernels/bgemm.h"
+
+namespace py = pybind11;
+
+namespace lincore::bindings {
+namespace {
+
+using U16Array = py::array_t<std::uint16_t, py::array::c_style | py::array::forcecast>;
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+Activation activation_named(const std::string& name) {
+  std::string known;
+  for (int c = 0; c <= static_cast<int>(kLastActivation); ++c) {
+    const auto a = static_cast<Activation>(c);
+    if (name == activation_name(a)) return a;
+    known += (known.empty() ? "" : ", ") + std::string(activation_name(a));
+  }
+  throw py::value_error("unknown activation '" + name + "'; expected one of " + known);
+}
+
+py::array bgemm(const U16Array& x, const U16Array& w, const py::object& bias,
+                const std::string& act, bool out_bf16, double negative_slope) {
+  if (x.ndim() != 2 || w.ndim() != 2)
+    throw py::value_error("_bgemm: expected 2-D x (m, k) and w (n, k), got " +
+                          std::to_string(x.ndim()) + "-D and " + std::to_string(w.ndim()) + "-D");
+  const std::int64_t m = x.shape(0), k = x.shape(1), n = w.shape(0);
+  if (w.shape(1) != k)
+    throw py::value_error("_bgemm: x has " + std::to_string(k) + " columns but w has " +
+                          std::to_string(w.shape(1)));
+  F32Array b;
+  if (!bias.is_none()) {
+    b = bias.cast<F32Array>();
+    if (b.ndim() != 1 || b.shape(0) != n)
+      throw py::value_error("_bgemm: expected a bias of " + std::to_string(n) + " values");
+  }
+  const Epilogue ep{activation_named(act), negative_slope};
+  py::array y = out_bf16 ? py::array(py::array_t<std::uint16_t>({m, n}))
+                         : py::array(py::array_t<float>({m, n}));
+  void* yp = y.mutable_data();
+  const std::uint16_t* xp = x.data();
+  const std::uint16_t* wp = w.data();
+  const float* bp = bias.is_none() ? nullptr : b.data();
+  {
+    py::gil_scoped_release nogil;
+    const BPackedWeight pw = bgemm_pack(n, k, wp, k, bp);
+    bgemm_run(m, xp, k, pw, yp, n, out_bf16, ep);
+  }
+  return y;
+}
+
+}  // namespace
+
+void register_bf16_kernels(py::module_& m) {
+  m.def("bf16_capability", &bf16_capability);
+  m.def("supported_bf16_capabilities", &supported_bf16_capabilities);
+  m.def("_set_bf16_capability", &set_bf16_capability, py::arg("isa"),
+        "Forces a bf16 level; '' follows the fp32 level again");
+  m.def("_bgemm", &bgemm, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
+        py::arg("act") = "none", py::arg("out_bf16") = false, py::arg("negative_slope") = 0.01,
+        "act(x @ w.T + bias) by the bf16 kernels, on bf16 bits (uint16 (m, k) and (n, k)); "
+        "float32 (m, n), or bf16 bits (uint16) when out_bf16");
+  m.def(
+      "_floats_to_bf16",
+      [](const F32Array& a) {
+        py::array_t<std::uint16_t> out(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+        const std::int64_t n = a.size();
+        const float* s = a.data();
+        std::uint16_t* d = out.mutable_data();
+        py::gil_scoped_release nogil;
+        floats_to_bf16(n, s, d);
+        return out;
+      },
+      py::arg("a"), "float32 -> bf16 bits (uint16), the vectorized conversion of the level in use");
+  m.def(
+      "_bf16_to_floats",
+      [](const U16Array& a) {
+        py::array_t<float> out(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+        const std::int64_t n = a.size();
+        const std::uint16_t* s = a.data();
+        float* d = out.mutable_data();
+        py::gil_scoped_release nogil;
+        bf16_to_floats(n, s, d);
+        return out;
+      },
+      py::arg("a"), "bf16 bits (uint16) -> float32, the vectorized conversion of the level in use");
+  m.def(
+      "_bf16_blocking",
+      [] {
+        py::dict levels;
+        for (int i = 0; i < detail::bfamily_count(); ++i) {
+          const detail::BFamily& f = detail::bfamily_at(i);
+          py::dict d;
+          d["mr"] = f.mr;
+          levels[f.name] = d;
+        }
+        py::dict out;
+        out["levels"] = levels;
+        out["panel"] = kBPanel;
+        out["pair"] = kBPair;
+        return out;
+      },
+      "Every compiled bf16 level's row tile (mr), and the packed panel width and k pair");
+}
+
+}  // namespace lincore::bindings
