@@ -147,7 +147,11 @@ void brun(const BArgs& a, std::int64_t i0, std::int64_t i1, std::int64_t jp0, st
   static constexpr auto table = btile_table<BIsa, MR, NVMAX>(std::make_integer_sequence<int, MR>{});
   constexpr int kVecPerPanel = kBPanel / BIsa::kCols;
   const std::int64_t panel_bytes = std::max<std::int64_t>(a.kpairs * kBPanel * kBPair * 2, 1);
-  const std::int64_t block = std::max<std::int64_t>(1, kBBlockBytes / panel_bytes);
+  // One row tile reads each panel once whatever the order: no block (a block would cut the
+  // wide few-row tiles short at its end). Else an even number of panels (the MR-row tile's).
+  const std::int64_t block = i1 - i0 <= MR
+                                 ? std::max<std::int64_t>(1, jp1 - jp0)
+                                 : std::max<std::int64_t>(2, kBBlockBytes / panel_bytes / 2 * 2);
   for (std::int64_t jb = jp0; jb < jp1; jb += block) {
     const std::int64_t je = std::min(jp1, jb + block);
     for (std::int64_t i = i0; i < i1; i += MR) {
