@@ -329,9 +329,28 @@ def test_bad_input():
     x = np.zeros((2, 3), np.uint16)
     with pytest.raises(ValueError, match="x has 3 columns but w has 4"):
         C._bgemm(x, np.zeros((5, 4), np.uint16))
-    with pytest.raises(ValueError, match="expected 2-D"):
+    with pytest.raises(ValueError, match="expected a 2-D x"):
         C._bgemm(x[0], np.zeros((5, 3), np.uint16))
+    with pytest.raises(ValueError, match="expected a 2-D w"):
+        C._bgemm(x, np.zeros(3, np.uint16))
     with pytest.raises(ValueError, match="bias of 5 values"):
         C._bgemm(x, np.zeros((5, 3), np.uint16), np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         C._bgemm(x, np.zeros((5, 3), np.uint16), None, "swish")
+
+
+def test_packed_weight(level):
+    """A weight packed once (_bgemm_pack) gives bitwise what packing per call gives; it holds
+    its bias, and its size is bgemm.h's padded layout."""
+    rng = np.random.default_rng(8)
+    x, w, b = bf16_operands(rng, 10, 35, 50)
+    pw = C._bgemm_pack(w, b)
+    assert (pw.n, pw.k) == (50, 35)
+    kpad, npad = 36, 64
+    assert pw.nbytes == -(-npad * kpad * 2 // 64) * 64 + npad * 4
+    for act in ("none", "gelu"):
+        np.testing.assert_array_equal(C._bgemm(x, pw, None, act), C._bgemm(x, w, b, act))
+    with pytest.raises(ValueError, match="holds its bias"):
+        C._bgemm(x, pw, b)
+    with pytest.raises(ValueError, match="x has 34 columns but w has 35"):
+        C._bgemm(x[:, :34], pw)

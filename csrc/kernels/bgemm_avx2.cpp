@@ -45,6 +45,7 @@ struct BIsa {
       std::memcpy(p, t, static_cast<std::size_t>(valid) * sizeof(float));
     }
   }
+  static void store_bf16(std::uint16_t* p, V v, int valid);
   static void to_bf16(std::int64_t n, const float* s, std::uint16_t* d);
   static void to_float(std::int64_t n, const std::uint16_t* s, float* d);
 };
@@ -59,6 +60,20 @@ static LINCORE_INLINE __m256i bf16_of_bits_ymm(__m256i u) {
   const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
   const __m256i q = _mm256_or_si256(u, _mm256_set1_epi32(0x00400000));
   return _mm256_srli_epi32(_mm256_blendv_epi8(r, q, nan), 16);
+}
+
+LINCORE_INLINE void BIsa::store_bf16(std::uint16_t* p, V v, int valid) {
+  const __m256i r = bf16_of_bits_ymm(_mm256_castps_si256(v));
+  // packus per 128-bit lane: r0-3 r0-3 | r4-7 r4-7; the permute puts r0-7 in the low half.
+  const __m128i b =
+      _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0xD8));
+  if (valid >= 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), b);
+  } else {
+    alignas(16) std::uint16_t t[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(t), b);
+    std::memcpy(p, t, static_cast<std::size_t>(valid) * sizeof(std::uint16_t));
+  }
 }
 
 void BIsa::to_bf16(std::int64_t n, const float* s, std::uint16_t* d) {

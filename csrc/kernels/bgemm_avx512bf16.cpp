@@ -40,6 +40,13 @@ struct BIsa {
     else
       _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << valid) - 1), v);
   }
+  static LINCORE_INLINE void store_bf16(std::uint16_t* p, V v, int valid) {
+    const __m256i b = bf16_of_bits_zmm(_mm512_castps_si512(v));
+    if (valid >= 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), b);
+    else
+      _mm256_mask_storeu_epi16(p, static_cast<__mmask16>((1u << valid) - 1), b);
+  }
   static void to_bf16(std::int64_t n, const float* s, std::uint16_t* d) { to_bf16_zmm(n, s, d); }
   static void to_float(std::int64_t n, const std::uint16_t* s, float* d) { to_float_zmm(n, s, d); }
 };

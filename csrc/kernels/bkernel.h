@@ -13,6 +13,7 @@
 //     static V dot(V acc, X x, W w);   // acc[c] += x0 w[2c] + x1 w[2c + 1], in fp32
 //     static V loadf(const float* p);
 //     static void storef(float* p, V v, int valid);     // the first `valid` lanes
+//     static void store_bf16(std::uint16_t* p, V v, int valid);  // rounded by the rule
 //     static void to_bf16(std::int64_t n, const float* s, std::uint16_t* d);  // the rule's bits
 //     static void to_float(std::int64_t n, const std::uint16_t* s, float* d);
 //   };
@@ -41,8 +42,9 @@ static inline bool b_in_register(Activation act) {
   return act == Activation::none || act == Activation::relu || act == Activation::leaky_relu;
 }
 
-// The rest of the epilogue for a tile stored (acc + b, fp32) in t: activate() (the scalar
-// definition) and the store, as fp32 or rounded once to bf16. Out of line: a call while the
+// The rest of the epilogue for a tile stored (acc + b, fp32) in t, for the activations that are
+// not exact in registers: activate() (the scalar definition) and the store, as fp32 or rounded
+// once to bf16. Out of line: a call while the
 // accumulators are live would make GCC keep them all in memory.
 template <class BIsa>
 __attribute__((noinline)) void bfinish_tile(const BArgs& a, std::int64_t i0, int rows,
@@ -50,11 +52,9 @@ __attribute__((noinline)) void bfinish_tile(const BArgs& a, std::int64_t i0, int
                                             std::int64_t ldt) {
   const std::int64_t valid = std::min(cols, a.pw->n - col);
   if (valid <= 0) return;
-  const bool act = a.ep.act != Activation::none;
   for (int r = 0; r < rows; ++r) {
     float* tr = t + r * ldt;
-    if (act)
-      for (std::int64_t c = 0; c < valid; ++c) tr[c] = activate(tr[c], a.ep);
+    for (std::int64_t c = 0; c < valid; ++c) tr[c] = activate(tr[c], a.ep);
     if (a.y_bf16) {
       BIsa::to_bf16(valid, tr, static_cast<std::uint16_t*>(a.y) + (i0 + r) * a.ldy + col);
     } else {
@@ -94,18 +94,24 @@ void btile(const BArgs& a, std::int64_t i0, std::int64_t jp) {
   }
   const std::int64_t col0 = jp * kBPanel;
   const float* bias = a.pw->bias + col0;  // npad values: every vector's lanes exist
-  if (!a.y_bf16 && b_in_register(a.ep.act)) {
+  if (b_in_register(a.ep.act)) {
     const V zero = BIsa::zero();
     const V slope = BIsa::splat(static_cast<float>(a.ep.negative_slope));
     const Activation act = a.ep.act;
+    const bool y_bf16 = a.y_bf16;
     unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
-      float* y = static_cast<float*>(a.y) + (i0 + r) * a.ldy;
+      const std::int64_t row = (i0 + r) * a.ldy + col0;
       unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA {
         const std::int64_t valid = std::min<std::int64_t>(kC, a.pw->n - col0 - v * kC);
         V t = acc[r][v] + BIsa::loadf(bias + v * kC);
         if (act == Activation::relu) t = t < zero ? zero : t;
         if (act == Activation::leaky_relu) t = t < zero ? t * slope : t;
-        if (valid > 0) BIsa::storef(y + col0 + v * kC, t, static_cast<int>(valid));
+        if (valid <= 0) return;
+        if (y_bf16)
+          BIsa::store_bf16(static_cast<std::uint16_t*>(a.y) + row + v * kC, t,
+                           static_cast<int>(valid));
+        else
+          BIsa::storef(static_cast<float*>(a.y) + row + v * kC, t, static_cast<int>(valid));
       });
     });
     return;
@@ -147,7 +153,11 @@ void brun(const BArgs& a, std::int64_t i0, std::int64_t i1, std::int64_t jp0, st
   static constexpr auto table = btile_table<BIsa, MR, NVMAX>(std::make_integer_sequence<int, MR>{});
   constexpr int kVecPerPanel = kBPanel / BIsa::kCols;
   const std::int64_t panel_bytes = std::max<std::int64_t>(a.kpairs * kBPanel * kBPair * 2, 1);
-  const std::int64_t block = std::max<std::int64_t>(1, kBBlockBytes / panel_bytes);
+  // One row tile reads each panel once whatever the order: no block (a block would cut the
+  // wide few-row tiles short at its end). Else an even number of panels (the MR-row tile's).
+  const std::int64_t block = i1 - i0 <= MR
+                                 ? std::max<std::int64_t>(1, jp1 - jp0)
+                                 : std::max<std::int64_t>(2, kBBlockBytes / panel_bytes / 2 * 2);
   for (std::int64_t jb = jp0; jb < jp1; jb += block) {
     const std::int64_t je = std::min(jp1, jb + block);
     for (std::int64_t i = i0; i < i1; i += MR) {

@@ -434,6 +434,18 @@ def supported_bf16_capabilities() -> list[str]: ...
 def _set_bf16_capability(isa: str) -> None:
     """Forces a bf16 level; '' follows the fp32 level again"""
 
+class _BPackedWeight:
+    """bf16 weights and bias packed for the bf16 kernels (kernels/bgemm.h)"""
+    @property
+    def n(self) -> int: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
+def _bgemm_pack(w: Any, bias: Any = None) -> _BPackedWeight:
+    """Packs bf16 bits w (uint16 (n, k)) and an fp32 bias (n values or None) once"""
+
 def _bgemm(
     x: Any,
     w: Any,
@@ -442,7 +454,7 @@ def _bgemm(
     out_bf16: bool = False,
     negative_slope: float = 0.01,
 ) -> Any:
-    """act(x @ w.T + bias) by the bf16 kernels, on bf16 bits (uint16 (m, k) and (n, k)); float32 (m, n), or bf16 bits (uint16) when out_bf16"""
+    """act(x @ w.T + bias) by the bf16 kernels, on bf16 bits (uint16 (m, k) and (n, k), or w a _BPackedWeight); float32 (m, n), or bf16 bits (uint16) when out_bf16"""
 
 def _floats_to_bf16(a: Any) -> Any:
     """float32 -> bf16 bits (uint16), the vectorized conversion of the level in use"""
