@@ -8,6 +8,7 @@ input. The kernels themselves: tests/test_bf16_kernels.py."""
 from __future__ import annotations
 
 import copy
+import io
 import math
 import pickle
 import sys
@@ -35,7 +36,7 @@ def torch_or_skip():
 
 
 def bits_of(t: lincore.Tensor) -> np.ndarray:
-    return np.array(t._bits())
+    return np.array(t._bits(False))
 
 
 def rule(f: np.ndarray) -> np.ndarray:
@@ -298,6 +299,14 @@ def test_promotion_is_torchs():
     for scalar in (1, 1.5, True):
         assert (b * scalar).dtype is BF
     assert (lincore.ones(2, dtype=lincore.int64) + b).dtype is BF
+    # comparisons: a scalar is cast to bf16 first, a float32 tensor compares in float32
+    t, tt = lincore.tensor([0.1, 1.0], dtype=BF), torch.tensor([0.1, 1.0], dtype=torch.bfloat16)
+    for got, want in [
+        (t == 0.1, tt == 0.1),
+        (t > 0.1, tt > 0.1),
+        (t == lincore.tensor([0.1, 1.0]), tt == torch.tensor([0.1, 1.0])),
+    ]:
+        assert got.dtype is lincore.bool and got.tolist() == want.tolist()
 
 
 # --- numpy ---------------------------------------------------------------------------------------
@@ -460,6 +469,11 @@ def test_pack_is_built_once_and_rebuilt_when_the_weight_changes(rng):
         layer.weight[0, 0] = 100.0
         y1 = layer(x)
         assert layer._pack.packs_built == built + 1 and not np.array_equal(bits_of(y0), bits_of(y1))
+        built = layer._pack.packs_built
+        pickle.dumps(layer)  # readers of the weight (saving, pickling) leave the pack current
+        lincore.save(layer, io.BytesIO())
+        layer(x)
+        assert layer._pack.packs_built == built
         layer.bias.copy_(lincore.zeros(10))
         y2 = layer(x)
         assert_bf16_linear_close(

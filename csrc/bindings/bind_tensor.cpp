@@ -182,10 +182,11 @@ Tensor from_buffer(const py::object& obj, int code) {
 }
 
 // The bits of a bfloat16 tensor as a numpy uint16 array over the same memory (its shape and
-// strides), read-only when the tensor is. A writable one counts as an export of the storage,
-// as a buffer view does: caches of the contents (a packed weight) stop trusting the version
-// until the array is gone, and its release bumps the version.
-py::array bf16_bits(const Tensor& t) {
+// strides), read-only when the tensor is or when `writable` is false (a reader: saving,
+// printing). A writable one counts as an export of the storage, as a buffer view does: caches
+// of the contents (a packed weight) stop trusting the version until the array is gone, and its
+// release bumps the version.
+py::array bf16_bits(const Tensor& t, bool writable) {
   if (t.dtype() != DType::bfloat16) {
     throw std::invalid_argument(std::string("_bits: expected a bfloat16 tensor, got ") +
                                 dtype_name(t.dtype()));
@@ -194,7 +195,7 @@ py::array bf16_bits(const Tensor& t) {
     std::shared_ptr<Storage> storage;
     bool counted;
   };
-  const bool writable = t.writable();
+  writable = writable && t.writable();
   auto* hold = new Hold{t.storage(), writable};
   if (writable) hold->storage->add_export();
   py::capsule base(hold, [](void* p) {
@@ -269,8 +270,9 @@ void register_tensor(py::module_& m) {
           "Promises that every write by the owner of this borrowed memory is followed by "
           "_bump_version(), so that caches may trust the version")
       .def("_fill", &Tensor::fill)
-      .def("_bits", &bf16_bits,
-           "The bits of a bfloat16 tensor: a numpy uint16 array sharing its memory")
+      .def("_bits", &bf16_bits, py::arg("writable") = true,
+           "The bits of a bfloat16 tensor: a numpy uint16 array sharing its memory (read-only "
+           "unless writable)")
       .def("_shares_storage",
            [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); });
 

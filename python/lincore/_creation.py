@@ -49,7 +49,7 @@ def copy_array(arr: np.ndarray, d: dtype | None = None) -> Tensor:
             src = arr if source_bf16 else arr.astype(np.float32)
         out = _core._empty(list(arr.shape), d._code)
         if out.numel():
-            wide = _bf16.from_array(src) if source_bf16 else copy_array(src, float32)
+            wide = _bf16.from_array(borrowable(src)) if source_bf16 else copy_array(src, float32)
             out._copy_from(wide)
         return out
     out = _core._empty(list(arr.shape), d._code)

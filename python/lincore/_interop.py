@@ -330,7 +330,7 @@ def _layer_norm_to_torch(torch: Any, m: LayerNorm) -> Any:
 def _parameter_to_torch(torch: Any, p: Tensor) -> Any:
     # A writable, C-contiguous copy that torch then owns (bf16: its bits, through int16).
     if p.dtype is bfloat16:
-        bits = np.ascontiguousarray(p._bits()).view(np.int16).copy()
+        bits = np.ascontiguousarray(p._bits(False)).view(np.int16).copy()
         data = torch.from_numpy(bits).view(torch.bfloat16)
     else:
         data = torch.from_numpy(np.asarray(memoryview(p)).copy(order="C"))

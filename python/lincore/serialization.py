@@ -221,7 +221,7 @@ def _arrays(obj: Any) -> dict[str, np.ndarray]:
                 "and cannot name a tensor"
             )
         if isinstance(value, Tensor) and value.dtype is bfloat16:
-            out[key] = np.ascontiguousarray(value._bits()).view(_Bf16Bits)
+            out[key] = np.ascontiguousarray(value._bits(False)).view(_Bf16Bits)
             continue
         if isinstance(value, np.ndarray) and _bf16.is_ml_bfloat16(value.dtype):
             out[key] = np.ascontiguousarray(value).view(np.uint16).view(_Bf16Bits)
