@@ -570,6 +570,8 @@ def test_inference_only():
     with pytest.raises(RuntimeError, match="bfloat16 tensors are inference-only"):
         grad_x * 2
     with pytest.raises(RuntimeError, match="bfloat16 tensors are inference-only"):
+        lincore.ones((), dtype=BF, requires_grad=True).backward()
+    with pytest.raises(RuntimeError, match="bfloat16 tensors are inference-only"):
         lincore.ones(2, requires_grad=True).to(BF)
     model = nn.Sequential(nn.Linear(4, 3)).bfloat16()
     assert model[0].weight.requires_grad and model[0].weight.dtype is BF

@@ -234,6 +234,8 @@ def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None =
     """root.backward(gradient): accumulates d(root)/d(leaf) into every leaf's .grad."""
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    if root._dtype_code == _BF16:  # a bf16 leaf that requires grad: nothing may flow into it
+        raise RuntimeError(BF16_NO_AUTOGRAD)
     if gradient is None:
         if root.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
