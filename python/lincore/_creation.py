@@ -257,7 +257,8 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     (in-place writes to it raise ValueError; PyTorch warns and leaves them undefined). An array
     whose data is not aligned to its element size (as pickle protocol 5 and Dask can hand over)
     is copied once into aligned memory, read-only if the array was: lincore's kernels read
-    elements at their natural alignment, so they never see the borrowed, misaligned bytes."""
+    elements at their natural alignment, so they never see the borrowed, misaligned bytes. An
+    ml_dtypes.bfloat16 array gives a bfloat16 tensor over its memory."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     if _bf16.is_ml_bfloat16(ndarray.dtype):  # an ml_dtypes.bfloat16 array: its 2-byte items
