@@ -350,6 +350,9 @@ def test_packed_weight(level):
     assert pw.nbytes == -(-npad * kpad * 2 // 64) * 64 + npad * 4
     for act in ("none", "gelu"):
         np.testing.assert_array_equal(C._bgemm(x, pw, None, act), C._bgemm(x, w, b, act))
+    for n, k in [(50, 35), (16, 36), (17, 1), (3, 0), (0, 4)]:
+        bits = rng.integers(0, 1 << 16, (n, k), dtype=np.uint16)
+        np.testing.assert_array_equal(C._bgemm_pack(bits).weight_bits(), bits)
     with pytest.raises(ValueError, match="holds its bias"):
         C._bgemm(x, pw, b)
     with pytest.raises(ValueError, match="x has 34 columns but w has 35"):
