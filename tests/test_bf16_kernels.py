@@ -7,6 +7,9 @@ sweeps with edge sizes derived from the levels' tiles, every activation, bias or
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -325,6 +328,32 @@ def test_bf16_level_follows_the_fp32_level():
         lincore._core._set_cpu_capability(previous)
 
 
+def test_levels_follow_lincore_isa():
+    """LINCORE_ISA forces the bf16 level down with the fp32 one (sse2 runs the portable bf16
+    level); LINCORE_BF16_ISA forces it alone; a bad name fails the first bf16 call, saying which
+    names exist."""
+    fp32 = lincore.supported_cpu_capabilities()
+    code = "import lincore; print(lincore.cpu_capability(), lincore.cpu_capability('bf16'))"
+
+    def run(**env):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.split() if out.returncode == 0 else out.stderr
+
+    assert run(LINCORE_ISA="scalar") == ["scalar", "scalar"]
+    if "sse2" in fp32:
+        assert run(LINCORE_ISA="sse2") == ["sse2", "scalar"]
+    if "avx2" in fp32:
+        assert run(LINCORE_ISA="avx2") == ["avx2", "avx2"]
+    for level in LEVELS:
+        assert run(LINCORE_BF16_ISA=level)[1] == level
+    assert "unknown bf16 capability 'avx9'" in run(LINCORE_BF16_ISA="avx9")
+
+
 def test_bad_input():
     x = np.zeros((2, 3), np.uint16)
     with pytest.raises(ValueError, match="x has 3 columns but w has 4"):
@@ -350,6 +379,9 @@ def test_packed_weight(level):
     assert pw.nbytes == -(-npad * kpad * 2 // 64) * 64 + npad * 4
     for act in ("none", "gelu"):
         np.testing.assert_array_equal(C._bgemm(x, pw, None, act), C._bgemm(x, w, b, act))
+    for n, k in [(50, 35), (16, 36), (17, 1), (3, 0), (0, 4)]:
+        bits = rng.integers(0, 1 << 16, (n, k), dtype=np.uint16)
+        np.testing.assert_array_equal(C._bgemm_pack(bits).weight_bits(), bits)
     with pytest.raises(ValueError, match="holds its bias"):
         C._bgemm(x, pw, b)
     with pytest.raises(ValueError, match="x has 34 columns but w has 35"):

@@ -92,7 +92,15 @@ void register_bf16_kernels(py::module_& m) {
       m, "_BPackedWeight", "bf16 weights and bias packed for the bf16 kernels (kernels/bgemm.h)")
       .def_readonly("n", &BPackedWeight::n)
       .def_readonly("k", &BPackedWeight::k)
-      .def_property_readonly("nbytes", &BPackedWeight::bytes);
+      .def_property_readonly("nbytes", &BPackedWeight::bytes)
+      .def(
+          "weight_bits",
+          [](const BPackedWeight& w) {
+            py::array_t<std::uint16_t> out({w.n, w.k});
+            bgemm_unpack(w, out.mutable_data());
+            return out;
+          },
+          "the weights back (bgemm_unpack): bf16 bits, (n, k), a new array");
   m.def("_bgemm_pack", &pack, py::arg("w"), py::arg("bias") = py::none(),
         "Packs bf16 bits w (uint16 (n, k)) and an fp32 bias (n values or None) once");
   m.def("_bgemm", &bgemm, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),

@@ -106,7 +106,7 @@ void BIsa::to_float(std::int64_t n, const std::uint16_t* s, float* d) {
 namespace lincore::detail::isa_bavx2 {
 
 namespace {
-constexpr int MR = 4;  // 8 accumulators + 4 widened W + 2 x of the 16 ymm
+constexpr int MR = 5;  // 10 accumulators + 4 widened W + 2 x: the 16 ymm
 int nv_of(int rows) { return rows <= 2 ? 4 : 2; }
 }  // namespace
 

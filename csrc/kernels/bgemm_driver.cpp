@@ -59,15 +59,20 @@ BPackedWeight bgemm_pack(std::int64_t n, std::int64_t k, const std::uint16_t* w,
   auto* data = reinterpret_cast<std::uint16_t*>(base);
   auto* b = reinterpret_cast<float*>(base + data_bytes);
   std::memset(base, 0, static_cast<std::size_t>(data_bytes + bias_bytes));
-  parallel_for(np / kBPanel, 64, [&](std::int64_t p0, std::int64_t p1) {
+  // Panel by panel, pair by pair: the writes are sequential and the reads walk the panel's 16
+  // rows side by side (a pair is one 4-byte copy), so a large W packs at memory speed.
+  parallel_for(np / kBPanel, 8, [&](std::int64_t p0, std::int64_t p1) {
     for (std::int64_t jp = p0; jp < p1; ++jp) {
-      std::uint16_t* panel = data + jp * kp * kBPanel;
-      for (int c = 0; c < kBPanel; ++c) {
-        const std::int64_t j = jp * kBPanel + c;
-        if (j >= n) break;
-        for (std::int64_t p = 0; p < k; ++p) panel[packed_index(c, p)] = w[j * ldw + p];
-        b[j] = bias ? bias[j] : 0.0f;
-      }
+      std::uint16_t* out = data + jp * kp * kBPanel;
+      const std::int64_t j0 = jp * kBPanel;
+      const int cols = static_cast<int>(std::min<std::int64_t>(kBPanel, n - j0));
+      const std::int64_t full = k / kBPair;
+      for (std::int64_t g = 0; g < full; ++g, out += kBPanel * kBPair)
+        for (int c = 0; c < cols; ++c)
+          std::memcpy(out + c * kBPair, w + (j0 + c) * ldw + g * kBPair, kBPair * 2);
+      if (k % kBPair)  // the last, odd k step; its partner stays zero
+        for (int c = 0; c < cols; ++c) out[c * kBPair] = w[(j0 + c) * ldw + k - 1];
+      for (int c = 0; c < cols; ++c) b[j0 + c] = bias ? bias[j0 + c] : 0.0f;
     }
   });
   pw.data = data;

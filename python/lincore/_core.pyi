@@ -442,6 +442,8 @@ class _BPackedWeight:
     def k(self) -> int: ...
     @property
     def nbytes(self) -> int: ...
+    def weight_bits(self) -> Any:
+        """the weights back (bgemm_unpack): bf16 bits, (n, k), a new array"""
 
 def _bgemm_pack(w: Any, bias: Any = None) -> _BPackedWeight:
     """Packs bf16 bits w (uint16 (n, k)) and an fp32 bias (n values or None) once"""
