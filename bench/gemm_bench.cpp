@@ -23,10 +23,12 @@
 #define LINCORE_BENCH_X86 1
 #endif
 
+#include "kernels/bgemm.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/qgemm.h"
 #include "runtime/thread_pool.h"
+#include "tensor/bfloat16.h"
 
 namespace {
 
@@ -196,7 +198,72 @@ __attribute__((target("avx2,avxvnni"))) double vnni_chains_avx(std::int64_t iter
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
   return sum_lanes(lanes);
 }
+
+// The bf16 peak: chains of VDPBF16PS (32 bf16 x bf16 products added in pairs into 16 fp32 lanes
+// per zmm instruction: 64 flops), 24 accumulators in asm as for VPDPBUSD. x = w = 0 keeps every
+// sum at 0 (no overflow, no subnormals; the instruction's timing does not depend on the values).
+__attribute__((target("avx512f,avx512bf16"))) double bf16_chains_avx512(std::int64_t iters) {
+  __m512 a0 = _mm512_set1_ps(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+         a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0, a16 = a0,
+         a17 = a0, a18 = a0, a19 = a0, a20 = a0, a21 = a0, a22 = a0, a23 = a0;
+  const __m512i x = _mm512_set1_epi32(0), w = _mm512_set1_epi32(0);
+  for (std::int64_t it = 0; it < iters; ++it) {
+    __asm__(
+        "vdpbf16ps %13, %12, %0\n\t"
+        "vdpbf16ps %13, %12, %1\n\t"
+        "vdpbf16ps %13, %12, %2\n\t"
+        "vdpbf16ps %13, %12, %3\n\t"
+        "vdpbf16ps %13, %12, %4\n\t"
+        "vdpbf16ps %13, %12, %5\n\t"
+        "vdpbf16ps %13, %12, %6\n\t"
+        "vdpbf16ps %13, %12, %7\n\t"
+        "vdpbf16ps %13, %12, %8\n\t"
+        "vdpbf16ps %13, %12, %9\n\t"
+        "vdpbf16ps %13, %12, %10\n\t"
+        "vdpbf16ps %13, %12, %11\n\t"
+        : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8),
+          "+v"(a9), "+v"(a10), "+v"(a11)
+        : "v"(x), "v"(w));
+    __asm__(
+        "vdpbf16ps %13, %12, %0\n\t"
+        "vdpbf16ps %13, %12, %1\n\t"
+        "vdpbf16ps %13, %12, %2\n\t"
+        "vdpbf16ps %13, %12, %3\n\t"
+        "vdpbf16ps %13, %12, %4\n\t"
+        "vdpbf16ps %13, %12, %5\n\t"
+        "vdpbf16ps %13, %12, %6\n\t"
+        "vdpbf16ps %13, %12, %7\n\t"
+        "vdpbf16ps %13, %12, %8\n\t"
+        "vdpbf16ps %13, %12, %9\n\t"
+        "vdpbf16ps %13, %12, %10\n\t"
+        "vdpbf16ps %13, %12, %11\n\t"
+        : "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15), "+v"(a16), "+v"(a17), "+v"(a18), "+v"(a19),
+          "+v"(a20), "+v"(a21), "+v"(a22), "+v"(a23)
+        : "v"(x), "v"(w));
+  }
+  const __m512 sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 + a12 + a13 + a14 +
+                     a15 + a16 + a17 + a18 + a19 + a20 + a21 + a22 + a23;
+  return static_cast<double>(_mm512_reduce_add_ps(sum));
+}
 #endif
+
+// VDPBF16PS when the CPU has it, else none (the widening bf16 levels run on the FMA units:
+// judge them against the fp32 peak). Flops per iteration: 24 chains x 32 products x 2.
+struct Bf16PeakLoop {
+  const char* isa = "none";
+  double (*fn)(std::int64_t) = nullptr;
+  double flops_per_iter = 0;
+};
+
+Bf16PeakLoop bf16_peak_loop() {
+  Bf16PeakLoop p;
+#ifdef LINCORE_BENCH_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512bf16"))
+    p = {"avx512_bf16", &bf16_chains_avx512, 2.0 * kChainsAvx512 * 32};
+#endif
+  return p;
+}
 
 // The widest VPDPBUSD this CPU has: int8 ops (a multiply and an add per product) per iteration.
 struct Int8PeakLoop {
@@ -343,8 +410,9 @@ double measure_read_gbps(int nthreads) {
 }
 
 struct Peak {
-  double f32, f64;                                       // GFLOP/s for all threads together
-  double i8 = std::numeric_limits<double>::quiet_NaN();  // G int8 ops/s (VPDPBUSD), all threads
+  double f32, f64;                                         // GFLOP/s for all threads together
+  double i8 = std::numeric_limits<double>::quiet_NaN();    // G int8 ops/s (VPDPBUSD), all threads
+  double bf16 = std::numeric_limits<double>::quiet_NaN();  // GFLOP/s of VDPBF16PS, all threads
   double read_gbps = 0;  // memory read bandwidth, all threads together
   template <class T>
   double of() const {
@@ -359,7 +427,8 @@ struct Case {
   std::string name;
   bool f64;
   std::int64_t m, n, k;
-  bool i8 = false;  // the int8 dynamic-quantization path (qgemm.h)
+  bool i8 = false;    // the int8 dynamic-quantization path (qgemm.h)
+  bool bf16 = false;  // the bf16 path (bgemm.h), fp32 output
 };
 
 std::vector<Case> all_cases(bool quick) {
@@ -386,6 +455,12 @@ std::vector<Case> all_cases(bool quick) {
     out.push_back({"i8-m" + std::to_string(c.batch) + "-n" + std::to_string(c.out) + "-k" +
                        std::to_string(c.in),
                    false, c.batch, c.out, c.in, true});
+  }
+  for (const auto& c : f32_cases) {
+    if (quick && c.batch == 4096) continue;
+    out.push_back({"bf16-m" + std::to_string(c.batch) + "-n" + std::to_string(c.out) + "-k" +
+                       std::to_string(c.in),
+                   false, c.batch, c.out, c.in, false, true});
   }
   return out;
 }
@@ -632,7 +707,7 @@ void run_mlp(const std::vector<std::int64_t>& widths, std::int64_t m, bool quick
 
 struct Options {
   int threads = 0;  // 0: lincore's default
-  std::string isa, int8_isa, filter;
+  std::string isa, int8_isa, bf16_isa, filter;
   std::vector<Case> shapes;            // --shape: run these instead of the cases
   std::vector<std::int64_t> mlp;       // --mlp: widths of a ReLU MLP timed as a chain of gemm_runs
   std::int64_t mlp_batch = 1;          // --mlp-batch
@@ -644,8 +719,10 @@ struct Options {
 bool parse_shape(std::string s, Case& c) {
   c.f64 = s.rfind("f64-", 0) == 0;
   c.i8 = s.rfind("i8-", 0) == 0;
+  c.bf16 = s.rfind("bf16-", 0) == 0;
   if (c.f64 || s.rfind("f32-", 0) == 0) s = s.substr(4);
   if (c.i8) s = s.substr(3);
+  if (c.bf16) s = s.substr(5);
   long long m, n, k;
   char tail;
   if (std::sscanf(s.c_str(), "%lldx%lldx%lld%c", &m, &n, &k, &tail) != 3) return false;
@@ -653,9 +730,10 @@ bool parse_shape(std::string s, Case& c) {
   c.m = m;
   c.n = n;
   c.k = k;
-  c.name = std::string(c.f64  ? "f64"
-                       : c.i8 ? "i8"
-                              : "f32") +
+  c.name = std::string(c.f64    ? "f64"
+                       : c.i8   ? "i8"
+                       : c.bf16 ? "bf16"
+                                : "f32") +
            "-m" + std::to_string(m) + "-n" + std::to_string(n) + "-k" + std::to_string(k);
   return true;
 }
@@ -663,17 +741,21 @@ bool parse_shape(std::string s, Case& c) {
 void usage(std::FILE* f) {
   std::fprintf(f,
                "usage: lincore_bench [--threads N] [--isa avx512|avx2|sse2|scalar] "
-               "[--int8-isa avx512_vnni|avx_vnni|avx2|scalar] [--filter SUBSTR] "
-               "[--shape [f64-|i8-]MxNxK]... [--mlp K,N1,N2,... [--mlp-batch M]] "
+               "[--int8-isa avx512_vnni|avx_vnni|avx2|scalar] "
+               "[--bf16-isa avx512_bf16|avx512|avx2|scalar] [--filter SUBSTR] "
+               "[--shape [f64-|i8-|bf16-]MxNxK]... [--mlp K,N1,N2,... [--mlp-batch M]] "
                "[--read-kib N]... [--quick] [--list]\n"
                "  --threads N      lincore::set_num_threads(N) (default: LINCORE_NUM_THREADS or "
                "the CPUs available)\n"
                "  --isa NAME       lincore::set_cpu_capability(NAME) (default: the best "
                "supported)\n"
                "  --int8-isa NAME  lincore::set_int8_capability(NAME) for the i8 cases\n"
-               "  --filter SUBSTR  run only the cases whose name contains SUBSTR (i8 for int8)\n"
+               "  --bf16-isa NAME  lincore::set_bf16_capability(NAME) for the bf16 cases\n"
+               "  --filter SUBSTR  run only the cases whose name contains SUBSTR (i8 for int8, "
+               "bf16)\n"
                "  --shape S        time this (m, n, k) instead of the fixed cases (repeatable),\n"
-               "                   e.g. 1024x1024x1024, f64-64x128x784 or i8-8x4096x4096\n"
+               "                   e.g. 1024x1024x1024, f64-64x128x784, i8-8x4096x4096 or "
+               "bf16-1x4096x4096\n"
                "  --mlp W          also time a ReLU MLP of these widths (fp32, no ReLU after the\n"
                "                   last layer) as one chain of gemm_runs, e.g. 784,256,128,10\n"
                "  --mlp-batch M    its batch (default 1)\n"
@@ -706,13 +788,15 @@ Options parse_args(int argc, char** argv) {
       o.isa = value();
     } else if (a == "--int8-isa") {
       o.int8_isa = value();
+    } else if (a == "--bf16-isa") {
+      o.bf16_isa = value();
     } else if (a == "--filter") {
       o.filter = value();
     } else if (a == "--shape") {
       const std::string v = value();
       Case c;
       if (!parse_shape(v, c))
-        die("--shape expects [f64-|i8-]MxNxK with sizes >= 0, got '" + v + "'");
+        die("--shape expects [f64-|i8-|bf16-]MxNxK with sizes >= 0, got '" + v + "'");
       o.shapes.push_back(c);
     } else if (a == "--mlp" || a == "--mlp-batch" || a == "--read-kib") {
       const std::string v = value();
@@ -816,6 +900,72 @@ void run_case_i8(const Case& c, const Peak& peak, bool quick) {
   std::fflush(stdout);
 }
 
+// bf16: x and W random in [-1, 1) rounded to bf16, W packed once; each call runs bgemm_run with
+// an fp32 output. Checked against a double evaluation of the same bf16 values with
+// docs/testing.md's bound (c = 2, as for fp32 above); no input is subnormal (VDPBF16PS would
+// count it as zero).
+void run_case_bf16(const Case& c, const Peak& peak, bool quick) {
+  const std::int64_t m = c.m, n = c.n, k = c.k;
+  std::mt19937_64 rng(0x6c696e636f7265ULL ^ static_cast<std::uint64_t>(m * 1000003 + n * 1009 + k));
+  const auto xf = random_values<float>(m * k, rng);
+  const auto wf = random_values<float>(n * k, rng);
+  const auto b = random_values<float>(n, rng);
+  std::vector<std::uint16_t> x(xf.size()), w(wf.size());
+  for (std::size_t i = 0; i < xf.size(); ++i) x[i] = lincore::float_to_bf16(xf[i]);
+  for (std::size_t i = 0; i < wf.size(); ++i) w[i] = lincore::float_to_bf16(wf[i]);
+  const auto tp = Clock::now();
+  const lincore::BPackedWeight pw = lincore::bgemm_pack(n, k, w.data(), k, b.data());
+  const double pack_s = seconds_since(tp);
+
+  std::vector<float> y(static_cast<std::size_t>(m * n), std::numeric_limits<float>::quiet_NaN());
+  lincore::bgemm_run(m, x.data(), k, pw, y.data(), n, false, {});
+  constexpr std::int64_t kOracleBudget = std::int64_t(1) << 28;
+  const std::int64_t rows = std::clamp<std::int64_t>(
+      kOracleBudget / std::max<std::int64_t>(1, n * k), std::min<std::int64_t>(m, 2), m);
+  const double u = std::ldexp(1.0, -24), gamma = (k + 2) * u / (1 - (k + 2) * u);
+  double worst = 0;
+  for (std::int64_t s = 0; s < rows; ++s) {
+    const std::int64_t i = rows == 1 ? 0 : s * (m - 1) / (rows - 1);
+    for (std::int64_t j = 0; j < n; ++j) {
+      double ref = b[j], g = std::fabs(b[j]);
+      for (std::int64_t p = 0; p < k; ++p) {
+        const double t = static_cast<double>(lincore::bf16_to_float(x[i * k + p])) *
+                         lincore::bf16_to_float(w[j * k + p]);
+        ref += t;
+        g += std::fabs(t);
+      }
+      const double bound =
+          2 * gamma * g + (k + 1) * static_cast<double>(std::numeric_limits<float>::denorm_min());
+      const double err = std::fabs(static_cast<double>(y[i * n + j]) - ref);
+      if (!(err <= bound)) {
+        char msg[256];
+        std::snprintf(msg, sizeof msg, "case %s: MISMATCH at y[%lld, %lld]: %.9g vs %.9g (bf16=%s)",
+                      c.name.c_str(), static_cast<long long>(i), static_cast<long long>(j),
+                      static_cast<double>(y[i * n + j]), ref, lincore::bf16_capability().c_str());
+        die(msg);
+      }
+      worst = std::max(worst, err / bound);
+    }
+  }
+  const Timing tm =
+      time_calls([&] { lincore::bgemm_run(m, x.data(), k, pw, y.data(), n, false, {}); }, quick);
+  const double gflops = 2.0 * static_cast<double>(m) * n * k / tm.median_s / 1e9;
+  std::printf(
+      "case=%s dtype=bf16 m=%lld n=%lld k=%lld threads=%d isa=%s min_us=%.3f median_us=%.3f "
+      "gflops=%.2f pct_bf16_peak=%.1f",
+      c.name.c_str(), static_cast<long long>(m), static_cast<long long>(n),
+      static_cast<long long>(k), lincore::get_num_threads(), lincore::bf16_capability().c_str(),
+      tm.min_s * 1e6, tm.median_s * 1e6, gflops, 100.0 * gflops / peak.bf16);
+  if (m <= 8) {
+    const double gbps = static_cast<double>(pw.bytes()) / tm.median_s / 1e9;
+    std::printf(" gbps=%.2f pct_bw=%.1f", gbps, 100.0 * gbps / peak.read_gbps);
+  }
+  std::printf(" pack_us=%.1f weight_bytes=%lld check_rows=%lld/%lld err_over_tol=%.3g\n",
+              pack_s * 1e6, static_cast<long long>(pw.bytes()), static_cast<long long>(rows),
+              static_cast<long long>(m), worst);
+  std::fflush(stdout);
+}
+
 int main(int argc, char** argv) {
   const Options opt = parse_args(argc, argv);
 
@@ -836,6 +986,7 @@ int main(int argc, char** argv) {
     if (opt.threads > 0) lincore::set_num_threads(opt.threads);
     if (!opt.isa.empty()) lincore::set_cpu_capability(opt.isa);
     if (!opt.int8_isa.empty()) lincore::set_int8_capability(opt.int8_isa);
+    if (!opt.bf16_isa.empty()) lincore::set_bf16_capability(opt.bf16_isa);
   } catch (const std::exception& e) {
     die(e.what());
   }
@@ -898,8 +1049,21 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   if (!opt.mlp.empty()) run_mlp(opt.mlp, opt.mlp_batch, opt.quick);
+  // The bf16 (VDPBF16PS) peak, when any case needs it.
+  if (std::any_of(cases.begin(), cases.end(), [](const Case& c) { return c.bf16; })) {
+    const Bf16PeakLoop q = bf16_peak_loop();
+    const PeakRun r = measure_peak(q.fn, q.flops_per_iter, threads, peak_seconds);
+    peak.bf16 = r.gflops;
+    std::printf(
+        "bf16_peak isa=%s threads=%d gflops=%.1f gflops_per_core=%.1f "
+        "vdpbf16ps_g_per_s_per_core=%.2f bf16_level=%s\n",
+        q.isa, threads, r.gflops, r.gflops / threads, r.gflops / threads / 64.0,
+        lincore::bf16_capability().c_str());
+  }
   for (const auto& c : cases) {
-    if (c.i8) {
+    if (c.bf16) {
+      run_case_bf16(c, peak, opt.quick);
+    } else if (c.i8) {
       run_case_i8(c, peak, opt.quick);
     } else if (c.f64) {
       run_case<double>(c, peak, opt.quick);

@@ -629,9 +629,10 @@ def main():
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
     ap.add_argument(
         "--precision",
-        choices=("fp32", "int8"),
+        choices=("fp32", "int8", "bf16"),
         default="fp32",
-        help="int8: lincore.quantize_dynamic vs torch and onnxruntime int8 (bench/peer_int8.py)",
+        help="int8: lincore.quantize_dynamic vs torch and onnxruntime int8 (bench/peer_int8.py); "
+        "bf16: lincore's bf16 kernels vs torch bf16 (bench/peer_bf16.py)",
     )
     ap.add_argument(
         "--peak-gflops",
@@ -652,6 +653,12 @@ def main():
         import peer_int8
 
         peer_int8.main(sys.modules[__name__], args, threads_list, cases)
+        return
+    if args.precision == "bf16":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import peer_bf16
+
+        peer_bf16.main(sys.modules[__name__], args, threads_list, cases)
         return
     start, whole_run = time.perf_counter(), CpuMonitor()
     peaks, peak_note, peak_warnings = measure_peaks(threads_list, args.peak_gflops)

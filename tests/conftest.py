@@ -73,6 +73,35 @@ def assert_within_bound(y, ref, g, n, *, extra=0.0) -> None:
         )
 
 
+# bfloat16's unit roundoff: 8 significant bits (csrc/tensor/bfloat16.h, docs/quantization.md).
+BF16_UNIT_ROUNDOFF = 2.0**-8
+
+
+def assert_bf16_linear_close(y, x, w, b=None, *, act=None) -> None:
+    """A bfloat16 Linear's output y against the float64 reference of the same bf16 inputs
+    (x, w, b given as float arrays of bf16 values): the rule above for the fp32 sums of k terms
+    (c = 1), plus the one rounding of the output to bf16, relative 2^-8 of the fp32 value (which
+    lies within the fp32 bound of the reference). `act`: an activation with |derivative| <= 1
+    applied to the reference (ReLU is exact; others add their own fp32 rounding)."""
+    y = np.asarray(y, np.float32)
+    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    b64 = None if b is None else np.asarray(b, np.float64)
+    k = w64.shape[-1]
+    ref = linear_reference(x64, w64, b64)
+    g = np.abs(x64) @ np.abs(w64).T
+    if b64 is not None:
+        g = g + np.abs(b64)
+    u32 = UNIT_ROUNDOFF[np.dtype(np.float32)]
+    extra = 0.0
+    if act is not None:
+        ref = act(ref)
+        extra = u32 * np.abs(ref)
+    gamma = (k + 2) * u32 / (1 - (k + 2) * u32)
+    fp32_tol = gamma * g + (k + 1) * SMALLEST_SUBNORMAL[np.dtype(np.float32)] + extra
+    extra = extra + BF16_UNIT_ROUNDOFF * (np.abs(ref) + fp32_tol)
+    assert_within_bound(y, ref, g, k + 2, extra=extra)
+
+
 # The shape grids, derived from the block sizes that the kernel files state and the compiled
 # module exports (lincore._core._kernel_blocking(): every family, supported here or not), so
 # that a change of MR, NR, MC or KC moves the edge cases with it. EDGE_SIZES: 0-3, every

@@ -394,6 +394,19 @@ HOSTILE = {
         _craft(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
         "not a valid safetensors file",
     ),
+    # BF16 (2 bytes an element): spans that do not match the shape
+    "bf16_shape_too_big_for_span": (
+        _craft({"a": {"dtype": "BF16", "shape": [9], "data_offsets": [0, 16]}}, SIXTEEN),
+        "not a valid safetensors file",
+    ),
+    "bf16_odd_byte_count": (
+        _craft({"a": {"dtype": "BF16", "shape": [8], "data_offsets": [0, 15]}}, bytes(15)),
+        "not a valid safetensors file",
+    ),
+    "bf16_data_truncated": (
+        _craft({"a": {"dtype": "BF16", "shape": [8], "data_offsets": [0, 16]}}, bytes(8)),
+        "not a valid safetensors file",
+    ),
 }
 
 

@@ -5,6 +5,7 @@
 #include <csignal>
 
 #include "bindings/bindings.h"
+#include "kernels/bgemm.h"
 #include "kernels/dispatch.h"
 #include "kernels/qgemm.h"
 #include "runtime/random.h"
@@ -65,14 +66,16 @@ void register_runtime(py::module_& m) {
   m.def("_follow_num_threads", &follow_num_threads, py::arg("n"),
         "Sets the thread count to n unless the user chose one (a host framework's count)");
 
-  // kind "fp32" (the float kernels' family, also fp64) or "int8" (the quantized kernels' level).
+  // kind "fp32" (the float kernels' family, also fp64), "int8" (the quantized kernels' level)
+  // or "bf16" (the bfloat16 kernels' level).
   m.def(
       "cpu_capability",
       [](const std::string& kind) {
         if (kind == "int8") return int8_capability();
+        if (kind == "bf16") return bf16_capability();
         if (kind != "fp32")
-          throw py::value_error("cpu_capability: kind must be 'fp32' or 'int8', got '" + kind +
-                                "'");
+          throw py::value_error("cpu_capability: kind must be 'fp32', 'int8' or 'bf16', got '" +
+                                kind + "'");
         return cpu_capability();
       },
       py::arg("kind") = "fp32");
@@ -80,9 +83,11 @@ void register_runtime(py::module_& m) {
       "supported_cpu_capabilities",
       [](const std::string& kind) {
         if (kind == "int8") return supported_int8_capabilities();
+        if (kind == "bf16") return supported_bf16_capabilities();
         if (kind != "fp32")
-          throw py::value_error("supported_cpu_capabilities: kind must be 'fp32' or 'int8', got '" +
-                                kind + "'");
+          throw py::value_error(
+              "supported_cpu_capabilities: kind must be 'fp32', 'int8' or 'bf16', got '" + kind +
+              "'");
         return supported_capabilities();
       },
       py::arg("kind") = "fp32");

@@ -1,5 +1,6 @@
 // Tensor: storage, shape, views and copies from C++; zero-copy exchange with the buffer protocol.
 // Elementwise maths, printing and indexing sugar live in python/lincore/_tensor/.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -27,6 +28,8 @@ const char* buffer_format(DType d) {
       return "q";
     case DType::bool_:
       return "?";
+    case DType::bfloat16:  // no buffer format exists for it; getbuffer refuses these tensors
+      break;
   }
   return "B";
 }
@@ -46,6 +49,17 @@ int tensor_getbuffer(PyObject* obj, Py_buffer* view, int flags) {
     t = &py::handle(obj).cast<const Tensor&>();
   } catch (...) {
     PyErr_SetString(PyExc_BufferError, "not a lincore tensor");
+    return -1;
+  }
+  if (t->dtype() == DType::bfloat16) {
+    // The buffer protocol has no bfloat16 format, and exporting the bits as uint16 would let
+    // numpy (np.asarray, memoryview) compute on bit patterns as if they were numbers. A
+    // TypeError (numpy passes a BufferError on) sends numpy on to Tensor.__array__, which
+    // hands out an ml_dtypes.bfloat16 array or says what to do (lincore/_bf16.py); lincore's
+    // own code reads the bits through _bits().
+    PyErr_SetString(PyExc_TypeError,
+                    "a bfloat16 tensor has no buffer format: use t.float() for float32 values, "
+                    "or t.numpy() (an ml_dtypes.bfloat16 array)");
     return -1;
   }
   const bool writable = t->writable();
@@ -127,8 +141,10 @@ DType dtype_from_format(const char* format, Py_ssize_t item) {
                    "'. The only supported types are: float64, float32, int64, and bool.");
 }
 
-// Zero-copy tensor over any buffer-protocol object (a numpy array): shares its memory.
-Tensor from_buffer(const py::object& obj) {
+// Zero-copy tensor over any buffer-protocol object (a numpy array): shares its memory. `code`,
+// when not -1, is the dtype the memory holds, overriding its format when the item sizes agree:
+// bfloat16 (4) from any 2-byte buffer (a uint16 view of an ml_dtypes.bfloat16 array).
+Tensor from_buffer(const py::object& obj, int code) {
   auto hold = std::make_shared<BorrowedBuffer>();
   if (PyObject_GetBuffer(obj.ptr(), &hold->view, PyBUF_RECORDS_RO) != 0) {
     // Keep the caller's error (e.g. not a buffer).
@@ -136,7 +152,16 @@ Tensor from_buffer(const py::object& obj) {
     throw py::error_already_set();
   }
   const Py_buffer& v = hold->view;
-  const DType dtype = dtype_from_format(v.format, v.itemsize);
+  DType dtype;
+  if (code == static_cast<int>(DType::bfloat16) && v.itemsize == 2) {
+    dtype = DType::bfloat16;
+  } else if (code == -1) {
+    dtype = dtype_from_format(v.format, v.itemsize);
+  } else {
+    throw std::invalid_argument("_from_buffer: the memory (item size " +
+                                std::to_string(v.itemsize) + ") cannot hold dtype code " +
+                                std::to_string(code));
+  }
   Shape shape, strides;
   for (int d = 0; d < v.ndim; ++d) {
     if (v.strides[d] % v.itemsize != 0) {
@@ -154,6 +179,40 @@ Tensor from_buffer(const py::object& obj) {
   auto storage = Storage::borrow(v.buf, static_cast<std::size_t>(v.len),
                                  std::shared_ptr<void>(hold, hold.get()), !v.readonly);
   return Tensor(std::move(storage), dtype, shape, strides, 0);
+}
+
+// The bits of a bfloat16 tensor as a numpy uint16 array over the same memory (its shape and
+// strides), read-only when the tensor is or when `writable` is false (a reader: saving,
+// printing). A writable one counts as an export of the storage, as a buffer view does: caches
+// of the contents (a packed weight) stop trusting the version until the array is gone, and its
+// release bumps the version.
+py::array bf16_bits(const Tensor& t, bool writable) {
+  if (t.dtype() != DType::bfloat16) {
+    throw std::invalid_argument(std::string("_bits: expected a bfloat16 tensor, got ") +
+                                dtype_name(t.dtype()));
+  }
+  struct Hold {
+    std::shared_ptr<Storage> storage;
+    bool counted;
+  };
+  writable = writable && t.writable();
+  auto* hold = new Hold{t.storage(), writable};
+  if (writable) hold->storage->add_export();
+  py::capsule base(hold, [](void* p) {
+    auto* h = static_cast<Hold*>(p);
+    if (h->counted) h->storage->remove_export();
+    delete h;
+  });
+  std::vector<py::ssize_t> shape, strides;
+  for (std::int64_t d = 0; d < t.dim(); ++d) {
+    shape.push_back(static_cast<py::ssize_t>(t.shape()[d]));
+    strides.push_back(static_cast<py::ssize_t>(t.strides()[d]) * 2);
+  }
+  py::array out(py::dtype("uint16"), shape, strides, t.raw_data(), base);
+  if (!writable) {
+    py::detail::array_proxy(out.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  }
+  return out;
 }
 
 py::tuple to_tuple(const Shape& s) {
@@ -211,6 +270,9 @@ void register_tensor(py::module_& m) {
           "Promises that every write by the owner of this borrowed memory is followed by "
           "_bump_version(), so that caches may trust the version")
       .def("_fill", &Tensor::fill)
+      .def("_bits", &bf16_bits, py::arg("writable") = true,
+           "The bits of a bfloat16 tensor: a numpy uint16 array sharing its memory (read-only "
+           "unless writable)")
       .def("_shares_storage",
            [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); });
 
@@ -223,8 +285,9 @@ void register_tensor(py::module_& m) {
   m.def("_full", [](const Shape& shape, double value, int code) {
     return Tensor::full(shape, value, static_cast<DType>(code));
   });
-  m.def("_from_buffer", &from_buffer, py::arg("obj"),
-        "A tensor sharing the memory of a buffer-protocol object (no copy)");
+  m.def("_from_buffer", &from_buffer, py::arg("obj"), py::arg("code") = -1,
+        "A tensor sharing the memory of a buffer-protocol object (no copy); code: the dtype "
+        "its items hold, when the format does not say (bfloat16 bits in a 2-byte buffer)");
 }
 
 }  // namespace lincore::bindings

@@ -17,6 +17,8 @@ void register_grad_mode(pybind11::module_& m);
 void register_load_guard(pybind11::module_& m);
 void register_layers(pybind11::module_& m);  // softmax, layer_norm, dropout (bind_layers.cpp)
 void register_quant(pybind11::module_& m);   // int8 quantized Linear (bind_quant.cpp)
+// The bf16 kernel levels and their test entries (bind_bf16.cpp).
+void register_bf16_kernels(pybind11::module_& m);
 void register_dlpack(pybind11::module_& m);
 void register_dropin(pybind11::module_& m);
 void register_classify(pybind11::module_& m);  // lincore.onnx's classifier run (classify.cpp)

@@ -59,6 +59,8 @@ DLDataType dl_dtype(DType d) {
       return {0, 64, 1};
     case DType::bool_:
       return {6, 8, 1};
+    case DType::bfloat16:
+      return {4, 16, 1};  // kDLBfloat
   }
   throw std::logic_error("dl_dtype: unknown dtype");
 }
@@ -69,10 +71,12 @@ DType lincore_dtype(DLDataType t) {
     if (t.code == 2 && t.bits == 64) return DType::float64;
     if (t.code == 0 && t.bits == 64) return DType::int64;
     if (t.code == 6 && t.bits == 8) return DType::bool_;
+    if (t.code == 4 && t.bits == 16) return DType::bfloat16;
   }
   throw type_error("from_dlpack: lincore has no dtype for DLPack type (code " +
                    std::to_string(t.code) + ", bits " + std::to_string(t.bits) + ", lanes " +
-                   std::to_string(t.lanes) + ") (supported: float32, float64, int64 and bool)");
+                   std::to_string(t.lanes) +
+                   ") (supported: float32, float64, int64, bool and bfloat16)");
 }
 
 // An export: the managed tensor, and the storage and shape arrays it points into. Counted as a

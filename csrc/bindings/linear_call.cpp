@@ -38,8 +38,14 @@ py::object linear_apply(py::handle x_obj, py::handle w_obj, py::handle b_obj, Pa
   const Tensor& w = tensor_arg(w_obj, "linear", "weight");
   const Tensor* b = b_obj.is_none() ? nullptr : &tensor_arg(b_obj, "linear", "bias");
   begin_computation();
+  const bool record =
+      grad_enabled() && (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj));
+  // Refused before any work; a mix of dtypes gets linear()'s mismatch error instead.
+  if (record && x.dtype() == DType::bfloat16 && w.dtype() == DType::bfloat16) {
+    throw std::runtime_error(kBf16InferenceOnly);
+  }
   py::object y = py::cast(without_gil([&] { return linear(x, w, b, Epilogue{}, cache); }));
-  if (grad_enabled() && (requires_grad(w_obj) || requires_grad(x_obj) || requires_grad(b_obj))) {
+  if (record) {
     if (linear_nodes == nullptr) throw std::logic_error("lincore: linear nodes not registered");
     const py::tuple by_dims = py::handle(linear_nodes)[py::int_(b == nullptr ? 0 : 1)];
     const py::handle node_class = by_dims[node_index_by_dims(x.dim())];

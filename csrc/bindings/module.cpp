@@ -42,4 +42,5 @@ PYBIND11_MODULE(_core, m) {
   lincore::bindings::register_layers(m);
   lincore::bindings::register_quant(m);
   lincore::bindings::register_classify(m);
+  lincore::bindings::register_bf16_kernels(m);
 }

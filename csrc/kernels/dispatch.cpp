@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "kernels/bfamily.h"
+#include "kernels/bgemm.h"
 #include "kernels/qfamily.h"
 #include "kernels/qgemm.h"
 
@@ -32,6 +34,7 @@ std::uint64_t xgetbv0() {
 struct X86Features {
   bool avx2_fma = false, avx512 = false;
   bool avx_vnni = false, avx512_vnni = false;  // the int8 levels' VPDPBUSD (VEX ymm, EVEX zmm)
+  bool avx512_bf16 = false;                    // the bf16 level's VDPBF16PS
   X86Features() {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
@@ -46,7 +49,10 @@ struct X86Features {
     avx2_fma = ymm_state && avx2 && fma;
     avx512 = avx2_fma && zmm_state && f && dq && bw && vl;
     avx512_vnni = avx512 && (c & (1u << 11));
-    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) avx_vnni = avx2_fma && (a & (1u << 4));
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) {
+      avx_vnni = avx2_fma && (a & (1u << 4));
+      avx512_bf16 = avx512 && (a & (1u << 5));
+    }
   }
 };
 
@@ -194,6 +200,83 @@ void set_int8_capability(const std::string& isa) {
 
 namespace detail {
 const QFamily& active_qfamily() { return kQEntries[q_active_index()].get(); }
+}  // namespace detail
+
+// The bf16 levels (bgemm.h), best first, following the fp32 level as the int8 ones do.
+namespace {
+
+struct BEntry {
+  const detail::BFamily& (*get)();
+  bool (*supported)();
+  const char* fp32_level;  // the lowest fp32 level under which it runs by default
+};
+
+const BEntry kBEntries[] = {
+#ifdef LINCORE_X86
+    {&detail::isa_bavx512bf16::bfamily, [] { return x86().avx512_bf16; }, "avx512"},
+    {&detail::isa_bavx512::bfamily, [] { return x86().avx512; }, "avx512"},
+    {&detail::isa_bavx2::bfamily, [] { return x86().avx2_fma; }, "avx2"},
+#endif
+    {&detail::isa_bscalar::bfamily, &always, "scalar"},
+};
+constexpr int kBCount = sizeof(kBEntries) / sizeof(kBEntries[0]);
+
+int b_index_of(const std::string& isa) {
+  for (int i = 0; i < kBCount; ++i) {
+    if (isa != kBEntries[i].get().name) continue;
+    if (!kBEntries[i].supported()) {
+      std::string s;
+      for (const auto& n : supported_bf16_capabilities()) s += (s.empty() ? "" : ", ") + n;
+      throw std::invalid_argument("bf16 capability '" + isa +
+                                  "' is not supported by this CPU; supported: " + s);
+    }
+    return i;
+  }
+  throw std::invalid_argument("unknown bf16 capability '" + isa +
+                              "'; expected one of avx512_bf16, avx512, avx2, scalar");
+}
+
+// -1: follow the fp32 level; else the forced bf16 level (LINCORE_BF16_ISA or
+// set_bf16_capability).
+std::atomic<int>& b_forced() {
+  static std::atomic<int> index{[] {
+    const char* env = std::getenv("LINCORE_BF16_ISA");
+    return env && *env ? b_index_of(env) : -1;
+  }()};
+  return index;
+}
+
+int b_active_index() {
+  const int forced = b_forced().load(std::memory_order_relaxed);
+  if (forced >= 0) return forced;
+  const int fp32 = active().load(std::memory_order_relaxed);
+  for (int i = 0; i < kBCount; ++i) {
+    if (!kBEntries[i].supported()) continue;
+    for (int f = fp32; f < kCount; ++f)  // the fp32 level in use, or a lower one
+      if (std::string(kEntries[f].get().name) == kBEntries[i].fp32_level) return i;
+  }
+  return kBCount - 1;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_bf16_capabilities() {
+  std::vector<std::string> out;
+  for (const auto& e : kBEntries)
+    if (e.supported()) out.emplace_back(e.get().name);
+  return out;
+}
+
+std::string bf16_capability() { return detail::active_bfamily().name; }
+
+void set_bf16_capability(const std::string& isa) {
+  b_forced().store(isa.empty() ? -1 : b_index_of(isa));
+}
+
+namespace detail {
+const BFamily& active_bfamily() { return kBEntries[b_active_index()].get(); }
+int bfamily_count() { return kBCount; }
+const BFamily& bfamily_at(int index) { return kBEntries[index].get(); }
 }  // namespace detail
 
 }  // namespace lincore

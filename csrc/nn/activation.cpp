@@ -122,6 +122,7 @@ Tensor activation_backward_from_output(const Tensor& dy, const Tensor& y, Epilog
     throw std::invalid_argument("activation_backward: gradient " + shape_str(dy.shape()) +
                                 " does not match output " + shape_str(y.shape()));
   }
+  if (!has_float_kernel(y.dtype())) throw not_implemented("activation_backward", y.dtype());
   Tensor dc = dy.contiguous(), yc = y.contiguous();
   Tensor dz = Tensor::empty(y.shape(), y.dtype());
   if (y.dtype() == DType::float32)
@@ -171,6 +172,7 @@ Tensor activation_backward(const Tensor& dy, const Tensor& z, Epilogue ep) {
     throw std::invalid_argument("activation_backward: gradient " + shape_str(dy.shape()) +
                                 " does not match input " + shape_str(z.shape()));
   }
+  if (!has_float_kernel(z.dtype())) throw not_implemented("activation_backward", z.dtype());
   Tensor dc = dy.contiguous(), zc = z.contiguous();
   Tensor dz = Tensor::empty(z.shape(), z.dtype());
   if (z.dtype() == DType::float32)
@@ -184,6 +186,9 @@ Tensor activation(const Tensor& x, Epilogue ep) {
   if (!is_floating_point(x.dtype())) {
     throw type_error(std::string("\"") + activation_name(ep.act) + "\" not implemented for '" +
                      dtype_short_name(x.dtype()) + "'");
+  }
+  if (x.dtype() == DType::bfloat16) {  // in fp32, rounded once (PyTorch's bf16 rule)
+    return activation(x.to(DType::float32), ep).to(DType::bfloat16);
   }
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());

@@ -44,6 +44,10 @@ DropoutOut dropout(const Tensor& x, double p) {
                                          "type ") +
                              dtype_short_name(x.dtype()));
   }
+  if (x.dtype() == DType::bfloat16) {  // in fp32, rounded once (PyTorch's bf16 rule)
+    DropoutOut wide = dropout(x.to(DType::float32), p);
+    return DropoutOut{wide.y.to(DType::bfloat16), wide.mask.to(DType::bfloat16)};
+  }
   Tensor xc = x.contiguous();
   DropoutOut out{Tensor::empty(x.shape(), x.dtype()), Tensor::empty(x.shape(), x.dtype())};
   std::vector<std::uint8_t> keep(static_cast<std::size_t>(x.numel()));
@@ -60,6 +64,7 @@ Tensor dropout_backward(const Tensor& dy, const Tensor& mask) {
     throw std::invalid_argument("dropout_backward: gradient " + shape_str(dy.shape()) +
                                 " does not match mask " + shape_str(mask.shape()));
   }
+  if (!has_float_kernel(dy.dtype())) throw not_implemented("dropout_backward", dy.dtype());
   Tensor dc = dy.contiguous(), mc = mask.contiguous();
   Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
   if (dy.dtype() == DType::float32)

@@ -149,6 +149,14 @@ template void layer_norm_row<double>(const double*, const double*, const double*
 LayerNormOut layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor* weight,
                         const Tensor* bias, double eps) {
   const std::int64_t rows = check(x, normalized_shape, weight, bias);
+  if (x.dtype() == DType::bfloat16) {  // in fp32, rounded once (PyTorch's bf16 rule)
+    std::optional<Tensor> w32, b32;
+    if (weight) w32 = weight->to(DType::float32);
+    if (bias) b32 = bias->to(DType::float32);
+    LayerNormOut wide = layer_norm(x.to(DType::float32), normalized_shape, w32 ? &*w32 : nullptr,
+                                   b32 ? &*b32 : nullptr, eps);
+    return LayerNormOut{wide.y.to(DType::bfloat16), wide.stats};
+  }
   const std::int64_t n = checked_numel(normalized_shape);
   Tensor xc = x.contiguous();
   std::optional<Tensor> wc, bc;
@@ -176,6 +184,7 @@ LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tens
                                 " does not match input " + shape_str(x.shape()));
   }
   const std::int64_t rows = check(x, normalized_shape, weight, nullptr);
+  if (!has_float_kernel(x.dtype())) throw not_implemented("layer_norm_backward", x.dtype());
   const std::int64_t n = checked_numel(normalized_shape);
   if (stats.dtype() != DType::float64 || stats.shape() != Shape{rows, 2}) {
     throw std::invalid_argument("layer_norm_backward: stats of shape " + shape_str(stats.shape()) +

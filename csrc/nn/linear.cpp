@@ -19,8 +19,12 @@ bool PackCache::Key::operator==(const Key& o) const {
          family == o.family && dtype == o.dtype;
 }
 
-template <class T>
-PackCache::Key PackCache::key_of(const Tensor& w, const Tensor* b) {
+const char* const kBf16InferenceOnly =
+    "bfloat16 Linear layers are inference-only in lincore: autograd cannot run through them. "
+    "Run the model under `with lincore.no_grad():` (or lincore.inference_mode()), or call "
+    "requires_grad_(False) on its parameters and its input";
+
+PackCache::Key PackCache::key_of(const Tensor& w, const Tensor* b, DType dtype, int family) {
   Key key;
   key.w_data = w.raw_data();
   key.b_data = b ? b->raw_data() : nullptr;
@@ -30,16 +34,23 @@ PackCache::Key PackCache::key_of(const Tensor& w, const Tensor* b) {
   key.w_inner = w.strides()[1];
   key.w_version = w.storage()->version();
   key.b_version = b ? b->storage()->version() : 0;
-  key.family = detail::active_family_index();
-  key.dtype = dtype_of<T>();
+  key.family = family;
+  key.dtype = dtype;
   return key;
 }
 
 template <class T>
-void PackCache::install(const Key& key, std::shared_ptr<const PackedWeight<T>> packed,
+PackCache::Key PackCache::key_of(const Tensor& w, const Tensor* b) {
+  return key_of(w, b, dtype_of<T>(), detail::active_family_index());
+}
+
+template <class T>
+std::size_t packed_size(const PackedWeight<T>& p) {
+  return static_cast<std::size_t>(p.npad() * (p.k + (p.bias ? 1 : 0))) * sizeof(T);
+}
+
+void PackCache::install(const Key& key, std::shared_ptr<const void> packed, std::size_t bytes,
                         const Tensor& w) {
-  const std::size_t bytes =
-      static_cast<std::size_t>(packed->npad() * (packed->k + (packed->bias ? 1 : 0))) * sizeof(T);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     key_ = key;
@@ -73,7 +84,28 @@ std::shared_ptr<const PackedWeight<T>> PackCache::get(const Tensor& w, const Ten
   auto packed = std::make_shared<PackedWeight<T>>(
       gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.strides()[0], b ? bc.data<T>() : nullptr,
                    w.strides()[1], std::move(recycled)));
-  install<T>(key, packed, w);
+  install(key, packed, packed_size(*packed), w);
+  return packed;
+}
+
+std::shared_ptr<const BPackedWeight> PackCache::get_bf16(const Tensor& w, const Tensor* b) {
+  // One layout for every bf16 level: the family never makes the pack stale.
+  const Key key = key_of(w, b, DType::bfloat16, -1);
+  const bool trusted = w.storage()->versioned() && (!b || b->storage()->versioned());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (trusted && packed_ && key == key_) {
+      return std::static_pointer_cast<const BPackedWeight>(packed_);
+    }
+  }
+  // bgemm_pack reads rows contiguous along k; the bias goes in as fp32 (widening is exact).
+  const Tensor wc = w.strides()[1] == 1 || w.size(1) <= 1 ? w : w.contiguous();
+  std::optional<Tensor> b32;
+  if (b) b32 = b->to(DType::float32).contiguous();
+  const std::int64_t ldw = wc.size(0) > 1 ? wc.strides()[0] : wc.size(1);
+  auto packed = std::make_shared<BPackedWeight>(bgemm_pack(
+      w.size(0), w.size(1), wc.data<std::uint16_t>(), ldw, b32 ? b32->data<float>() : nullptr));
+  install(key, packed, static_cast<std::size_t>(packed->bytes()), w);
   return packed;
 }
 
@@ -99,7 +131,8 @@ bool PackCache::rewrite_and_pack(Tensor& w, const Tensor* b, const RowWriter& wr
       gemm_pack<T>(w.size(0), w.size(1), w.data<T>(), w.size(1), b ? b->data<T>() : nullptr, 1,
                    std::move(recycled), &write_rows));
   w.storage()->bump_version();
-  install<T>(key_of<T>(w, b), std::move(packed), w);
+  const std::size_t bytes = packed_size(*packed);
+  install(key_of<T>(w, b), std::move(packed), bytes, w);
   return true;
 }
 
@@ -152,6 +185,18 @@ void linear_float(std::int64_t m, const T* x, std::int64_t ldx, const Tensor& w,
     packed = local.get<T>(w, b);
   }
   gemm_run<T>(m, x, ldx, *packed, y, packed->n, ep);
+}
+
+void linear_bf16(std::int64_t m, const std::uint16_t* x, std::int64_t ldx, const Tensor& w,
+                 const Tensor* b, std::uint16_t* y, Epilogue ep, PackCache* cache) {
+  std::shared_ptr<const BPackedWeight> packed;
+  if (cache) {
+    packed = cache->get_bf16(w, b);
+  } else {
+    PackCache local;
+    packed = local.get_bf16(w, b);
+  }
+  bgemm_run(m, x, ldx, *packed, y, packed->n, /*y_bf16=*/true, ep);
 }
 
 }  // namespace
@@ -212,6 +257,14 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep, Pa
     case DType::float32:
       linear_float<float>(m, x2.data<float>(), ldx, w, b, y.data<float>(), ep, cache);
       break;
+    case DType::bfloat16: {
+      // bgemm reads rows ldx >= k apart: a broadcast (0) or reversed row stride is copied first.
+      const bool rows_ok = m <= 1 || ldx >= k;
+      const Tensor xr = rows_ok ? x2 : x2.reshape({m, k}).contiguous();
+      linear_bf16(m, xr.data<std::uint16_t>(), rows_ok ? ldx : k, w, b, y.data<std::uint16_t>(), ep,
+                  cache);
+      break;
+    }
     case DType::float64:
       linear_float<double>(m, x2.data<double>(), ldx, w, b, y.data<double>(), ep, cache);
       break;
@@ -304,6 +357,8 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
     case DType::float64:
       g = linear_backward_typed<double>(x2, w, dy2, need_dx, need_dw, need_db);
       break;
+    case DType::bfloat16:
+      throw std::runtime_error(kBf16InferenceOnly);
     default:
       throw type_error(std::string("linear_backward: not implemented for '") +
                        dtype_short_name(x.dtype()) + "'");

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 
+#include "kernels/bgemm.h"
 #include "kernels/gemm.h"
 #include "tensor/tensor.h"
 
@@ -23,6 +24,9 @@ class PackCache : public std::enable_shared_from_this<PackCache> {
   // The packed form of w (and b).
   template <class T>
   std::shared_ptr<const PackedWeight<T>> get(const Tensor& w, const Tensor* b);
+  // The packed form of a bfloat16 w (and b, bf16, held widened to fp32): kernels/bgemm.h's
+  // BPackedWeight, one layout for every bf16 level (a change of level never repacks).
+  std::shared_ptr<const BPackedWeight> get_bf16(const Tensor& w, const Tensor* b);
   std::size_t packed_bytes() const;
   // How many packs this cache has built (a repack after each change of the weights).
   std::uint64_t packs_built() const;
@@ -51,11 +55,13 @@ class PackCache : public std::enable_shared_from_this<PackCache> {
     DType dtype = DType::float32;
     bool operator==(const Key& o) const;
   };
+  static Key key_of(const Tensor& w, const Tensor* b, DType dtype, int family);
   template <class T>
   static Key key_of(const Tensor& w, const Tensor* b);
-  // Makes `packed`, built from w (and b) as `key` describes them, the current pack.
-  template <class T>
-  void install(const Key& key, std::shared_ptr<const PackedWeight<T>> packed, const Tensor& w);
+  // Makes `packed` (of `bytes` bytes), built from w (and b) as `key` describes them, the
+  // current pack.
+  void install(const Key& key, std::shared_ptr<const void> packed, std::size_t bytes,
+               const Tensor& w);
 
   mutable std::mutex mutex_;
   Key key_;
@@ -64,8 +70,13 @@ class PackCache : public std::enable_shared_from_this<PackCache> {
   std::size_t bytes_ = 0;
 };
 
-// (*, in_features) -> (*, out_features). x, w, b of one dtype (float32, float64 or int64); w of
-// shape [out, in]; b of shape [out], or null for no bias.
+// (*, in_features) -> (*, out_features). x, w, b of one dtype (float32, float64, bfloat16 or
+// int64); w of shape [out, in]; b of shape [out], or null for no bias. bfloat16 runs bgemm
+// (kernels/bgemm.h): fp32 sums, ep applied in fp32, the output rounded once to bf16.
+//
+// bfloat16 layers are inference-only: the message of the error that says so wherever autograd
+// would have to pass through one.
+extern const char* const kBf16InferenceOnly;
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b, Epilogue ep = {},
               PackCache* cache = nullptr);
 

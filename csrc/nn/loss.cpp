@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -295,6 +296,33 @@ void general(const Tensor& z, const Tensor& target, const Tensor* weight, Reduct
 
 }  // namespace
 
+// bfloat16 logits: in fp32 (probabilities and weight of the logits' dtype widened with them, or
+// refused as a mismatch when they are not bf16), the results rounded once.
+CrossEntropy cross_entropy_bf16(const Tensor& logits, const Tensor& target, Reduction reduction,
+                                bool need_grad, const CrossEntropyOptions& o) {
+  const auto widen = [&](const Tensor& t) {
+    if (t.dtype() != logits.dtype()) {
+      throw std::invalid_argument(
+          "cross_entropy: expected the target probabilities and weight "
+          "in the logits' dtype bfloat16, got " +
+          std::string(dtype_name(t.dtype())));
+    }
+    return t.to(DType::float32);
+  };
+  const Tensor t32 = target.dtype() == DType::int64 ? target : widen(target);
+  std::optional<Tensor> w32;
+  if (o.weight) w32 = widen(*o.weight);
+  CrossEntropyOptions o32 = o;
+  o32.weight = w32 ? &*w32 : nullptr;
+  CrossEntropy out = cross_entropy(logits.to(DType::float32), t32, reduction, need_grad, o32);
+  out.loss = out.loss.to(DType::bfloat16);
+  if (need_grad) out.grad = out.grad.to(DType::bfloat16);
+  if (o.need_target_grad && target.dtype() != DType::int64) {
+    out.target_grad = out.target_grad.to(DType::bfloat16);
+  }
+  return out;
+}
+
 CrossEntropy cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction,
                            bool need_grad, const CrossEntropyOptions& o) {
   if (logits.dim() < 2 || logits.dim() > 3 || !is_floating_point(logits.dtype())) {
@@ -302,6 +330,8 @@ CrossEntropy cross_entropy(const Tensor& logits, const Tensor& target, Reduction
                                 std::string(dtype_name(logits.dtype())) + " " +
                                 shape_str(logits.shape()));
   }
+  if (logits.dtype() == DType::bfloat16)
+    return cross_entropy_bf16(logits, target, reduction, need_grad, o);
   const std::int64_t n = logits.size(0), c = logits.size(1);
   const std::int64_t s = logits.dim() == 3 ? logits.size(2) : 1;
   const bool indices = target.dtype() == DType::int64;

@@ -209,6 +209,15 @@ bool Sequential::forward_fused(const Tensor& x, std::optional<Tensor>& out) cons
 
 namespace {
 
+// Whether a Linear on x's dtype may run the activation after it in its kernel. In bfloat16
+// only when that gives the bits of PyTorch's two ops (the Linear's output rounded to bf16, then
+// the activation in fp32 rounded again): for ReLU, which commutes with the rounding; a sigmoid
+// of the unrounded sum could round to another bf16 value.
+bool fuses(DType dtype, Epilogue ep) {
+  if (dtype == DType::bfloat16) return ep.act == Activation::relu;
+  return is_floating_point(dtype);
+}
+
 Tensor linear_step(const Tensor& x, const Step& s, Epilogue ep) {
   try {
     return linear(x, s.weight, s.bias ? &*s.bias : nullptr, ep, s.cache.get());
@@ -267,6 +276,12 @@ Tensor Sequential::forward_train(const Tensor& input, Tape& tape) const {
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     check_interrupt();
     const Step& s = steps_[i];
+    // No backward runs on bf16 (inference only). A bf16 x meeting a Linear of another dtype
+    // gets that Linear's dtype mismatch error instead, as PyTorch's does.
+    if (x.dtype() == DType::bfloat16 &&
+        !(s.kind == Step::Kind::linear && s.weight.dtype() != x.dtype())) {
+      throw std::runtime_error(std::string(kBf16InferenceOnly) + " (in layer " + s.name + ")");
+    }
     switch (s.kind) {
       case Step::Kind::identity:
         break;
@@ -441,7 +456,7 @@ Tensor Sequential::forward(const Tensor& input) const {
       case Step::Kind::linear: {
         Epilogue ep;
         const bool fuse = i + 1 < steps_.size() && steps_[i + 1].kind == Step::Kind::activation &&
-                          is_floating_point(x.dtype());
+                          fuses(x.dtype(), steps_[i + 1].ep);
         if (fuse) ep = steps_[i + 1].ep;
         x = linear_step(x, s, ep);
         if (fuse) ++i;

@@ -8,6 +8,7 @@
 
 #include "nn/linear.h"
 #include "runtime/thread_pool.h"
+#include "tensor/errors.h"
 
 namespace lincore {
 namespace {
@@ -99,7 +100,7 @@ bool accepts(const Tensor& p, const Tensor& grad, const Tensor* buf, const SgdOp
   const auto same = [&](const Tensor& t) {
     return t.shape() == p.shape() && t.dtype() == p.dtype();
   };
-  if (!is_floating_point(p.dtype()) || !p.is_contiguous() || !p.writable() || !same(grad)) {
+  if (!has_float_kernel(p.dtype()) || !p.is_contiguous() || !p.writable() || !same(grad)) {
     return false;
   }
   if (o.momentum == 0 || !buf) return true;
@@ -190,6 +191,7 @@ bool sgd_step_group(std::vector<SgdItem>& items, const SgdOptions& o) {
 }
 
 void sgd_step(Tensor& p, const Tensor& grad, Tensor* buf, bool first, const SgdOptions& o) {
+  if (p.dtype() == DType::bfloat16) throw not_implemented("sgd", p.dtype());
   if (!is_floating_point(p.dtype()) || !p.is_contiguous()) {
     throw std::invalid_argument(
         "sgd_step: the parameter must be a contiguous floating point "

@@ -112,6 +112,9 @@ Tensor softmax(const Tensor& x, std::int64_t dim, bool log) {
     throw not_implemented_error(std::string("\"") + kernel_name(log) + "\" not implemented for '" +
                                 dtype_short_name(x.dtype()) + "'");
   }
+  if (x.dtype() == DType::bfloat16) {  // in fp32, rounded once (PyTorch's bf16 rule)
+    return softmax(x.to(DType::float32), dim, log).to(DType::bfloat16);
+  }
   const Lines l = lines_of(x, dim);
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
@@ -129,6 +132,7 @@ Tensor softmax_backward(const Tensor& dy, const Tensor& y, std::int64_t dim, boo
                                 "_backward: gradient " + shape_str(dy.shape()) +
                                 " does not match output " + shape_str(y.shape()));
   }
+  if (!has_float_kernel(y.dtype())) throw not_implemented("softmax_backward", y.dtype());
   const Lines l = lines_of(y, dim);
   Tensor dc = dy.contiguous(), yc = y.contiguous();
   Tensor dx = Tensor::empty(y.shape(), y.dtype());

@@ -12,6 +12,8 @@ const char* dtype_name(DType d) {
       return "int64";
     case DType::bool_:
       return "bool";
+    case DType::bfloat16:
+      return "bfloat16";
   }
   return "?";
 }
@@ -26,6 +28,8 @@ const char* dtype_short_name(DType d) {
       return "Long";
     case DType::bool_:
       return "Bool";
+    case DType::bfloat16:
+      return "BFloat16";
   }
   return "?";
 }

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "tensor/dtype.h"
+
 namespace lincore {
 
 struct type_error : std::invalid_argument {
@@ -17,6 +19,11 @@ struct type_error : std::invalid_argument {
 struct not_implemented_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// PyTorch's words for it: "\"op\" not implemented for 'BFloat16'".
+inline not_implemented_error not_implemented(const std::string& op, DType d) {
+  return not_implemented_error("\"" + op + "\" not implemented for '" + dtype_short_name(d) + "'");
+}
 
 // An allocation that failed, saying how much was asked for (pybind11 turns any std::bad_alloc
 // into MemoryError with its what()).

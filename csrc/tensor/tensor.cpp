@@ -4,7 +4,10 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
+#include "kernels/bgemm.h"
+#include "tensor/bfloat16.h"
 #include "tensor/errors.h"
 
 namespace lincore {
@@ -297,12 +300,32 @@ void for_each_pair(const Shape& shape, const Shape& sa, const Shape& sb, F&& f) 
   }
 }
 
+// A bfloat16 element as the copy loops see it: its bits, converted by tensor/bfloat16.h's rule.
+// A narrowing goes through float first, as PyTorch's does (a double or an int64 is rounded to
+// float, then to bf16).
+struct BF16 {
+  std::uint16_t bits;
+};
+
+template <class D, class S>
+D convert(S s) {
+  if constexpr (std::is_same_v<D, BF16> && std::is_same_v<S, BF16>) {
+    return s;
+  } else if constexpr (std::is_same_v<D, BF16>) {
+    return BF16{float_to_bf16(static_cast<float>(s))};
+  } else if constexpr (std::is_same_v<S, BF16>) {
+    return static_cast<D>(bf16_to_float(s.bits));
+  } else {
+    return static_cast<D>(s);
+  }
+}
+
 template <class D, class S>
 void copy_typed(const Tensor& dst, const Tensor& src) {
   D* d = dst.data<D>();
   const S* s = src.data<S>();
   for_each_pair(dst.shape(), dst.strides(), src.strides(),
-                [&](std::int64_t od, std::int64_t os) { d[od] = static_cast<D>(s[os]); });
+                [&](std::int64_t od, std::int64_t os) { d[od] = convert<D, S>(s[os]); });
 }
 
 template <class D>
@@ -316,7 +339,18 @@ void copy_to(const Tensor& dst, const Tensor& src) {
       return copy_typed<D, std::int64_t>(dst, src);
     case DType::bool_:
       return copy_typed<D, bool>(dst, src);
+    case DType::bfloat16:
+      return copy_typed<D, BF16>(dst, src);
   }
+}
+
+// Whether two contiguous tensors' bytes overlap (the vectorized conversions need them apart).
+bool overlap(const Tensor& a, const Tensor& b) {
+  const auto* a0 = static_cast<const char*>(a.raw_data());
+  const auto* b0 = static_cast<const char*>(b.raw_data());
+  const auto* a1 = a0 + a.numel() * static_cast<std::int64_t>(itemsize(a.dtype()));
+  const auto* b1 = b0 + b.numel() * static_cast<std::int64_t>(itemsize(b.dtype()));
+  return a0 < b1 && b0 < a1;
 }
 
 }  // namespace
@@ -327,8 +361,17 @@ void Tensor::copy_from(const Tensor& src) {
                                 ", got " + shape_str(src.shape()));
   }
   check_writable("copy_from");
-  if (dtype_ == src.dtype_ && is_contiguous() && src.is_contiguous()) {
+  const bool contiguous = is_contiguous() && src.is_contiguous();
+  if (dtype_ == src.dtype_ && contiguous) {
     std::memmove(raw_data(), src.raw_data(), static_cast<std::size_t>(numel_) * itemsize(dtype_));
+  } else if (contiguous && dtype_ == DType::bfloat16 && src.dtype_ == DType::float32 &&
+             !overlap(*this, src)) {
+    // The vectorized conversions (kernels/bgemm.h), the same bits as the loop below: t.bfloat16()
+    // and t.float() of a model's weights, a bf16 Linear's input.
+    floats_to_bf16(numel_, src.data<float>(), data<std::uint16_t>());
+  } else if (contiguous && dtype_ == DType::float32 && src.dtype_ == DType::bfloat16 &&
+             !overlap(*this, src)) {
+    bf16_to_floats(numel_, src.data<std::uint16_t>(), data<float>());
   } else {
     switch (dtype_) {
       case DType::float32:
@@ -342,6 +385,9 @@ void Tensor::copy_from(const Tensor& src) {
         break;
       case DType::bool_:
         copy_to<bool>(*this, src);
+        break;
+      case DType::bfloat16:
+        copy_to<BF16>(*this, src);
         break;
     }
   }

@@ -44,7 +44,7 @@ from ._functions import (
     tanh,
     transpose,
 )
-from ._dtype import Size, bool_, dtype, float32, float64, int64
+from ._dtype import Size, bfloat16, bool_, dtype, float32, float64, int64
 from ._grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from ._interop import from_dlpack, from_torch
 from ._printing import get_printoptions, set_printoptions
@@ -66,6 +66,7 @@ __all__ = [
     "Tensor",
     "arange",
     "as_tensor",
+    "bfloat16",
     "bool",
     "cpu_capability",
     "double",

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _core
 from ._creation import wrap_array
+from ._dtype import bfloat16
 from ._grad_mode import is_grad_enabled, set_grad_enabled_flag
 
 Tensor = _core.Tensor
@@ -27,6 +28,16 @@ _FREED = (
     "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
     "through the graph a second time or if you need to access saved tensors after calling "
     "backward."
+)
+
+
+# bfloat16 is inference-only in lincore: no op on it is recorded (csrc/nn/linear.cpp's
+# kBf16InferenceOnly says the same for the layers).
+_BF16 = bfloat16._code
+BF16_NO_AUTOGRAD = (
+    "bfloat16 tensors are inference-only in lincore: autograd cannot record an operation on "
+    "them. Run it under `with lincore.no_grad():` (or lincore.inference_mode()), or call "
+    "requires_grad_(False) on the tensors"
 )
 
 
@@ -196,6 +207,10 @@ def record(
     backward_fn: Callable[[np.ndarray], Sequence[Any]],
 ) -> Tensor:
     """Makes `out` the result of a recorded op: out.grad_fn = <name>(inputs, backward_fn)."""
+    if out._dtype_code == _BF16 or any(
+        isinstance(t, Tensor) and t._dtype_code == _BF16 for t in inputs
+    ):
+        raise RuntimeError(BF16_NO_AUTOGRAD)
     out._grad_fn = node_class(name)(inputs, backward_fn)
     out._requires_grad = True
     return out
@@ -219,6 +234,8 @@ def run_backward(root: Tensor, gradient: Any = None, retain_graph: bool | None =
     """root.backward(gradient): accumulates d(root)/d(leaf) into every leaf's .grad."""
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    if root._dtype_code == _BF16:  # a bf16 leaf that requires grad: nothing may flow into it
+        raise RuntimeError(BF16_NO_AUTOGRAD)
     if gradient is None:
         if root.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _core
-from ._dtype import bool_, dtype, float32, float64, from_numpy_dtype, int64
+from . import _bf16, _core
+from ._dtype import bfloat16, bool_, dtype, float32, float64, from_numpy_dtype, int64
 
 Tensor = _core.Tensor
 
@@ -21,6 +21,10 @@ def wrap_array(arr: np.ndarray) -> Tensor:
     """A tensor over a freshly computed numpy array (shares its memory; no copy)."""
     arr = np.asarray(arr)
     d = from_numpy_dtype(arr.dtype)
+    if d is None and _bf16.is_ml_bfloat16(arr.dtype):
+        if not arr.flags.writeable or arr.ctypes.data % 2:
+            arr = arr.copy()
+        return _bf16.from_array(arr)
     if d is None:
         wide = arr.astype(_closest_dtype(arr.dtype)._np)
         _check_fits(arr, _closest_dtype(arr.dtype))  # after the allocation: see copy_array
@@ -35,8 +39,19 @@ def wrap_array(arr: np.ndarray) -> Tensor:
 def copy_array(arr: np.ndarray, d: dtype | None = None) -> Tensor:
     """A new 64-byte-aligned tensor holding a copy of arr (converted to d if given)."""
     arr = np.asarray(arr)
+    source_bf16 = _bf16.is_ml_bfloat16(arr.dtype)
     if d is None:
-        d = from_numpy_dtype(arr.dtype) or _closest_dtype(arr.dtype)
+        d = bfloat16 if source_bf16 else from_numpy_dtype(arr.dtype) or _closest_dtype(arr.dtype)
+    if d is bfloat16:
+        # ml_dtypes.bfloat16 data: its bits as they are; any other: through float32, rounded
+        # once more to bf16 in C++ (PyTorch narrows a double to bf16 through float too).
+        with np.errstate(all="ignore"):
+            src = arr if source_bf16 else arr.astype(np.float32)
+        out = _core._empty(list(arr.shape), d._code)
+        if out.numel():
+            wide = _bf16.from_array(borrowable(src)) if source_bf16 else copy_array(src, float32)
+            out._copy_from(wide)
+        return out
     out = _core._empty(list(arr.shape), d._code)
     # Checked once the output is allocated: a broadcast view can stand for more elements than
     # memory holds, and scanning it would never end; the allocation fails fast instead.
@@ -226,7 +241,7 @@ def as_tensor(data: Any, dtype: dtype | None = None) -> Tensor:
     if isinstance(data, Tensor):
         return data if dtype is None or data.dtype is dtype else data.to(dtype)
     if isinstance(data, np.ndarray):
-        d = from_numpy_dtype(data.dtype)
+        d = bfloat16 if _bf16.is_ml_bfloat16(data.dtype) else from_numpy_dtype(data.dtype)
         if d is not None and (dtype is None or dtype is d):
             try:
                 return from_numpy(data)
@@ -242,9 +257,12 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     (in-place writes to it raise ValueError; PyTorch warns and leaves them undefined). An array
     whose data is not aligned to its element size (as pickle protocol 5 and Dask can hand over)
     is copied once into aligned memory, read-only if the array was: lincore's kernels read
-    elements at their natural alignment, so they never see the borrowed, misaligned bytes."""
+    elements at their natural alignment, so they never see the borrowed, misaligned bytes. An
+    ml_dtypes.bfloat16 array gives a bfloat16 tensor over its memory."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    if _bf16.is_ml_bfloat16(ndarray.dtype):  # an ml_dtypes.bfloat16 array: its 2-byte items
+        return _bf16.from_array(borrowable(ndarray))
     if from_numpy_dtype(ndarray.dtype) is None:
         raise TypeError(
             f"can't convert np.ndarray of type numpy.{ndarray.dtype.name}. The only supported "
@@ -327,8 +345,7 @@ def full(
                 f"full(): argument 'fill_value' must be a number, not {type(fill_value).__name__}"
             )
     t = _make((size,) if isinstance(size, (tuple, list)) else (size,), dtype, False, "full")
-    with np.errstate(all="ignore"):
-        np.asarray(t)[...] = fill_value
+    _bf16.assign(t, ..., fill_value)
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 

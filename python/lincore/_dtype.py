@@ -1,4 +1,5 @@
-"""lincore's dtypes (float32, float64, int64, bool) and lincore.Size, with PyTorch's reprs."""
+"""lincore's dtypes (float32, float64, int64, bool, bfloat16) and lincore.Size, with
+PyTorch's reprs."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ class dtype:
 
     __slots__ = ("name", "itemsize", "is_floating_point", "is_signed", "_code", "_np", "_short")
 
-    def __init__(self, name: str, code: int, np_type: Any, short: str) -> None:
+    def __init__(self, name: str, code: int, np_type: Any, short: str, itemsize: int = 0) -> None:
         self.name = name
         self._code = code
+        # The numpy dtype lincore computes this dtype's values in: its own, except for bfloat16,
+        # which numpy lacks; its values are computed in float32 and rounded back (_bf16.py).
         self._np = np.dtype(np_type)
         self._short = short
-        self.itemsize = self._np.itemsize
+        self.itemsize = itemsize or self._np.itemsize
         self.is_floating_point = self._np.kind == "f"
         self.is_signed = self._np.kind in "fi"
 
@@ -33,9 +36,12 @@ float32 = dtype("float32", 0, np.float32, "Float")
 float64 = dtype("float64", 1, np.float64, "Double")
 int64 = dtype("int64", 2, np.int64, "Long")
 bool_ = dtype("bool", 3, np.bool_, "Bool")
+# The top 16 bits of a float32 (csrc/tensor/bfloat16.h); 2 bytes per element.
+bfloat16 = dtype("bfloat16", 4, np.float32, "BFloat16", itemsize=2)
 
-BY_CODE = (float32, float64, int64, bool_)
-_BY_NUMPY = {d._np: d for d in BY_CODE}
+BY_CODE = (float32, float64, int64, bool_, bfloat16)
+# numpy has no bfloat16 of its own (ml_dtypes' is recognised by _bf16.is_ml_bfloat16).
+_BY_NUMPY = {d._np: d for d in BY_CODE if d is not bfloat16}
 
 
 def from_numpy_dtype(np_dtype: Any) -> dtype | None:

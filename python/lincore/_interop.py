@@ -11,6 +11,7 @@ capsule alive for as long as the lincore tensor lives.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import _core
 from ._creation import borrowable, copy_array
-from ._dtype import from_numpy_dtype
+from ._dtype import bfloat16, from_numpy_dtype
 from .nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .nn.container import Sequential
 from .nn.dropout import Dropout
@@ -55,7 +56,7 @@ def from_torch(obj: Any) -> Any:
     Flatten, nested Sequential), or a state dict
     (a Mapping of str to torch.Tensor, giving an OrderedDict of lincore tensors).
 
-    Weights are copied and keep their dtype (float32 or float64), requires_grad and the
+    Weights are copied and keep their dtype (float32, float64 or bfloat16), requires_grad and the
     train/eval mode. An unsupported layer raises TypeError naming it and its position. Tensors
     are not converted here: lincore.from_dlpack(t) shares a torch tensor's memory, and
     lincore.tensor(t.numpy()) copies it.
@@ -87,11 +88,14 @@ def from_torch(obj: Any) -> Any:
 
 
 def _tensor_from_torch(torch: Any, t: Any, what: str) -> Tensor:
-    if t.dtype not in (torch.float32, torch.float64, torch.int64, torch.bool):
+    if t.dtype not in (torch.float32, torch.float64, torch.int64, torch.bool, torch.bfloat16):
         raise TypeError(
             f"from_torch: {what} has dtype {t.dtype}; lincore supports "
-            "torch.float32, torch.float64, torch.int64 and torch.bool"
+            "torch.float32, torch.float64, torch.int64, torch.bool and torch.bfloat16"
         )
+    if t.dtype == torch.bfloat16:  # numpy has no bfloat16: the bits, through int16
+        bits = t.detach().cpu().contiguous().view(torch.int16).numpy().view(np.uint16)
+        return _core._from_buffer(bits, bfloat16._code).clone()
     return copy_array(t.detach().cpu().numpy())
 
 
@@ -107,10 +111,10 @@ def _module_from_torch(
     kind = type(m)  # exact types: a subclass may override forward
     out: Module
     if kind is tnn.Linear:
-        if m.weight.dtype not in (torch.float32, torch.float64):
+        if m.weight.dtype not in (torch.float32, torch.float64, torch.bfloat16):
             raise TypeError(
                 f"from_torch: Linear {_where(path)} has dtype {m.weight.dtype}; "
-                "lincore's Linear supports torch.float32 and torch.float64"
+                "lincore's Linear supports torch.float32, torch.float64 and torch.bfloat16"
             )
         weight = param(torch, m.weight, f"Linear {_where(path)}")
         bias = None if m.bias is None else param(torch, m.bias, f"Linear {_where(path)}")
@@ -347,8 +351,12 @@ def _qlinear_to_torch(torch: Any, m: DynamicQuantizedLinear) -> Any:
 
 
 def _parameter_to_torch(torch: Any, p: Tensor) -> Any:
-    # A writable, C-contiguous copy that torch then owns.
-    data = torch.from_numpy(np.asarray(memoryview(p)).copy(order="C"))
+    # A writable, C-contiguous copy that torch then owns (bf16: its bits, through int16).
+    if p.dtype is bfloat16:
+        bits = np.ascontiguousarray(p._bits(False)).view(np.int16).copy()
+        data = torch.from_numpy(bits).view(torch.bfloat16)
+    else:
+        data = torch.from_numpy(np.asarray(memoryview(p)).copy(order="C"))
     return torch.nn.Parameter(data, requires_grad=p.requires_grad)
 
 
@@ -371,6 +379,10 @@ def _dlpack(
     # Only the keywords the consumer gave: numpy < 2.1 (the newest for Python 3.9) takes stream
     # alone, and a consumer that asks for more retries without them on TypeError (array API).
     given = {"max_version": max_version, "dl_device": dl_device, "copy": copy}
+    if self.dtype is bfloat16:
+        # numpy cannot describe bfloat16 (kDLBfloat): lincore's own capsule, the unversioned
+        # DLPack 0.x one that consumers accept (a copy only when one is asked for).
+        return _core._to_dlpack(self.clone() if copy else self)
     return np.asarray(memoryview(self)).__dlpack__(
         stream=stream, **{k: v for k, v in given.items() if v is not None}
     )
@@ -383,7 +395,11 @@ def _dlpack_device(self: Tensor) -> tuple[int, int]:
 
 def from_dlpack(ext_tensor: Any) -> Tensor:
     """A lincore tensor sharing the memory of ext_tensor, any object with __dlpack__ (a torch
-    tensor, a numpy array, ...) on the CPU, with dtype float32, float64, int64 or bool."""
+    tensor, a numpy array, ...) on the CPU, with dtype float32, float64, int64, bool or
+    bfloat16."""
+    if _is_torch_bfloat16(ext_tensor):
+        # numpy cannot import bfloat16: lincore's own DLPack import (csrc/bindings/dlpack.cpp).
+        return _core._from_dlpack(ext_tensor.__dlpack__())
     # A numpy array is taken as it is: numpy < 2.1 marks what it imports through DLPack read-only.
     arr = ext_tensor if isinstance(ext_tensor, np.ndarray) else np.from_dlpack(ext_tensor)
     if from_numpy_dtype(arr.dtype) is None:
@@ -392,6 +408,11 @@ def from_dlpack(ext_tensor: Any) -> Tensor:
             "float32, float64, int64 and bool)"
         )
     return _core._from_buffer(borrowable(arr))
+
+
+def _is_torch_bfloat16(obj: Any) -> bool:
+    torch = sys.modules.get("torch")  # a torch tensor exists only once torch is imported
+    return torch is not None and isinstance(obj, torch.Tensor) and obj.dtype == torch.bfloat16
 
 
 def install() -> None:

@@ -244,15 +244,18 @@ def format_tensor(
     requires_grad: bool = False,
     grad_fn: str | None = None,
     name: str = "tensor",
+    dtype_name: str | None = None,
 ) -> str:
     """What repr(torch.tensor(values)) prints, with `lincore.` for `torch.`.
 
     values: float32, float64, int64 or bool, any shape and strides. grad_fn, the name of the node
     that made the tensor (e.g. "AddmmBackward0"), replaces the requires_grad=True suffix. name
     stands before the parenthesis: PyTorch prints a Tensor subclass's class name there.
+    dtype_name names the tensor's dtype when values are not in it (a bfloat16 tensor's values
+    come as float32; PyTorch formats each element as a double either way).
     """
     values = np.asarray(values)
-    dtype_name = _dtype_name(values.dtype)
+    dtype_name = dtype_name or _dtype_name(values.dtype)
     prefix = name + "("
     indent = len(prefix)
     suffixes = []

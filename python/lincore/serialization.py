@@ -19,15 +19,15 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from . import _core
+from . import _bf16, _core
 from ._creation import copy_array
-from ._dtype import bool_, dtype, float32, float64, from_numpy_dtype, int64
+from ._dtype import bfloat16, bool_, dtype, float32, float64, from_numpy_dtype, int64
 
 Tensor = _core.Tensor
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
 
 # The safetensors names of lincore's dtypes, both ways.
-_TO_FILE = {float32: "F32", float64: "F64", int64: "I64", bool_: "BOOL"}
+_TO_FILE = {float32: "F32", float64: "F64", int64: "I64", bool_: "BOOL", bfloat16: "BF16"}
 _FROM_FILE = {name: d for d, name in _TO_FILE.items()}
 
 # safetensors orders its header by name; lincore keeps the saved order in the metadata under this
@@ -39,8 +39,9 @@ def save(obj: Any, f: PathOrFile) -> None:
     """Saves a state dict (a Mapping of str to lincore.Tensor or numpy array; a Module saves its
     state_dict()) to f, a path or a binary file object, in the safetensors format.
 
-    float32, float64, int64 and bool become F32, F64, I64 and BOOL; any layout (views,
-    transposes) is written as its values in C order. requires_grad is not stored: a state dict
+    float32, float64, int64, bool and bfloat16 become F32, F64, I64, BOOL and BF16 (its bits as
+    they are; an ml_dtypes.bfloat16 array too); any layout (views, transposes) is written as its
+    values in C order. requires_grad is not stored: a state dict
     holds values. The file loads in PyTorch with safetensors.torch.load_file.
     """
     arrays = _arrays(obj)
@@ -58,8 +59,8 @@ def load(f: PathOrFile) -> OrderedDict[str, Tensor]:
 
     Order: a file written by lincore.save comes back in the order it was saved (kept in the
     header's metadata); any other file (e.g. from safetensors.torch.save_file) comes back sorted
-    by name. Files with dtypes lincore lacks (F16, BF16, I32, ...) and corrupt or hostile files
-    raise ValueError; a missing path raises FileNotFoundError.
+    by name. BF16 loads bitwise as bfloat16. Files with dtypes lincore lacks (F16, I32, ...) and
+    corrupt or hostile files raise ValueError; a missing path raises FileNotFoundError.
     """
     if hasattr(f, "read"):
         data = f.read()  # type: ignore[union-attr]
@@ -81,7 +82,30 @@ def to_bytes(arrays: Mapping[str, np.ndarray], metadata: dict[str, str] | None =
     """The safetensors bytes of arrays (native-order and C-contiguous, as _arrays makes them)."""
     # safetensors reads each array's memory through a raw pointer: the arrays must be contiguous
     # and stay alive (they are referenced by `arrays`) for the whole call.
-    return safetensors.numpy.save(dict(arrays), metadata=metadata)
+    if not any(isinstance(a, _Bf16Bits) for a in arrays.values()):
+        return safetensors.numpy.save(dict(arrays), metadata=metadata)
+    # numpy has no bfloat16: the library is handed each array's memory with its dtype by name.
+    spec = getattr(safetensors, "TensorSpec", None)
+    if spec is None:
+        raise RuntimeError(
+            f"lincore: safetensors {safetensors.__version__} cannot write BF16 from raw memory "
+            "(no safetensors.TensorSpec): upgrade safetensors to save bfloat16 tensors"
+        )
+    specs = {
+        name: spec(
+            dtype="bfloat16" if isinstance(a, _Bf16Bits) else a.dtype.name,
+            shape=list(a.shape),
+            data_ptr=a.ctypes.data,
+            data_len=a.nbytes,
+        )
+        for name, a in arrays.items()
+    }
+    return bytes(safetensors.serialize(specs, metadata=metadata))
+
+
+class _Bf16Bits(np.ndarray):
+    """The bits (uint16) of bfloat16 values, as _arrays hands them to to_bytes: a plain view
+    type that says what they are."""
 
 
 def from_bytes(data: bytes, source: str = "<bytes>") -> OrderedDict[str, Tensor]:
@@ -165,6 +189,9 @@ def _tensor(info: Mapping[str, Any], source: str, name: str) -> Any:
         )
     shape = [int(s) for s in info["shape"]]
     raw = np.frombuffer(info["data"], dtype=np.uint8)
+    if d is bfloat16:  # the bits as they are (the library has checked the byte count)
+        bits = raw.view(np.dtype("<u2")).astype(np.uint16).reshape(shape)
+        return _core._from_buffer(bits, bfloat16._code).clone()
     if d is bool_:
         # A byte other than 0 or 1 is not a valid bool; normalise rather than carry it.
         arr = raw != 0
@@ -193,6 +220,12 @@ def _arrays(obj: Any) -> dict[str, np.ndarray]:
                 "lincore.save: '__metadata__' is reserved by the safetensors format "
                 "and cannot name a tensor"
             )
+        if isinstance(value, Tensor) and value.dtype is bfloat16:
+            out[key] = np.ascontiguousarray(value._bits(False)).view(_Bf16Bits)
+            continue
+        if isinstance(value, np.ndarray) and _bf16.is_ml_bfloat16(value.dtype):
+            out[key] = np.ascontiguousarray(value).view(np.uint16).view(_Bf16Bits)
+            continue
         if isinstance(value, Tensor):
             arr = np.asarray(memoryview(value))
         elif isinstance(value, np.ndarray):
@@ -209,7 +242,7 @@ def _arrays(obj: Any) -> dict[str, np.ndarray]:
         if d is None:
             raise TypeError(
                 f"lincore.save: the value for {key!r} has dtype {arr.dtype}; lincore "
-                "saves float32, float64, int64, bool and (numpy) int8"
+                "saves float32, float64, int64, bool, bfloat16 and (numpy) int8"
             )
         # One copy only when needed: a view, a transpose or a big-endian array.
         out[key] = arr.astype(d._np, order="C", copy=False)

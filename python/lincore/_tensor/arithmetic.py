@@ -1,7 +1,8 @@
 """The elementwise operators: + - * / ** (with their reflected and in-place forms, and add, sub,
 mul, div), the comparisons (== != < <= > >= and eq ... ge), unary -, + and abs. They compute on
 numpy views of the operands with numpy's broadcasting and PyTorch's type promotion (_promote),
-and record their backward (_GRADS) when an operand requires grad.
+and record their backward (_GRADS) when an operand requires grad. A bfloat16 result is computed
+in float32 and rounded once (lincore._bf16).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import _bf16
 from .._autograd import needs_grad, record, unbroadcast
 from .._creation import as_tensor, wrap_array
-from .._dtype import bool_, dtype, float32, int64, result_kind
+from .._dtype import bfloat16, bool_, dtype, float32, int64, result_kind
 from .grad import _check_inplace
 from .registry import Tensor, _method, _methods
 
@@ -21,7 +23,7 @@ from .registry import Tensor, _method, _methods
 def _operand(x: Any) -> tuple[Any, dtype | None, bool]:
     """(numpy value, lincore dtype or None for a Python scalar, is_tensor)."""
     if isinstance(x, Tensor):
-        return np.asarray(memoryview(x)), x.dtype, True
+        return _bf16.values(x), x.dtype, True
     if isinstance(x, (bool, np.bool_)):
         return bool(x), None, False
     if isinstance(x, numbers.Integral):
@@ -30,7 +32,7 @@ def _operand(x: Any) -> tuple[Any, dtype | None, bool]:
         return float(x), None, False
     if isinstance(x, np.ndarray):
         t = as_tensor(x)
-        return np.asarray(memoryview(t)), t.dtype, True
+        return _bf16.values(t), t.dtype, True
     raise TypeError(f"unsupported operand type: {type(x).__name__}")
 
 
@@ -118,6 +120,8 @@ def _binary(
     rd = _promote(da, va, db, vb)
     if true_divide and not rd.is_floating_point:
         rd = float32
+    if rd is bfloat16:  # PyTorch casts both operands to bf16 first, then computes in fp32
+        va, vb = _bf16.as_bf16(va, da), _bf16.as_bf16(vb, db)
     npd = rd._np
     xa = va.astype(npd, copy=False) if isinstance(va, np.ndarray) else va
     xb = vb.astype(npd, copy=False) if isinstance(vb, np.ndarray) else vb
@@ -133,7 +137,7 @@ def _binary(
     out = np.asarray(out)
     if not compare and out.dtype != npd:
         out = out.astype(npd)
-    result = wrap_array(out)
+    result = wrap_array(out) if compare else _bf16.rounded(wrap_array(out), rd)
     if not compare and rd.is_floating_point and needs_grad(a, b):
         _record_binary(result, a, b, xa, xb, name)
     return result
@@ -156,9 +160,7 @@ def _def_binary(name: str, op: Callable[[Any, Any], Any], **kw: Any) -> None:
                 f"result type {result.dtype._short} can't be cast to the desired output type "
                 f"{self.dtype._short}"
             )
-        np.asarray(memoryview(self))[...] = np.broadcast_to(
-            np.asarray(memoryview(result)), self._shape
-        )
+        _bf16.assign(self, ..., np.broadcast_to(_bf16.values(result), self._shape))
         return self
 
     _methods[f"__{name}__"] = forward
@@ -278,7 +280,7 @@ def __neg__(self: Tensor) -> Tensor:
             "Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
             "to invert a mask, use the `~` or `logical_not()` operator instead."
         )
-    out = wrap_array(-np.asarray(memoryview(self)))
+    out = _bf16.rounded(wrap_array(-_bf16.values(self)), self.dtype)
     if needs_grad(self):
         record(out, "NegBackward0", [self], lambda g: (-g,))
     return out
@@ -292,8 +294,8 @@ def __pos__(self: Tensor) -> Tensor:
 @_method
 def tensor_abs(self: Tensor) -> Tensor:
     """|x| elementwise (also abs(t))."""
-    arr = np.asarray(memoryview(self))
-    out = wrap_array(np.abs(arr))
+    arr = _bf16.values(self)
+    out = _bf16.rounded(wrap_array(np.abs(arr)), self.dtype)
     if needs_grad(self):
         record(out, "AbsBackward0", [self], lambda g: (g * np.sign(arr),))
     return out

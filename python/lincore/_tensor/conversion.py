@@ -1,6 +1,7 @@
 """Getting values out of a tensor: numpy() and __array__ (zero-copy numpy views of its memory;
 __array_ufunc__ = None makes numpy defer to the tensor's reflected operators), item(), tolist(),
-and the dtype conversions to(), float(), double(), long(), bool().
+and the dtype conversions to(), float(), double(), long(), bool(), bfloat16(). bfloat16 tensors
+go through lincore._bf16 (numpy has no bfloat16).
 """
 
 from __future__ import annotations
@@ -9,23 +10,38 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import _bf16
 from .._autograd import needs_grad, record
-from .._dtype import bool_, dtype, float32, float64, int64
+from .._dtype import bfloat16, bool_, dtype, float32, float64, int64
 from .registry import Tensor, _cpp_clone, _method, _methods
 
 
 @_method
 def numpy(self: Tensor, *, force: bool = False) -> np.ndarray:
-    """A numpy array sharing this tensor's memory."""
+    """A numpy array sharing this tensor's memory (for bfloat16, an ml_dtypes.bfloat16 array;
+    a TypeError without ml_dtypes)."""
     if self.requires_grad and not force:
         raise RuntimeError(
             "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
         )
+    if self._dtype_code == bfloat16._code:
+        return _bf16.to_numpy(self)
     return np.asarray(memoryview(self))
 
 
 @_method
 def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+    if self._dtype_code == bfloat16._code:
+        # np.asarray(t) comes here (the tensor has no buffer): float32 values when a dtype is
+        # asked for, else what numpy() gives.
+        if dtype is not None:
+            if copy is False:
+                raise ValueError(
+                    f"converting a {self.dtype} tensor to {np.dtype(dtype)} needs a copy"
+                )
+            return _bf16.values(self).astype(dtype)
+        arr = _bf16.to_numpy(self)
+        return arr.copy() if copy else arr
     arr = np.asarray(memoryview(self))
     if dtype is not None and np.dtype(dtype) != arr.dtype:
         if copy is False:
@@ -42,12 +58,12 @@ def item(self: Tensor) -> Any:
     """The single value of a one-element tensor, as a Python number."""
     if self.numel() != 1:
         raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
-    return np.asarray(memoryview(self)).reshape(()).item()
+    return _bf16.values(self).reshape(()).item()
 
 
 @_method
 def tolist(self: Tensor) -> Any:
-    return np.asarray(memoryview(self)).tolist()
+    return _bf16.values(self).tolist()
 
 
 @_method
@@ -73,5 +89,11 @@ def _converter(name: str, target: dtype) -> Callable[[Tensor], Tensor]:
     return convert
 
 
-for _name, _d in (("float", float32), ("double", float64), ("long", int64), ("bool", bool_)):
+for _name, _d in (
+    ("float", float32),
+    ("double", float64),
+    ("long", int64),
+    ("bool", bool_),
+    ("bfloat16", bfloat16),
+):
     _methods[_name] = _converter(_name, _d)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import _bf16
 from .._autograd import needs_grad, record
 from .._creation import wrap_array
 from .grad import _check_inplace
@@ -79,10 +80,10 @@ def __getitem__(self: Tensor, key: Any) -> Tensor:
             record(view, _index_node_name(self, key), [self], _scatter_back(self, key, add=False))
         return view
     # Advanced indexing (tensors, lists, booleans): a copy, as in PyTorch and numpy.
-    arr = np.asarray(memoryview(self))
+    arr = _bf16.values(self)
     nkey = _numpy_key(key)
     try:
-        out = wrap_array(np.array(arr[nkey]))
+        out = _bf16.rounded(wrap_array(np.array(arr[nkey])), self.dtype)  # (exact: a gather)
     except IndexError as e:
         # numpy says "axis"; PyTorch says "dimension".
         raise IndexError(str(e).replace("for axis", "for dimension")) from None
@@ -146,14 +147,12 @@ def _numpy_key(key: Any) -> Any:
     if isinstance(key, tuple):
         return tuple(_numpy_key(k) for k in key)
     if isinstance(key, Tensor):
-        return np.asarray(memoryview(key))
+        return _bf16.values(key)
     return key
 
 
 @_method
 def __setitem__(self: Tensor, key: Any, value: Any) -> None:
     _check_inplace(self)  # refuses read-only memory too
-    target = np.asarray(memoryview(self))
-    src = np.asarray(memoryview(value)) if isinstance(value, Tensor) else value
-    with np.errstate(all="ignore"):
-        target[_numpy_key(key)] = src
+    src = _bf16.values(value) if isinstance(value, Tensor) else value
+    _bf16.assign(self, _numpy_key(key), src)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _bf16, _core
 from .._creation import as_tensor
 from .grad import _check_inplace
 from .registry import Tensor, _method
@@ -18,8 +18,7 @@ from .registry import Tensor, _method
 @_method
 def fill_(self: Tensor, value: Any) -> Tensor:
     _check_inplace(self)
-    with np.errstate(all="ignore"):
-        np.asarray(memoryview(self))[...] = value
+    _bf16.assign(self, ..., value)
     return self
 
 
@@ -32,17 +31,16 @@ def zero_(self: Tensor) -> Tensor:
 def copy_(self: Tensor, src: Any) -> Tensor:
     """Copies src (broadcast to this shape, converted to this dtype) into this tensor."""
     _check_inplace(self)
-    src_arr = np.asarray(as_tensor(src) if not isinstance(src, np.ndarray) else src)
-    dst = np.asarray(memoryview(self))
+    src_arr = _bf16.values(as_tensor(src)) if not isinstance(src, np.ndarray) else src
+    shape = tuple(self._shape)
     try:
-        src_arr = np.broadcast_to(src_arr, dst.shape)
+        src_arr = np.broadcast_to(src_arr, shape)
     except ValueError:
         raise RuntimeError(
-            f"The size of tensor a ({list(dst.shape)}) must match the size of tensor b "
-            f"({list(src_arr.shape)})"
+            f"The size of tensor a ({list(shape)}) must match the size of tensor b "
+            f"({list(np.shape(src_arr))})"
         ) from None
-    with np.errstate(all="ignore"):
-        dst[...] = src_arr
+    _bf16.assign(self, ..., src_arr)
     return self
 
 

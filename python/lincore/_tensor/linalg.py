@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _bf16, _core
 from .._autograd import as_array, needs_grad, record, unbroadcast
 from .._creation import as_tensor, wrap_array
 from .registry import Tensor, _cpp_transpose, _method
@@ -58,9 +58,9 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         shape = ([a._shape[0]] if a.dim() == 2 else []) + ([b._shape[1]] if b.dim() == 2 else [])
         out = y._reshape(shape)
     else:
-        xa, xb = np.asarray(memoryview(a)), np.asarray(memoryview(b))
+        xa, xb = _bf16.values(a), _bf16.values(b)
         try:
-            out = wrap_array(np.matmul(xa, xb))
+            out = _bf16.rounded(wrap_array(np.matmul(xa, xb)), a.dtype)  # fp32 sums for bf16
         except ValueError:
             raise RuntimeError(
                 f"mat1 and mat2 shapes cannot be multiplied ({list(xa.shape)} and {list(xb.shape)})"

@@ -4,8 +4,7 @@ the print options); this module picks the name, requires_grad and grad_fn that g
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import _bf16
 from .._printing import format_tensor
 from .registry import Tensor, _method
 
@@ -18,7 +17,8 @@ def __repr__(self: Tensor) -> str:
     cls = type(self)
     plain = cls is Tensor or cls.__dict__.get("_prints_as_tensor", False)
     return format_tensor(
-        np.asarray(memoryview(self)),
+        _bf16.values(self),
+        dtype_name=self.dtype.name,
         requires_grad=self.requires_grad,
         grad_fn=None if grad_fn is None else type(grad_fn).__name__,
         name="tensor" if plain else cls.__name__,

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import _bf16
 from .._autograd import needs_grad, record
 from .._creation import wrap_array
 from .._dtype import dtype, int64
@@ -31,10 +32,11 @@ def tensor_sum(
     self: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: dtype | None = None
 ) -> Tensor:
     """Sum of all elements, or over dim (an int or a tuple). ints and bools sum to int64."""
-    arr = np.asarray(memoryview(self))
+    arr = _bf16.values(self)
     out_dtype = dtype or (self.dtype if self.dtype.is_floating_point else int64)
     axes = _dims(self, dim)
     out = wrap_array(np.asarray(np.sum(arr, axis=axes, keepdims=keepdim, dtype=out_dtype._np)))
+    out = _bf16.rounded(out, out_dtype)
     if needs_grad(self):
         record(
             out,
@@ -70,12 +72,12 @@ def tensor_mean(
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
             f"or complex dtype. Got: {self.dtype._short}"
         )
-    arr = np.asarray(memoryview(self)).astype(d._np, copy=False)
+    arr = _bf16.values(self).astype(d._np, copy=False)
     axes = _dims(self, dim)
     count = arr.size if axes is None else int(np.prod([arr.shape[a] for a in axes]))
     with np.errstate(all="ignore"):
         out = np.sum(arr, axis=axes, keepdims=keepdim, dtype=d._np) / d._np.type(count)
-    result = wrap_array(np.asarray(out, dtype=d._np))
+    result = _bf16.rounded(wrap_array(np.asarray(out, dtype=d._np)), d)
     if needs_grad(self):
         record(
             result,
@@ -90,14 +92,14 @@ _MinMax = collections.namedtuple("_MinMax", ["values", "indices"])
 
 
 def _extreme(self: Tensor, dim: Any, keepdim: bool, name: str, pick: Any, arg: Any) -> Any:
-    arr = np.asarray(memoryview(self))
+    arr = _bf16.values(self)
     if dim is None:
         if arr.size == 0:
             raise RuntimeError(
                 f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                 "Specify the reduction dim with the 'dim' argument."
             )
-        return wrap_array(np.asarray(pick(arr)))
+        return _bf16.rounded(wrap_array(np.asarray(pick(arr))), self.dtype)
     d = _wrap_dim(self, dim)
     if self.dim() == 0:
         return _MinMax(self.clone(), wrap_array(np.asarray(0, dtype=np.int64)))
@@ -105,7 +107,8 @@ def _extreme(self: Tensor, dim: Any, keepdim: bool, name: str, pick: Any, arg: A
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
     idx = arg(arr, axis=d, keepdims=keepdim)
     vals = pick(arr, axis=d, keepdims=keepdim)
-    return _MinMax(wrap_array(np.asarray(vals)), wrap_array(np.asarray(idx, dtype=np.int64)))
+    values = _bf16.rounded(wrap_array(np.asarray(vals)), self.dtype)  # (exact: a pick)
+    return _MinMax(values, wrap_array(np.asarray(idx, dtype=np.int64)))
 
 
 @_method
@@ -126,7 +129,7 @@ def _arg_extreme(self: Tensor, dim: Any, keepdim: bool, name: str, pick: Any, ar
             raise RuntimeError(
                 f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
             )
-        arr = np.asarray(memoryview(self))
+        arr = _bf16.values(self)
         idx = np.asarray(arg(arr.reshape(-1)), dtype=np.int64)
         return wrap_array(idx.reshape((1,) * arr.ndim if keepdim else ()))
     return _extreme(self, dim, keepdim, name, pick, arg).indices

@@ -34,6 +34,11 @@ class Linear(Module, _core.LinearBase):
 
     weight, bias and the packed weight (rebuilt whenever they change) are typed fields of
     _core.LinearBase, where the C++ forward reads them (csrc/bindings/linear_call.cpp).
+
+    dtype=lincore.bfloat16 (or .bfloat16() / .to(lincore.bfloat16) later) holds bf16 weight and
+    bias and runs the bf16 kernels: bf16 input -> bf16 output, fp32 sums, one rounding
+    (docs/quantization.md). Inference only: in grad mode with a parameter or input that
+    requires grad it raises (run it under lincore.no_grad()).
     """
 
     def __init__(
@@ -43,7 +48,10 @@ class Linear(Module, _core.LinearBase):
         out_features = _check_features("out_features", out_features)
         d = dtype or float32
         if not isinstance(d, _dtype) or not d.is_floating_point:
-            raise TypeError(f"Linear: dtype must be lincore.float32 or lincore.float64, got {d}")
+            raise TypeError(
+                "Linear: dtype must be lincore.float32, lincore.float64 or lincore.bfloat16, "
+                f"got {d}"
+            )
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features

@@ -308,10 +308,19 @@ class Module:
 
     # -- dtype -------------------------------------------------------------------------------
     def to(self, dtype: Any) -> Module:
-        """Converts every floating point parameter to dtype, in place."""
+        """Converts every floating point parameter to dtype, in place (requires_grad kept, as
+        PyTorch keeps it). Layers without parameters of their own (a quantized Linear) are left
+        as they are, as PyTorch leaves them."""
+        from .._dtype import dtype as _dtype
+
+        if isinstance(dtype, _dtype) and not dtype.is_floating_point:
+            raise TypeError(
+                "nn.Module.to only accepts floating point or complex dtypes, but got desired "
+                f"dtype={dtype}"
+            )
         for m in self.modules():
             for name, p in list(m._parameters.items()):
-                if p is not None and p.dtype is not dtype:
+                if p is not None and p.dtype is not dtype and p.dtype.is_floating_point:
                     setattr(m, name, Parameter(p.detach().to(dtype), p.requires_grad))
         return self
 
@@ -324,6 +333,14 @@ class Module:
         from .._dtype import float64
 
         return self.to(float64)
+
+    def bfloat16(self) -> Module:
+        """self.to(lincore.bfloat16): bf16 Linear layers, for inference (docs/quantization.md).
+        The parameters keep requires_grad, as PyTorch's do; run the model under
+        lincore.no_grad() (or call requires_grad_(False) on them)."""
+        from .._dtype import bfloat16
+
+        return self.to(bfloat16)
 
     # -- pickling and PyTorch ----------------------------------------------------------------
     # The native (pybind11) objects a module holds are caches: a Linear's packed weights, a
