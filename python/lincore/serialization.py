@@ -84,13 +84,20 @@ def to_bytes(arrays: Mapping[str, np.ndarray], metadata: dict[str, str] | None =
     # and stay alive (they are referenced by `arrays`) for the whole call.
     if not any(isinstance(a, _Bf16Bits) for a in arrays.values()):
         return safetensors.numpy.save(dict(arrays), metadata=metadata)
-    # numpy has no bfloat16: the library is handed each array's memory with its dtype by name.
+    # numpy has no bfloat16: the library is handed each array's memory with its dtype by name;
+    # releases before safetensors.TensorSpec take the bytes in a dict (what their own
+    # safetensors.numpy.save builds).
     spec = getattr(safetensors, "TensorSpec", None)
     if spec is None:
-        raise RuntimeError(
-            f"lincore: safetensors {safetensors.__version__} cannot write BF16 from raw memory "
-            "(no safetensors.TensorSpec): upgrade safetensors to save bfloat16 tensors"
-        )
+        flat = {
+            name: {
+                "dtype": "bfloat16" if isinstance(a, _Bf16Bits) else a.dtype.name,
+                "shape": list(a.shape),
+                "data": a.tobytes(),
+            }
+            for name, a in arrays.items()
+        }
+        return bytes(safetensors.serialize(flat, metadata=metadata))
     specs = {
         name: spec(
             dtype="bfloat16" if isinstance(a, _Bf16Bits) else a.dtype.name,
