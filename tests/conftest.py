@@ -4,6 +4,7 @@ shape grid, and a fixture that runs a test under every kernel family this CPU su
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import numpy as np
 import pytest
@@ -155,3 +156,41 @@ def isa(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def _digits_mlp_trained():
+    """The digits MLP of examples/train_digits.py trained once in fp32 (15 epochs of Adam),
+    with the held-out rows: what the int8 and bf16 accuracy tests compare against."""
+    datasets = pytest.importorskip(
+        "sklearn.datasets", reason="the digits data come with scikit-learn"
+    )
+    digits = datasets.load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(x))
+    train, test = order[:1300], order[1300:]
+    lincore.manual_seed(0)
+    nn = lincore.nn
+    model = nn.Sequential(
+        nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    opt = lincore.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(15):
+        perm = rng.permutation(train)
+        for first in range(0, len(perm), 64):
+            batch = perm[first : first + 64]
+            loss = loss_fn(model(lincore.tensor(x[batch])), lincore.tensor(y[batch]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model, x[test], y[test]
+
+
+@pytest.fixture
+def digits_mlp(_digits_mlp_trained):
+    """(a copy of the trained digits MLP, test inputs as a tensor, test labels)."""
+    model, x, y = _digits_mlp_trained
+    return copy.deepcopy(model), lincore.tensor(x), y

@@ -709,34 +709,11 @@ def test_hostile_bf16_files():
 # --- accuracy ------------------------------------------------------------------------------------
 
 
-def test_digits_mlp_accuracy_within_half_a_point():
-    datasets = pytest.importorskip(
-        "sklearn.datasets", reason="the digits data come with scikit-learn"
-    )
-    digits = datasets.load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    train, test = order[:1300], order[1300:]
-    lincore.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
-    )
-    loss_fn = nn.CrossEntropyLoss()
-    opt = lincore.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(15):
-        perm = rng.permutation(train)
-        for first in range(0, len(perm), 64):
-            batch = perm[first : first + 64]
-            loss = loss_fn(model(lincore.tensor(x[batch])), lincore.tensor(y[batch]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    xt = lincore.tensor(x[test])
+def test_digits_mlp_accuracy_within_half_a_point(digits_mlp):
+    model, xt, y_test = digits_mlp
     with lincore.no_grad():
-        acc32 = (np.asarray(model(xt).argmax(dim=1)) == y[test]).mean()
+        acc32 = (np.asarray(model(xt).argmax(dim=1)) == y_test).mean()
         model.bfloat16()
-        acc16 = (np.asarray(model(xt.bfloat16()).argmax(dim=1)) == y[test]).mean()
+        acc16 = (np.asarray(model(xt.bfloat16()).argmax(dim=1)) == y_test).mean()
     assert acc32 > 0.9
     assert abs(acc16 - acc32) <= 0.005
