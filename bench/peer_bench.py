@@ -406,6 +406,28 @@ def run_rounds(engines, reps, rounds) -> dict:
     return samples
 
 
+def time_engines(engines, rounds) -> tuple[dict, dict, float]:
+    """Each engine calibrated, then timed interleaved for `rounds` rounds: (samples per engine,
+    calls per sample per engine, the % of the CPUs the rest of the machine used meanwhile)."""
+    reps = {e.name: warm_up_and_calibrate(e) for e in engines}
+    monitor = CpuMonitor()
+    samples = run_rounds(engines, reps, rounds)
+    return samples, reps, monitor.others_pct()
+
+
+def relative_errors(engines, ref, scale) -> dict:
+    """max|y - ref| / scale per engine, each run in the mode it is timed in (engines with no
+    numpy view of their output are skipped): the low-precision benchmarks' error column."""
+    err = {}
+    for e in engines:
+        if e.to_numpy is None:
+            continue
+        with e.mode():
+            y = np.asarray(e.to_numpy(e.call()), np.float64)
+        err[e.name] = float(np.abs(y - ref).max()) / scale
+    return err
+
+
 class CpuMonitor:
     """CPU time the rest of the machine used since creation: busy time from /proc/stat (steal
     included: another VM's use) minus this process's own, as a % of all CPUs over the wall
@@ -688,10 +710,7 @@ def main():
                 for e in engines:  # each engine checked in the mode it is timed in
                     with e.mode():
                         err[e.name] = check(case.name, e.name, e.to_numpy(e.call()), ref, bound)
-                reps = {e.name: warm_up_and_calibrate(e) for e in engines}
-                monitor = CpuMonitor()
-                samples = run_rounds(engines, reps, args.rounds)
-                others = monitor.others_pct()
+                samples, reps, others = time_engines(engines, args.rounds)
 
             med = {n: statistics.median(s) for n, s in samples.items()}
             mem = lincore_memory(case, linears)

@@ -159,17 +159,8 @@ def main(pb, args, threads_list, cases) -> None:
                     print(f"# case={case.name} threads={t} ort_bf16 skipped: {why}")
                 else:
                     engines.append(ort_engine)
-                err = {}
-                for e in engines:
-                    if e.to_numpy is None:
-                        continue
-                    with e.mode():
-                        y = np.asarray(e.to_numpy(e.call()), np.float64)
-                    err[e.name] = float(np.abs(y - ref).max()) / scale
-                reps = {e.name: pb.warm_up_and_calibrate(e) for e in engines}
-                monitor = pb.CpuMonitor()
-                samples = pb.run_rounds(engines, reps, args.rounds)
-                others = monitor.others_pct()
+                err = pb.relative_errors(engines, ref, scale)
+                samples, _, others = pb.time_engines(engines, args.rounds)
             med = {n: statistics.median(s) for n, s in samples.items()}
             for e in engines:
                 fields = {
