@@ -174,6 +174,18 @@ def test_report_and_restore():
         torch.testing.assert_close(plain(x), y)
 
 
+def test_softmax_without_dim_stays_torchs():
+    # Its dim depends on the input's dimensions (torch warns that this is deprecated): torch's.
+    model = tnn.Sequential(tnn.Linear(4, 4), tnn.Softmax(), tnn.Linear(4, 2))
+    opt = lincore.optimize(copy.deepcopy(model))
+    rep = lincore.optimize_report(opt)
+    assert rep.fused == [["0"], ["2"]] and "without dim" in rep.not_fused[0][1]
+    x = torch.randn(3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.testing.assert_close(opt(x), model(x))
+
+
 def test_optimize_draws_no_random_numbers():
     model = mlp()
     state = torch.get_rng_state()
@@ -358,9 +370,9 @@ def test_hooks_run():
     assert outer == [1]
 
 
-def test_no_grad_call_runs_in_c_and_hands_every_other_case_back():
-    """A swapped container's call under torch.no_grad is one C call (dropin.cpp); every case it
-    does not take comes back NotImplemented to the Python path, which gives torch's result."""
+def test_call_runs_in_c_and_hands_every_other_case_back():
+    """A swapped container's call is one C call (dropin.cpp); every case it does not take comes
+    back NotImplemented to the Python path, which gives torch's result."""
     from lincore import _core
 
     model = mlp().eval()
@@ -400,7 +412,13 @@ def test_no_grad_call_runs_in_c_and_hands_every_other_case_back():
         opt[2].weight.mul_(0.5)
         y = _core._dropin_container_forward(opt, x)
         assert type(y) is torch.Tensor and bits(y) == native(opt, x).tobytes()
-    assert _core._dropin_container_forward(opt, x) is NotImplemented  # grad mode: Python's
+    # grad mode: recorded by torch's Function.apply, called from C; the same values
+    y = _core._dropin_container_forward(opt, x)
+    assert type(y.grad_fn).__name__ == "_RunFunctionBackward"
+    assert bits(y.detach()) == native(opt, x).tobytes()
+    frozen = lincore.optimize(mlp().eval().requires_grad_(False))
+    y = _core._dropin_container_forward(frozen, x)  # nothing requires grad: nothing recorded
+    assert type(y) is torch.Tensor and y.grad_fn is None
     with pytest.raises(TypeError, match="fast is a run's tuple"):
         _core._dropin_forward((1, 2), x)
     # a container that is not one run (a BatchNorm in the middle) is never taken
@@ -499,6 +517,32 @@ def test_requires_grad_input_with_frozen_parameters():
     model(x2).sum().backward()
     torch.testing.assert_close(x.grad, x2.grad)
     assert all(p.grad is None for p in opt.parameters())
+
+
+def test_input_written_before_backward_raises_as_torch_does():
+    model = mlp()
+    opt = lincore.optimize(copy.deepcopy(model))
+    for net in (model, opt):
+        h = torch.randn(3, 20, requires_grad=True) * 1  # not a leaf: it may be written in place
+        y = net(h)
+        h.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_run_without_parameters_records_its_gradient(dtype):
+    model = tnn.Sequential(tnn.ReLU(), tnn.Tanh(), tnn.Softmax(dim=-1))
+    opt = lincore.optimize(copy.deepcopy(model))
+    x = torch.randn(4, 6, dtype=dtype, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    g = torch.randn(4, 6, dtype=dtype)
+    y = opt(x)
+    assert type(y.grad_fn).__name__ == "_RunFunctionBackward" and y.dtype == dtype
+    y.backward(g)
+    model(x2).backward(g)
+    torch.testing.assert_close(y, model(x2))
+    torch.testing.assert_close(x.grad, x2.grad)
 
 
 def test_bad_arguments_change_nothing():

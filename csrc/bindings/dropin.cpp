@@ -1,8 +1,11 @@
 // What lincore.optimize's runs (python/lincore/_dropin/run.py) check on every call, in C.
 #include <pybind11/pybind11.h>
 
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "bindings/bindings.h"
 #include "bindings/load_guard.h"
@@ -112,61 +115,227 @@ enum Fast : Py_ssize_t {
   kPlan,          // the run's _core.SequentialPlan
   kState,         // params_current's state
   kHookDicts,     // the hook dicts (the fused modules' and torch's global ones): all empty
-  kDType,         // the run's dtype code (csrc/tensor/dtype.h)
+  kDType,         // the run's dtype code (csrc/tensor/dtype.h); None: no parameters, either float
   kTensorType,    // torch.Tensor: the input's exact type
   kToDlpack,      // torch._C._to_dlpack
   kFromDlpack,    // torch._C._from_dlpack
   kGradEnabled,   // torch.is_grad_enabled
   kTorchThreads,  // torch.get_num_threads
   kFunctorch,     // torch._C._are_functorch_transforms_active
+  kParams,        // the run's torch parameters, in the plan's order (those present)
+  kApply,         // torch's C Function.apply bound to _RunFunction; None: inference only (int8)
+  kUnwrapIfDead,  // torch._C._functorch.unwrap_if_dead
   kFastFields
 };
 
-// A run's whole call under torch.no_grad, in C: the checks of FusedRun.__call__, the input
-// through DLPack, the plan's forward and the output back, with no Python frame and no lincore
-// Tensor object in between. NotImplemented where the call needs more than that (torch's grad
-// mode on, a functorch transform, a hook, another type, device or dtype, a parameter replaced or
-// moved): the Python path then decides, as before.
-PyObject* run_forward(PyObject* fast, PyObject* x) {
+PyObject* field_of(PyObject* fast, Fast i) { return PyTuple_GET_ITEM(fast, i); }  // borrowed
+
+void check_fast(PyObject* fast, const char* fn) {
   if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != kFastFields) {
-    throw py::type_error("_dropin_forward(fast, x): fast is a run's tuple of its fields");
+    throw py::type_error(std::string(fn) + ": fast is a run's tuple of its fields");
   }
-  auto field = [fast](Fast i) { return PyTuple_GET_ITEM(fast, i); };  // borrowed
-  if (reinterpret_cast<PyObject*>(Py_TYPE(x)) != field(kTensorType)) Py_RETURN_NOTIMPLEMENTED;
-  PyObject* hooks = field(kHookDicts);
+}
+
+// Whether a torch tensor requires grad (its requires_grad getter).
+bool torch_requires_grad(PyObject* t) {
+  static PyObject* const name = PyUnicode_InternFromString("requires_grad");
+  PyObject* flag = PyObject_GetAttr(t, name);
+  if (flag == nullptr) throw py::error_already_set();
+  const bool on = flag == Py_True;
+  Py_DECREF(flag);
+  return on;
+}
+
+// The lincore Tensor viewing torch tensor x (no copy), or nothing when x is not host memory of
+// the run's dtype (either float dtype for a run without parameters).
+std::optional<Tensor> lincore_view(PyObject* fast, PyObject* x) {
+  PyObject* capsule = PyObject_Vectorcall(field_of(fast, kToDlpack), &x, 1, nullptr);
+  if (capsule == nullptr) {
+    // A tensor torch cannot export (sparse, ...): the Python path says what runs it.
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  py::object held = py::reinterpret_steal<py::object>(capsule);
+  PyObject* code = field_of(fast, kDType);
+  const bool fits =
+      code == Py_None
+          ? dlpack_holds(capsule, DType::float32) || dlpack_holds(capsule, DType::float64)
+          : dlpack_holds(capsule, static_cast<DType>(PyLong_AsLong(code)));
+  if (!fits) return std::nullopt;
+  return tensor_from_dlpack(capsule);
+}
+
+// A lincore result as a torch tensor (no copy).
+PyObject* torch_of(PyObject* fast, const py::object& capsule) {
+  PyObject* arg = capsule.ptr();
+  return PyObject_Vectorcall(field_of(fast, kFromDlpack), &arg, 1, nullptr);
+}
+
+const Plan& plan_of(PyObject* fast) {
+  const Plan* plan = instance_of<Plan>(field_of(fast, kPlan));
+  if (plan == nullptr) throw std::invalid_argument("_dropin_forward: bad plan");
+  return *plan;
+}
+
+// A run's whole call, in C: the checks of FusedRun.__call__, then under torch.no_grad (or when
+// nothing requires grad) the input through DLPack, the plan's forward and the output back, with
+// no Python frame and no lincore Tensor object in between; when autograd must record it, torch's
+// C Function.apply of _RunFunction, whose forward is record_forward below. NotImplemented where
+// the call needs more than that (a functorch transform, a hook, another type, device or dtype, a
+// parameter replaced or moved): the Python path then decides.
+PyObject* run_forward(PyObject* fast, PyObject* x) {
+  check_fast(fast, "_dropin_forward(fast, x)");
+  if (reinterpret_cast<PyObject*>(Py_TYPE(x)) != field_of(fast, kTensorType)) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  PyObject* hooks = field_of(fast, kHookDicts);
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hooks); ++i) {
     if (PyDict_GET_SIZE(PyList_GET_ITEM(hooks, i)) != 0) Py_RETURN_NOTIMPLEMENTED;
   }
-  PyObject* grad = PyObject_CallNoArgs(field(kGradEnabled));
-  if (grad == nullptr) throw py::error_already_set();
-  const bool off = grad == Py_False;
-  Py_DECREF(grad);
-  if (!off) Py_RETURN_NOTIMPLEMENTED;
-  PyObject* transforms = PyObject_CallNoArgs(field(kFunctorch));  // vmap, grad, ...: torch's
+  PyObject* transforms = PyObject_CallNoArgs(field_of(fast, kFunctorch));  // vmap, grad: torch's
   if (transforms == nullptr) throw py::error_already_set();
   const bool plain = transforms == Py_False;
   Py_DECREF(transforms);
   if (!plain) Py_RETURN_NOTIMPLEMENTED;
-  if (!params_current(field(kState))) Py_RETURN_NOTIMPLEMENTED;
-  const auto dtype = static_cast<DType>(PyLong_AsLong(field(kDType)));
-  PyObject* capsule = PyObject_Vectorcall(field(kToDlpack), &x, 1, nullptr);
-  if (capsule == nullptr) {
-    // A tensor torch cannot export (sparse, ...): the Python path says what runs it.
-    PyErr_Clear();
-    Py_RETURN_NOTIMPLEMENTED;
+  if (!params_current(field_of(fast, kState))) Py_RETURN_NOTIMPLEMENTED;
+  PyObject* grad = PyObject_CallNoArgs(field_of(fast, kGradEnabled));
+  if (grad == nullptr) throw py::error_already_set();
+  const bool grad_on = grad == Py_True;
+  Py_DECREF(grad);
+  follow_num_threads(static_cast<int>(int_of(PyObject_CallNoArgs(field_of(fast, kTorchThreads)))));
+  if (grad_on) {
+    PyObject* params = field_of(fast, kParams);
+    const bool x_grad = torch_requires_grad(x);
+    bool any = x_grad;
+    for (Py_ssize_t i = 0; !any && i < PyList_GET_SIZE(params); ++i) {
+      any = torch_requires_grad(PyList_GET_ITEM(params, i));
+    }
+    PyObject* apply = field_of(fast, kApply);
+    if (any && apply != Py_None) {
+      // The recorded call. Only x can be a dead functorch wrapper (the parameters are the
+      // model's own), which Function.apply's Python wrapper would unwrap.
+      PyObject* unwrapped = PyObject_Vectorcall(field_of(fast, kUnwrapIfDead), &x, 1, nullptr);
+      if (unwrapped == nullptr) throw py::error_already_set();
+      py::object held = py::reinterpret_steal<py::object>(unwrapped);
+      const Py_ssize_t n = PyList_GET_SIZE(params);
+      std::vector<PyObject*> args(static_cast<std::size_t>(n) + 2);
+      args[0] = fast;
+      args[1] = unwrapped;
+      for (Py_ssize_t i = 0; i < n; ++i) args[i + 2] = PyList_GET_ITEM(params, i);
+      return PyObject_Vectorcall(apply, args.data(), args.size(), nullptr);
+    }
+    if (x_grad) {  // a quantized run: its int8 copies are not the parameters
+      throw std::runtime_error(
+          "lincore.optimize(quantize='int8'): a quantized run is inference-only and its input "
+          "requires grad; call it under torch.no_grad() or on an input that does not require "
+          "grad");
+    }
+    // Nothing to record (a quantized run's output records no gradient either).
   }
-  py::object held = py::reinterpret_steal<py::object>(capsule);
-  if (!dlpack_holds(capsule, dtype)) Py_RETURN_NOTIMPLEMENTED;
-  follow_num_threads(static_cast<int>(int_of(PyObject_CallNoArgs(field(kTorchThreads)))));
-  const Tensor input = tensor_from_dlpack(capsule);
-  const Plan* plan = instance_of<Plan>(field(kPlan));
-  if (plan == nullptr) throw std::invalid_argument("_dropin_forward: bad plan");
+  const std::optional<Tensor> input = lincore_view(fast, x);
+  if (!input) Py_RETURN_NOTIMPLEMENTED;
+  const Plan& plan = plan_of(fast);
   py::object out = consistent([&] {
     begin_computation();
-    return dlpack_of(without_gil([&] { return plan->stack.forward(input); }));
+    return dlpack_of(without_gil([&] { return plan.stack.forward(*input); }));
   });
-  PyObject* arg = out.ptr();
-  return PyObject_Vectorcall(field(kFromDlpack), &arg, 1, nullptr);
+  return torch_of(fast, out);
+}
+
+// What a recorded call keeps for its backward (in a capsule on ctx.lincore): the run's fast
+// tuple (its plan, torch's DLPack entry points), the tape, and whether each of the plan's
+// parameters (None where a Linear has no bias) requires grad.
+struct Recorded {
+  py::object fast;
+  Tape tape;
+  std::vector<bool> need;
+};
+constexpr const char* kRecordedName = "lincore.dropin.Recorded";
+
+void free_recorded(PyObject* capsule) {
+  delete static_cast<Recorded*>(PyCapsule_GetPointer(capsule, kRecordedName));
+}
+
+// _RunFunction.forward(ctx, fast, x, *params), called by torch's Function.apply with torch's grad
+// mode off: the plan's recorded forward (its tape) of x through DLPack, the output back. ctx keeps
+// the Recorded, and x is saved as torch saves a Linear's input (ctx.save_for_backward's own
+// field), so that writing it in place before backward is torch's error, not a wrong gradient.
+PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
+  static PyObject* const lincore_name = PyUnicode_InternFromString("lincore");
+  static PyObject* const to_save_name = PyUnicode_InternFromString("to_save");
+  if (nargs < 3) throw py::type_error("_dropin_record(ctx, fast, x, *params)");
+  PyObject* ctx = args[0];
+  PyObject* fast = args[1];
+  PyObject* x = args[2];
+  check_fast(fast, "_dropin_record(ctx, fast, x, *params)");
+  const Plan& plan = plan_of(fast);
+  const std::optional<Tensor> input = lincore_view(fast, x);
+  if (!input) throw py::type_error("_dropin_record: x is not a CPU tensor of the run's dtype");
+  auto recorded = std::make_unique<Recorded>();
+  recorded->fast = py::reinterpret_borrow<py::object>(fast);
+  Py_ssize_t next = 3;
+  for (const py::handle p : plan.params) {
+    bool on = false;
+    if (!p.is_none()) {
+      if (next >= nargs) throw py::type_error("_dropin_record: too few parameters");
+      on = torch_requires_grad(args[next++]);
+    }
+    recorded->need.push_back(on);
+  }
+  if (next != nargs) throw py::type_error("_dropin_record: too many parameters");
+  Tape& tape = recorded->tape;
+  py::object out = consistent([&] {
+    begin_computation();
+    tape.entries.clear();  // a rerun (a load overlapped) records afresh
+    return dlpack_of(without_gil([&] { return plan.stack.forward_train(*input, tape); }));
+  });
+  PyObject* capsule = PyCapsule_New(recorded.get(), kRecordedName, &free_recorded);
+  if (capsule == nullptr) throw py::error_already_set();
+  recorded.release();
+  const py::object held = py::reinterpret_steal<py::object>(capsule);
+  const py::tuple saved = py::make_tuple(py::handle(x));
+  if (PyObject_SetAttr(ctx, lincore_name, capsule) != 0 ||
+      PyObject_SetAttr(ctx, to_save_name, saved.ptr()) != 0) {
+    throw py::error_already_set();
+  }
+  return torch_of(fast, out);
+}
+
+// _RunFunction.backward's work: the whole run's backward in one call, from ctx.lincore (the
+// Recorded) and dy (a contiguous torch tensor): (None, dx, *one gradient per torch parameter),
+// None where not needed, as Function.backward returns them.
+PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) throw py::type_error("_dropin_record_backward(recorded, dy, need_dx)");
+  auto* rec = static_cast<Recorded*>(PyCapsule_GetPointer(args[0], kRecordedName));
+  if (rec == nullptr) throw py::error_already_set();
+  PyObject* fast = rec->fast.ptr();
+  const Plan& plan = plan_of(fast);
+  const std::optional<Tensor> dy = lincore_view(fast, args[1]);
+  if (!dy) {
+    throw py::type_error("_dropin_record_backward: dy is not a CPU tensor of the run's dtype");
+  }
+  const int need_dx = PyObject_IsTrue(args[2]);
+  if (need_dx < 0) throw py::error_already_set();
+  StackGrads g;
+  begin_computation();
+  {
+    py::gil_scoped_release nogil;
+    g = plan.stack.backward(rec->tape, *dy, need_dx == 1, rec->need);
+  }
+  auto torch_or_none = [fast](const std::optional<Tensor>& t) -> py::object {
+    if (!t) return py::none();
+    return py::reinterpret_steal<py::object>(torch_of(fast, dlpack_of(*t)));
+  };
+  py::list out;
+  out.append(py::none());  // for the run's fast tuple
+  out.append(torch_or_none(g.dx));
+  std::size_t slot = 0;
+  for (std::size_t i = 0; i < g.dw.size(); ++i) {
+    for (const std::optional<Tensor>* grad : {&g.dw[i], &g.db[i]}) {
+      if (!plan.params[slot++].is_none()) out.append(torch_or_none(*grad));
+    }
+  }
+  return py::tuple(out).release().ptr();
 }
 
 // A swapped torch.nn.Sequential's call when its one run is the whole container (swap.py's
@@ -222,6 +391,16 @@ PyObject* container_forward(PyObject* self, PyObject* x) {
   return run_forward(run_fast.ptr(), x);
 }
 
+template <PyObject* (*F)(PyObject* const*, Py_ssize_t)>
+PyObject* fastcall(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  try {
+    return F(args, nargs);
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
 template <PyObject* (*F)(PyObject*, PyObject*)>
 PyObject* two_args(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -264,6 +443,16 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "_dropin_container_forward(module, x)\nA swapped Sequential's call when it is one run, "
      "in C; NotImplemented where the Python path must decide."},
+    {"_dropin_record",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<record_forward>)),
+     METH_FASTCALL,
+     "_dropin_record(ctx, fast, x, *params)\nA lincore.optimize run's recorded forward "
+     "(_RunFunction.forward); ctx.lincore keeps what its backward needs."},
+    {"_dropin_record_backward",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<record_backward>)),
+     METH_FASTCALL,
+     "_dropin_record_backward(recorded, dy, need_dx)\nThe backward of a recorded run "
+     "(_RunFunction.backward): (None, dx, *one gradient per torch parameter)."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -8,15 +8,16 @@ tensors in and out through DLPack in C (no copy). Before each call it checks tha
 it (a torch tensor on the CPU, the run's float dtype, no hooks on the fused layers) and that the
 lincore views are current (each torch parameter's identity, data pointer and version counter);
 anything else runs the original torch modules, so a swapped model never fails where the original
-would not. Under torch.no_grad the whole call, checks included, is one C function
-(csrc/bindings/dropin.cpp: run_forward, and container_forward for a container that is one run);
-it hands every case it does not take back to the Python path here.
+would not. The whole call, checks included, is one C function (csrc/bindings/dropin.cpp:
+run_forward, and container_forward for a container that is one run): under torch.no_grad the
+plan's forward; when autograd must record it, torch's C Function.apply of _RunFunction, whose
+forward is C too (record_forward). It hands every case it does not take back to the Python path
+here.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
 import weakref
 from typing import Any
 
@@ -37,16 +38,11 @@ _to_dlpack = torch._C._to_dlpack
 _from_dlpack = torch._C._from_dlpack
 _torch_grad_enabled = torch.is_grad_enabled
 _torch_threads = torch.get_num_threads
-_lc_from = _core._from_dlpack
-_lc_to = _core._to_dlpack
-_lc_grad_enabled = _core.is_grad_enabled
-_lc_set_grad = _core._set_grad_enabled
-_follow_threads = _core._follow_num_threads
-_requires_grad = operator.attrgetter("requires_grad")
 _functorch_active = torch._C._are_functorch_transforms_active
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _params_current = _core._torch_params_current
 _dropin_forward = _core._dropin_forward
+_record_backward = _core._dropin_record_backward
 # torch's own descriptors, which the C check calls directly (csrc/bindings/dropin.cpp).
 _TENSOR_VERSION = torch._C.TensorBase.__dict__["_version"]
 _TENSOR_DATA_PTR = torch._C.TensorBase.__dict__["data_ptr"]
@@ -57,16 +53,6 @@ GLOBAL_HOOKS = (
     torch.nn.modules.module._global_backward_hooks,
     torch.nn.modules.module._global_backward_pre_hooks,
 )
-
-
-def _lincore(t: Any) -> Any:
-    """A lincore view of a CPU torch tensor (no copy)."""
-    return _lc_from(_to_dlpack(t))
-
-
-def _torch(t: Any) -> Any:
-    """A torch view of a lincore tensor (no copy); None stays None."""
-    return None if t is None else _from_dlpack(_lc_to(t))
 
 
 # The runs by key, for the custom op that stands for a run in a torch.compile'd graph.
@@ -96,18 +82,17 @@ class FusedRun:
                 for m in lincore_modules
             ]
         self.lincore = _LincoreSequential(*layers)
-        # The compiled plan itself when the run is one (nearly always): its call is the
-        # Sequential's forward less a Python frame and the plan check.
+        # The compiled plan of the run (every layer optimize fuses compiles into one, see
+        # swap.py's why_not_fused), whose forward the C call runs.
         with _lincore_no_grad():
             plan = self.lincore._current_plan().only
-        self.call = plan if plan is not None else self.lincore
         # The torch parameters in the order of the lincore plan's params ((weight, bias) per
         # Linear and LayerNorm, None where absent), with the lincore view of each.
         plan_params: list = []
         views: list = []
         for lm in lincore_modules:
             for p in lm.parameters():
-                p._requires_grad = False  # _RunFunction sets them per call
+                p._requires_grad = False  # the views never record: _RunFunction does
         # Where each parameter is read from on every call: replacing one (model[0].weight = ...,
         # load_state_dict(assign=True)) rebuilds the run.
         self.slots = []
@@ -119,16 +104,11 @@ class FusedRun:
                     if p is not None:
                         views.append(getattr(lm, name))
                         self.slots.append((tm._parameters, name, p))
-        self.plan_params = plan_params
-        self.present = [p is not None for p in plan_params]
         self.params = [p for p in plan_params if p is not None]
-        self.views = views
-        self.versions = [p._version for p in self.params]
-        self.pointers = [p.data_ptr() for p in self.params]
         self.state = [
             self.slots,
-            self.versions,
-            self.pointers,
+            [p._version for p in self.params],
+            [p.data_ptr() for p in self.params],
             views,
             _TENSOR_VERSION,
             _TENSOR_DATA_PTR,
@@ -137,8 +117,9 @@ class FusedRun:
             self.quantize is not None,
         ]
         dtypes = {p.dtype for p in self.params}
-        self.dtype = dtypes.pop() if len(dtypes) == 1 else None
-        self.any_params = bool(self.params)
+        # The input dtype the run takes: its parameters' (None: either float dtype, for a run
+        # without parameters).
+        self.dtype = next(iter(dtypes)) if len(dtypes) == 1 else None
         self.hook_dicts = [
             d
             for m in self.modules
@@ -149,46 +130,25 @@ class FusedRun:
                 m._backward_pre_hooks,
             )
         ] + list(GLOBAL_HOOKS)
-        # What the call under torch.no_grad in C reads (csrc/bindings/dropin.cpp, enum Fast).
+        # What the call in C reads (csrc/bindings/dropin.cpp, enum Fast); None: torch runs every
+        # call (parameters of two dtypes, or layers that are not one plan).
         self.fast = None
-        if plan is not None and self.dtype is not None:
+        if plan is not None and len(dtypes) <= 1:
             self.fast = (
                 plan,
                 self.state,
                 self.hook_dicts,
-                _DTYPE_CODES[self.dtype],
+                None if self.dtype is None else _DTYPE_CODES[self.dtype],
                 _TorchTensor,
                 _to_dlpack,
                 _from_dlpack,
                 _torch_grad_enabled,
                 _torch_threads,
                 _functorch_active,
+                self.params,
+                _function_apply if self.quantize is None else None,
+                _unwrap_if_dead,
             )
-
-    def runnable(self, x: Any) -> bool:
-        """Whether lincore runs this call; the torch modules run it otherwise."""
-        if (
-            type(x) is not _TorchTensor
-            or not x.is_cpu
-            or x.layout is not _strided
-            or any(self.hook_dicts)
-            or _functorch_active()  # vmap, grad, ...: their wrappers are torch's to run
-        ):
-            return False
-        if self.dtype is None:
-            if self.any_params or x.dtype not in (torch.float32, torch.float64):
-                return False
-        elif x.dtype is not self.dtype:
-            return False
-        # Each torch parameter still the one viewed, at the same address; those written in
-        # place since get their views' versions bumped (lincore then repacks them, only them).
-        if not _params_current(self.state):
-            try:
-                self._build()
-            except TypeError:  # a parameter lincore cannot view (moved to another device, ...)
-                return False
-            return self.runnable(x)
-        return True
 
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, x: Any) -> Any:
@@ -196,34 +156,32 @@ class FusedRun:
             y = _dropin_forward(self.fast, x)
             if y is not NotImplemented:
                 return y
-        # runnable(x), its common case inlined (a Python frame is a tenth of a microsecond)
-        if not (
-            type(x) is _TorchTensor
-            and x.dtype is self.dtype
+        # A torch parameter replaced (model[0].weight = ...) or moved since the views were made:
+        # they are made again, and the call is the C path's again.
+        if not _params_current(self.state) and self._rebuilt():
+            return self(x)
+        return self.torch_forward(x)
+
+    def _rebuilt(self) -> bool:
+        try:
+            self._build()
+        except TypeError:  # a parameter lincore cannot view (moved to another device, ...)
+            return False
+        return _params_current(self.state)
+
+    def runnable(self, x: Any) -> bool:
+        """Whether lincore would run this call (the compile path's backward asks)."""
+        if self.fast is None and not _params_current(self.state):
+            self._rebuilt()
+        return (
+            self.fast is not None
+            and type(x) is _TorchTensor
             and x.is_cpu
             and x.layout is _strided
             and not any(self.hook_dicts)
-            and not _functorch_active()
-            and _params_current(self.state)
-        ) and not self.runnable(x):
-            return self.torch_forward(x)
-        _follow_threads(_torch_threads())
-        if _torch_grad_enabled() and (x.requires_grad or any(map(_requires_grad, self.params))):
-            if self.quantize is None:
-                # Function.apply less its Python wrapper, which binds no defaults here (no
-                # setup_context) and, with no functorch transform active (checked above),
-                # unwraps dead functorch wrappers: only x can be one (the parameters are the
-                # model's own). A microsecond and a half per call.
-                return _function_apply(self, _unwrap_if_dead(x), *self.params)
-            if x.requires_grad:
-                raise RuntimeError(
-                    "lincore.optimize(quantize='int8'): a quantized run is inference-only and "
-                    "its input requires grad; call it under torch.no_grad() or on an input "
-                    "that does not require grad"
-                )
-            # The int8 copies are not the parameters: the output records no gradient.
-        # The views do not require grad outside _RunFunction: lincore records nothing here.
-        return _from_dlpack(_lc_to(self.call(_lc_from(_to_dlpack(x)))))
+            and x.dtype in ((torch.float32, torch.float64) if self.dtype is None else (self.dtype,))
+            and (_params_current(self.state) or self._rebuilt())
+        )
 
     def torch_forward(self, x: Any) -> Any:
         """The original modules, as torch runs them."""
@@ -278,7 +236,7 @@ def _fused_run_backward(
     ps = [p.detach().requires_grad_() for p in params]
     with torch.enable_grad():
         if run.runnable(xr):
-            y = _RunFunction.apply(run, xr, *ps)
+            y = _RunFunction.apply(run.fast, xr, *ps)
         else:  # as torch would, on these tensors
             stack = torch.nn.Sequential(*run.modules)
             names = [n for n, _ in stack.named_parameters()]
@@ -308,40 +266,17 @@ _fused_run.register_autograd(_backward, setup_context=_setup_context)
 
 
 class _RunFunction(torch.autograd.Function):
-    """A FusedRun under autograd: forward records lincore's tape, backward is lincore's C++
-    backward of the whole run (SequentialPlan.backward) in one call."""
+    """A FusedRun under autograd: forward (in C: dropin.cpp's record_forward) records lincore's
+    tape of the run, backward is lincore's C++ backward of the whole run (SequentialPlan.backward)
+    in one call. Applied as apply(run.fast, x, *run.params)."""
 
-    @staticmethod
-    def forward(ctx: Any, run: FusedRun, x: Any, *params: Any) -> Any:
-        # The typed autograd fields, set directly: the views and xl are fresh leaves, and the
-        # requires_grad property's checks cost microseconds over six parameters.
-        xl = _lincore(x.detach())
-        xl._requires_grad = x.requires_grad
-        for view, p in zip(run.views, params):
-            view._requires_grad = p.requires_grad
-        prev = _lc_grad_enabled()
-        _lc_set_grad(True)
-        try:
-            y = run.call(xl)
-        finally:
-            _lc_set_grad(prev)
-            for view in run.views:
-                view._requires_grad = False
-        ctx.node = y.grad_fn
-        ctx.present = run.present
-        return _torch(y)
+    forward = staticmethod(_core._dropin_record)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dy: Any) -> Any:
-        node = ctx.node
-        if node is None:  # nothing in the run required grad
-            return (None, None, *[None] * sum(ctx.present))
-        plan, xl, tape, need = node.saved()
-        dx, grads = plan.backward(tape, _lincore(dy.contiguous()), ctx.needs_input_grad[1], need)
-        flat = [g for pair in grads for g in pair]
-        param_grads = [_torch(g) for g, present in zip(flat, ctx.present) if present]
-        return (None, _torch(dx), *param_grads)
+        ctx.saved_tensors  # noqa: B018  torch's check that x was not written in place since
+        return _record_backward(ctx.lincore, dy.contiguous(), ctx.needs_input_grad[1])
 
 
 # torch's C entry point of Function.apply (torch._C._FunctionBase.apply), bound to the class.

@@ -55,6 +55,11 @@ def why_not_fused(m: Any, quantize: str | None = None) -> str | None:
         return "it has hooks, which run with torch's own forward"
     if type(m) is _tnn.Dropout and m.training and m.p > 0:
         return "a Dropout in training mode draws its mask from torch's generator"
+    if type(m) in (_tnn.Softmax, _tnn.LogSoftmax) and m.dim is None:
+        return (
+            f"a {type(m).__name__} without dim takes its dim from the input's dimensions "
+            "(deprecated by torch)"
+        )
     for name, p in m._parameters.items():
         if p is None:
             continue
