@@ -712,6 +712,25 @@ def test_compile_backend_runs_chains_on_lincore(count_runs):
         torch.testing.assert_close(p.grad, q.grad)
 
 
+def test_compile_backend_chain_call_is_one_c_call(count_runs):
+    model = mlp().eval()
+    compiled = torch.compile(model, backend="lincore")
+    x = torch.randn(3, 20)
+    with torch.no_grad():
+        compiled(x)  # the first call makes the chain's run, through the Python path
+        assert count_runs == [5]
+        y = compiled(x)  # then dropin.cpp's chain_forward takes it: no Python run call
+        assert count_runs == [5] and bits(y) == native(model, x).tobytes()
+        # a parameter replaced: the C path hands the call back, the run is made again
+        model[0].weight = tnn.Parameter(model[0].weight.detach() * 2)
+        torch.testing.assert_close(compiled(x), model(x))
+        assert bits(compiled(x)) == native(model, x).tobytes()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    compiled(xa).square().sum().backward()  # recorded through the C path too
+    model(xb).square().sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
+
+
 # Inductor's own imports warn (torch.jit); not ours to fix.
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compile_of_an_optimized_model_keeps_one_graph(count_runs):

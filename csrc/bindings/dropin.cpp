@@ -391,6 +391,54 @@ PyObject* container_forward(PyObject* self, PyObject* x) {
   return run_forward(run_fast.ptr(), x);
 }
 
+// A chain of a torch.compile'd graph run by the "lincore" backend (python/lincore/_dropin/
+// dynamo.py, LincoreChain), called by the graph's code as chain_forward(chain, *inputs): the
+// graph's parameter inputs put in the chain's layer shells, then run_forward of its run. The
+// chain's own __call__ (the Python path) where that does not take the call.
+PyObject* chain_forward(PyObject* const* args, Py_ssize_t nargs) {
+  static PyObject* const fast_name = PyUnicode_InternFromString("fast");
+  if (nargs < 1) throw py::type_error("_dropin_chain_forward(chain, *inputs)");
+  PyObject* const* inputs = args + 1;
+  const Py_ssize_t n = nargs - 1;
+  // The chain's (slots, data input index, run), or None before its run is made: slots holds
+  // (a shell's _parameters dict, the parameter's name, its input index) per parameter.
+  const py::object chain_fast =
+      py::reinterpret_steal<py::object>(PyObject_GetAttr(args[0], fast_name));
+  if (!chain_fast) throw py::error_already_set();
+  PyObject* state = chain_fast.ptr();
+  if (PyTuple_Check(state) && PyTuple_GET_SIZE(state) == 3) {
+    PyObject* slots = PyTuple_GET_ITEM(state, 0);
+    const Py_ssize_t data = PyLong_AsSsize_t(PyTuple_GET_ITEM(state, 1));
+    if (!PyList_Check(slots) || data < 0 || data >= n) {
+      throw std::invalid_argument("_dropin_chain_forward: bad chain state");
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(slots); ++i) {
+      PyObject* slot = PyList_GET_ITEM(slots, i);
+      if (!PyTuple_Check(slot) || PyTuple_GET_SIZE(slot) != 3) {
+        throw std::invalid_argument("_dropin_chain_forward: a slot is not (dict, name, index)");
+      }
+      const Py_ssize_t j = PyLong_AsSsize_t(PyTuple_GET_ITEM(slot, 2));
+      if (j < 0 || j >= n) throw std::invalid_argument("_dropin_chain_forward: bad index");
+      PyObject* dict = PyTuple_GET_ITEM(slot, 0);
+      PyObject* name = PyTuple_GET_ITEM(slot, 1);
+      PyObject* now = PyDict_GetItemWithError(dict, name);
+      if (now == nullptr && PyErr_Occurred()) throw py::error_already_set();
+      if (now != inputs[j] && PyDict_SetItem(dict, name, inputs[j]) != 0) {
+        throw py::error_already_set();
+      }
+    }
+    const py::object run_fast =
+        py::reinterpret_steal<py::object>(PyObject_GetAttr(PyTuple_GET_ITEM(state, 2), fast_name));
+    if (!run_fast) throw py::error_already_set();
+    if (!run_fast.is_none()) {
+      PyObject* y = run_forward(run_fast.ptr(), inputs[data]);
+      if (y != Py_NotImplemented) return y;
+      Py_DECREF(y);
+    }
+  }
+  return PyObject_Vectorcall(args[0], inputs, static_cast<std::size_t>(n), nullptr);
+}
+
 template <PyObject* (*F)(PyObject* const*, Py_ssize_t)>
 PyObject* fastcall(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   try {
@@ -448,6 +496,11 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "_dropin_record(ctx, fast, x, *params)\nA lincore.optimize run's recorded forward "
      "(_RunFunction.forward); ctx.lincore keeps what its backward needs."},
+    {"_dropin_chain_forward",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<chain_forward>)),
+     METH_FASTCALL,
+     "_dropin_chain_forward(chain, *inputs)\nA torch.compile chain's call (dynamo.py's "
+     "LincoreChain) in C; the chain's own call where the C path does not take it."},
     {"_dropin_record_backward",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<record_backward>)),
      METH_FASTCALL,

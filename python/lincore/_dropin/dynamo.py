@@ -15,15 +15,18 @@ used: it would trace through that backward into aten ops and take the chain apar
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
+from .. import _core
 from .run import FusedRun
 
 _F = torch.nn.functional
+_chain_forward = _core._dropin_chain_forward
 _tnn = torch.nn
 
 
@@ -159,8 +162,9 @@ class _Support(OperatorSupportBase):
 class LincoreChain:
     """A chain of the graph's nodes run as one lincore call (FusedRun over layer shells whose
     parameters are the graph's inputs, set on every call: the same tensors, call after call,
-    so the run's per-call check finds its lincore views current). A plain callable, called by
-    a call_function node: a module's __call__ would add a microsecond and a half per chain."""
+    so the run's per-call check finds its lincore views current). A plain callable: the graph
+    calls it through _core._dropin_chain_forward, which makes this call in C (dropin.cpp's
+    chain_forward) and calls this method where it does not take the call."""
 
     def __init__(self, shells: list, data_index: int, param_indexes: list) -> None:
         self.shells = shells
@@ -169,12 +173,17 @@ class LincoreChain:
         for i, name, _ in param_indexes:
             shells[i]._parameters[name] = None
         self.run: FusedRun | None = None
+        # What the call in C reads, once the run is made: ([(a shell's _parameters, name,
+        # input index)], the data input's index, the run).
+        self.fast: tuple | None = None
 
     def __call__(self, *inputs: Any) -> Any:
         for i, name, j in self.param_indexes:
             self.shells[i]._parameters[name] = inputs[j]
         if self.run is None:
             self.run = FusedRun(self.shells)
+            slots = [(self.shells[i]._parameters, name, j) for i, name, j in self.param_indexes]
+            self.fast = (slots, self.data_index, self.run)
         return self.run(inputs[self.data_index])
 
 
@@ -222,7 +231,7 @@ def backend(gm: Any, example_inputs: list) -> Callable[..., Any]:
     partitioner = CapabilityBasedPartitioner(gm, _Support(), allows_single_node_partition=True)
     partitions = partitioner.propose_partitions()
     if not partitions:
-        return gm.forward
+        return _generated_forward(gm)
     fused = partitioner.fuse_partitions(partitions)
     for node in list(fused.graph.nodes):
         if node.op != "call_module":
@@ -236,17 +245,24 @@ def backend(gm: Any, example_inputs: list) -> Callable[..., Any]:
             fused.graph.erase_node(node)
             fused.delete_submodule(node.target)
     fused.recompile()
-    return fused.forward
+    return _generated_forward(fused)
+
+
+def _generated_forward(gm: Any) -> Callable[..., Any]:
+    """gm's generated forward. torch.fx makes a lazy GraphModule's code when it is first read;
+    until then its forward is a stand-in that makes it and calls the module through
+    Module.__call__ (about 2.5 us a call when that stand-in is what the graph keeps)."""
+    gm.code  # noqa: B018
+    return gm.forward
 
 
 def _as_function(chain: LincoreChain, name: str) -> Callable[..., Any]:
-    """The chain as a function (torch.fx's generated code names what it calls)."""
-
-    def lincore_chain(*inputs: Any) -> Any:
-        return chain(*inputs)
-
-    lincore_chain.__name__ = lincore_chain.__qualname__ = f"lincore_{name}"
-    return lincore_chain
+    """The chain as a function (torch.fx's generated code names what it calls): the call in C,
+    with no Python frame (functools.partial calls through C too)."""
+    call: Any = functools.partial(_chain_forward, chain)
+    call.__name__ = call.__qualname__ = f"lincore_{name}"
+    call.__module__ = __name__
+    return call
 
 
 __all__ = ["backend", "LincoreChain"]
