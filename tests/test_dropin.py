@@ -416,6 +416,13 @@ def test_call_runs_in_c_and_hands_every_other_case_back():
     y = _core._dropin_container_forward(opt, x)
     assert type(y.grad_fn).__name__ == "_RunFunctionBackward"
     assert bits(y.detach()) == native(opt, x).tobytes()
+    not_taken = {  # with grad mode on too, and inputs that require grad
+        "float64 input": torch.randn(3, 20, dtype=torch.float64, requires_grad=True),
+        "a subclass": tnn.Parameter(x.clone()),
+        "a sparse tensor": x.to_sparse().requires_grad_(),
+    }
+    for why, arg in not_taken.items():
+        assert _core._dropin_forward(run.fast, arg) is NotImplemented, why
     frozen = lincore.optimize(mlp().eval().requires_grad_(False))
     y = _core._dropin_container_forward(frozen, x)  # nothing requires grad: nothing recorded
     assert type(y) is torch.Tensor and y.grad_fn is None

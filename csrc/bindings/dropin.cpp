@@ -146,14 +146,14 @@ bool torch_requires_grad(PyObject* t) {
   return on;
 }
 
-// The lincore Tensor viewing torch tensor x (no copy), or nothing when x is not host memory of
-// the run's dtype (either float dtype for a run without parameters).
-std::optional<Tensor> lincore_view(PyObject* fast, PyObject* x) {
+// torch tensor x's DLPack capsule, or nothing when it is not host memory of the run's dtype
+// (either float dtype for a run without parameters) or torch cannot export it (sparse, ...): the
+// Python path then says what runs it.
+py::object capsule_of(PyObject* fast, PyObject* x) {
   PyObject* capsule = PyObject_Vectorcall(field_of(fast, kToDlpack), &x, 1, nullptr);
   if (capsule == nullptr) {
-    // A tensor torch cannot export (sparse, ...): the Python path says what runs it.
     PyErr_Clear();
-    return std::nullopt;
+    return py::object();
   }
   py::object held = py::reinterpret_steal<py::object>(capsule);
   PyObject* code = field_of(fast, kDType);
@@ -161,14 +161,18 @@ std::optional<Tensor> lincore_view(PyObject* fast, PyObject* x) {
       code == Py_None
           ? dlpack_holds(capsule, DType::float32) || dlpack_holds(capsule, DType::float64)
           : dlpack_holds(capsule, static_cast<DType>(PyLong_AsLong(code)));
-  if (!fits) return std::nullopt;
-  return tensor_from_dlpack(capsule);
+  return fits ? held : py::object();
 }
 
 // A lincore result as a torch tensor (no copy).
 PyObject* torch_of(PyObject* fast, const py::object& capsule) {
   PyObject* arg = capsule.ptr();
   return PyObject_Vectorcall(field_of(fast, kFromDlpack), &arg, 1, nullptr);
+}
+
+// lincore's pool follows torch's intra-op thread count (unless set explicitly).
+void follow_torch_threads(PyObject* fast) {
+  follow_num_threads(static_cast<int>(int_of(PyObject_CallNoArgs(field_of(fast, kTorchThreads)))));
 }
 
 const Plan& plan_of(PyObject* fast) {
@@ -202,42 +206,50 @@ PyObject* run_forward(PyObject* fast, PyObject* x) {
   if (grad == nullptr) throw py::error_already_set();
   const bool grad_on = grad == Py_True;
   Py_DECREF(grad);
-  follow_num_threads(static_cast<int>(int_of(PyObject_CallNoArgs(field_of(fast, kTorchThreads)))));
+  // Under grad mode, when x or a parameter requires grad, the call is recorded: apply(fast,
+  // capsule, x, *params), torch's C Function.apply of _RunFunction (whose Python wrapper would
+  // unwrap a dead functorch wrapper: only x can be one, the parameters are the model's own).
+  PyObject* params = field_of(fast, kParams);
+  PyObject* apply = field_of(fast, kApply);
+  bool record = false, x_grad = false;
   if (grad_on) {
-    PyObject* params = field_of(fast, kParams);
-    const bool x_grad = torch_requires_grad(x);
-    bool any = x_grad;
-    for (Py_ssize_t i = 0; !any && i < PyList_GET_SIZE(params); ++i) {
-      any = torch_requires_grad(PyList_GET_ITEM(params, i));
+    x_grad = torch_requires_grad(x);
+    record = x_grad;
+    for (Py_ssize_t i = 0; !record && i < PyList_GET_SIZE(params); ++i) {
+      record = torch_requires_grad(PyList_GET_ITEM(params, i));
     }
-    PyObject* apply = field_of(fast, kApply);
-    if (any && apply != Py_None) {
-      // The recorded call. Only x can be a dead functorch wrapper (the parameters are the
-      // model's own), which Function.apply's Python wrapper would unwrap.
-      PyObject* unwrapped = PyObject_Vectorcall(field_of(fast, kUnwrapIfDead), &x, 1, nullptr);
-      if (unwrapped == nullptr) throw py::error_already_set();
-      py::object held = py::reinterpret_steal<py::object>(unwrapped);
-      const Py_ssize_t n = PyList_GET_SIZE(params);
-      std::vector<PyObject*> args(static_cast<std::size_t>(n) + 2);
-      args[0] = fast;
-      args[1] = unwrapped;
-      for (Py_ssize_t i = 0; i < n; ++i) args[i + 2] = PyList_GET_ITEM(params, i);
-      return PyObject_Vectorcall(apply, args.data(), args.size(), nullptr);
-    }
-    if (x_grad) {  // a quantized run: its int8 copies are not the parameters
-      throw std::runtime_error(
-          "lincore.optimize(quantize='int8'): a quantized run is inference-only and its input "
-          "requires grad; call it under torch.no_grad() or on an input that does not require "
-          "grad");
-    }
-    // Nothing to record (a quantized run's output records no gradient either).
+    record = record && apply != Py_None;
   }
-  const std::optional<Tensor> input = lincore_view(fast, x);
-  if (!input) Py_RETURN_NOTIMPLEMENTED;
+  py::object unwrapped = py::reinterpret_borrow<py::object>(x);
+  if (record) {
+    unwrapped = py::reinterpret_steal<py::object>(
+        PyObject_Vectorcall(field_of(fast, kUnwrapIfDead), &x, 1, nullptr));
+    if (!unwrapped) throw py::error_already_set();
+  }
+  const py::object capsule = capsule_of(fast, unwrapped.ptr());
+  if (!capsule) Py_RETURN_NOTIMPLEMENTED;
+  if (x_grad && apply == Py_None) {  // a quantized run: its int8 copies are not the parameters
+    throw std::runtime_error(
+        "lincore.optimize(quantize='int8'): a quantized run is inference-only and its input "
+        "requires grad; call it under torch.no_grad() or on an input that does not require "
+        "grad");
+  }
+  follow_torch_threads(fast);
+  if (record) {
+    const Py_ssize_t n = PyList_GET_SIZE(params);
+    std::vector<PyObject*> args(static_cast<std::size_t>(n) + 3);
+    args[0] = fast;
+    args[1] = capsule.ptr();
+    args[2] = unwrapped.ptr();
+    for (Py_ssize_t i = 0; i < n; ++i) args[i + 3] = PyList_GET_ITEM(params, i);
+    return PyObject_Vectorcall(apply, args.data(), args.size(), nullptr);
+  }
+  // Nothing to record (a quantized run's output records no gradient either).
+  const Tensor input = tensor_from_dlpack(capsule.ptr());
   const Plan& plan = plan_of(fast);
   py::object out = consistent([&] {
     begin_computation();
-    return dlpack_of(without_gil([&] { return plan.stack.forward(*input); }));
+    return dlpack_of(without_gil([&] { return plan.stack.forward(input); }));
   });
   return torch_of(fast, out);
 }
@@ -256,24 +268,24 @@ void free_recorded(PyObject* capsule) {
   delete static_cast<Recorded*>(PyCapsule_GetPointer(capsule, kRecordedName));
 }
 
-// _RunFunction.forward(ctx, fast, x, *params), called by torch's Function.apply with torch's grad
-// mode off: the plan's recorded forward (its tape) of x through DLPack, the output back. ctx keeps
+// _RunFunction.forward(ctx, fast, capsule, x, *params), called by torch's Function.apply with
+// torch's grad mode off: the plan's recorded forward (its tape) of x, through capsule (x's DLPack
+// capsule, checked by the caller), the output back. ctx keeps
 // the Recorded, and x is saved as torch saves a Linear's input (ctx.save_for_backward's own
 // field), so that writing it in place before backward is torch's error, not a wrong gradient.
 PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
   static PyObject* const lincore_name = PyUnicode_InternFromString("lincore");
   static PyObject* const to_save_name = PyUnicode_InternFromString("to_save");
-  if (nargs < 3) throw py::type_error("_dropin_record(ctx, fast, x, *params)");
+  if (nargs < 4) throw py::type_error("_dropin_record(ctx, fast, capsule, x, *params)");
   PyObject* ctx = args[0];
   PyObject* fast = args[1];
-  PyObject* x = args[2];
-  check_fast(fast, "_dropin_record(ctx, fast, x, *params)");
+  PyObject* x = args[3];
+  check_fast(fast, "_dropin_record(ctx, fast, capsule, x, *params)");
   const Plan& plan = plan_of(fast);
-  const std::optional<Tensor> input = lincore_view(fast, x);
-  if (!input) throw py::type_error("_dropin_record: x is not a CPU tensor of the run's dtype");
+  const Tensor input = tensor_from_dlpack(args[2]);
   auto recorded = std::make_unique<Recorded>();
   recorded->fast = py::reinterpret_borrow<py::object>(fast);
-  Py_ssize_t next = 3;
+  Py_ssize_t next = 4;
   for (const py::handle p : plan.params) {
     bool on = false;
     if (!p.is_none()) {
@@ -287,7 +299,7 @@ PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
   py::object out = consistent([&] {
     begin_computation();
     tape.entries.clear();  // a rerun (a load overlapped) records afresh
-    return dlpack_of(without_gil([&] { return plan.stack.forward_train(*input, tape); }));
+    return dlpack_of(without_gil([&] { return plan.stack.forward_train(input, tape); }));
   });
   PyObject* capsule = PyCapsule_New(recorded.get(), kRecordedName, &free_recorded);
   if (capsule == nullptr) throw py::error_already_set();
@@ -302,7 +314,8 @@ PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
 }
 
 // _RunFunction.backward's work: the whole run's backward in one call, from ctx.lincore (the
-// Recorded) and dy (a contiguous torch tensor): (None, dx, *one gradient per torch parameter),
+// Recorded) and dy (a contiguous torch tensor): (None, None, dx, *one gradient per torch
+// parameter),
 // None where not needed, as Function.backward returns them.
 PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 3) throw py::type_error("_dropin_record_backward(recorded, dy, need_dx)");
@@ -310,17 +323,18 @@ PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
   if (rec == nullptr) throw py::error_already_set();
   PyObject* fast = rec->fast.ptr();
   const Plan& plan = plan_of(fast);
-  const std::optional<Tensor> dy = lincore_view(fast, args[1]);
-  if (!dy) {
+  const py::object dy_capsule = capsule_of(fast, args[1]);
+  if (!dy_capsule) {
     throw py::type_error("_dropin_record_backward: dy is not a CPU tensor of the run's dtype");
   }
+  const Tensor dy = tensor_from_dlpack(dy_capsule.ptr());
   const int need_dx = PyObject_IsTrue(args[2]);
   if (need_dx < 0) throw py::error_already_set();
   StackGrads g;
   begin_computation();
   {
     py::gil_scoped_release nogil;
-    g = plan.stack.backward(rec->tape, *dy, need_dx == 1, rec->need);
+    g = plan.stack.backward(rec->tape, dy, need_dx == 1, rec->need);
   }
   auto torch_or_none = [fast](const std::optional<Tensor>& t) -> py::object {
     if (!t) return py::none();
@@ -328,6 +342,7 @@ PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
   };
   py::list out;
   out.append(py::none());  // for the run's fast tuple
+  out.append(py::none());  // for x's capsule
   out.append(torch_or_none(g.dx));
   std::size_t slot = 0;
   for (std::size_t i = 0; i < g.dw.size(); ++i) {
@@ -494,7 +509,7 @@ PyMethodDef methods[] = {
     {"_dropin_record",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<record_forward>)),
      METH_FASTCALL,
-     "_dropin_record(ctx, fast, x, *params)\nA lincore.optimize run's recorded forward "
+     "_dropin_record(ctx, fast, capsule, x, *params)\nA lincore.optimize run's recorded forward "
      "(_RunFunction.forward); ctx.lincore keeps what its backward needs."},
     {"_dropin_chain_forward",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<chain_forward>)),
@@ -505,7 +520,7 @@ PyMethodDef methods[] = {
      reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<record_backward>)),
      METH_FASTCALL,
      "_dropin_record_backward(recorded, dy, need_dx)\nThe backward of a recorded run "
-     "(_RunFunction.backward): (None, dx, *one gradient per torch parameter)."},
+     "(_RunFunction.backward): (None, None, dx, *one gradient per torch parameter)."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

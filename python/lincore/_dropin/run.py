@@ -236,7 +236,7 @@ def _fused_run_backward(
     ps = [p.detach().requires_grad_() for p in params]
     with torch.enable_grad():
         if run.runnable(xr):
-            y = _RunFunction.apply(run.fast, xr, *ps)
+            y = _RunFunction.apply(run.fast, _to_dlpack(xr), xr, *ps)
         else:  # as torch would, on these tensors
             stack = torch.nn.Sequential(*run.modules)
             names = [n for n, _ in stack.named_parameters()]
@@ -268,7 +268,7 @@ _fused_run.register_autograd(_backward, setup_context=_setup_context)
 class _RunFunction(torch.autograd.Function):
     """A FusedRun under autograd: forward (in C: dropin.cpp's record_forward) records lincore's
     tape of the run, backward is lincore's C++ backward of the whole run (SequentialPlan.backward)
-    in one call. Applied as apply(run.fast, x, *run.params)."""
+    in one call. Applied as apply(run.fast, torch._C._to_dlpack(x), x, *run.params)."""
 
     forward = staticmethod(_core._dropin_record)
 
@@ -276,7 +276,7 @@ class _RunFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dy: Any) -> Any:
         ctx.saved_tensors  # noqa: B018  torch's check that x was not written in place since
-        return _record_backward(ctx.lincore, dy.contiguous(), ctx.needs_input_grad[1])
+        return _record_backward(ctx.lincore, dy.contiguous(), ctx.needs_input_grad[2])
 
 
 # torch's C entry point of Function.apply (torch._C._FunctionBase.apply), bound to the class.
