@@ -526,7 +526,7 @@ def test_requires_grad_input_with_frozen_parameters():
     assert all(p.grad is None for p in opt.parameters())
 
 
-def test_input_written_before_backward_raises_as_torch_does():
+def test_written_before_backward_raises_as_torch_does():
     model = mlp()
     opt = lincore.optimize(copy.deepcopy(model))
     for net in (model, opt):
@@ -535,6 +535,12 @@ def test_input_written_before_backward_raises_as_torch_does():
         h.add_(1)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             y.sum().backward()
+        y = net(h)
+        with torch.no_grad():
+            net[2].weight.mul_(2)  # an optimizer step before backward
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+        net(h).sum().backward()  # recorded again: fine
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])

@@ -275,7 +275,6 @@ class _RunFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dy: Any) -> Any:
-        ctx.saved_tensors  # noqa: B018  torch's check that x was not written in place since
         return _record_backward(ctx.lincore, dy.contiguous(), ctx.needs_input_grad[2])
 
 
