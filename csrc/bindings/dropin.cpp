@@ -286,6 +286,7 @@ long long version_of(PyObject* fast, PyObject* t) {
 // capsule, checked by the caller), the output back; ctx.lincore keeps the Recorded.
 PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
   static PyObject* const lincore_name = PyUnicode_InternFromString("lincore");
+  static PyObject* const needs_input_grad_name = PyUnicode_InternFromString("needs_input_grad");
   if (nargs < 4) throw py::type_error("_dropin_record(ctx, fast, capsule, x, *params)");
   PyObject* ctx = args[0];
   PyObject* fast = args[1];
@@ -294,12 +295,19 @@ PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
   const Tensor input = tensor_from_dlpack(args[2]);
   auto recorded = std::make_unique<Recorded>();
   recorded->fast = py::reinterpret_borrow<py::object>(fast);
+  // Which inputs require grad, as torch's apply found them (one flag per argument after ctx).
+  const py::object needs =
+      py::reinterpret_steal<py::object>(PyObject_GetAttr(ctx, needs_input_grad_name));
+  if (!needs) throw py::error_already_set();
+  if (!PyTuple_Check(needs.ptr()) || PyTuple_GET_SIZE(needs.ptr()) != nargs - 1) {
+    throw py::type_error("_dropin_record: ctx.needs_input_grad does not match the arguments");
+  }
   Py_ssize_t next = 4;
   for (const py::handle p : plan.params) {
     bool on = false;
     if (!p.is_none()) {
       if (next >= nargs) throw py::type_error("_dropin_record: too few parameters");
-      on = torch_requires_grad(args[next++]);
+      on = PyTuple_GET_ITEM(needs.ptr(), next++ - 1) == Py_True;
     }
     recorded->need.push_back(on);
   }
