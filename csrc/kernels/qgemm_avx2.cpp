@@ -37,6 +37,7 @@ struct QIsa {
 
 }  // namespace lincore::detail::isa_qavx2
 
+#include "kernels/qcodes_avx2.h"
 #include "kernels/qfinish_avx2.h"
 #include "kernels/qkernel.h"
 
@@ -52,7 +53,8 @@ int nv_of(int) { return 2; }
 }  // namespace
 
 const QFamily& qfamily() {
-  static const QFamily f{"avx2", MR, &qrun<QIsa, MR, 2, &nv_of>, &quantize<8, false>};
+  static const QFamily f{"avx2", MR, &qrun<QIsa, MR, 2, &nv_of>,
+                         &quantize<8, false, CodesYmm<false>>, 0};
   return f;
 }
 

@@ -59,13 +59,39 @@ LINCORE_INLINE void QIsa::finish(V acc, const QArgs& a, std::int64_t i, std::int
   _mm512_mask_storeu_ps(y, mask, v);
 }
 
+// x's codes on zmm (qkernel.h's Codes step), the tail under a mask: all k values. In intrinsics
+// because GCC keeps the portable clamp's NaN semantics (a compare and a blend each, not one
+// min / max) and its two-step rounding; rne here is the conversion's own (embedded, so MXCSR
+// plays no part), the same as kQRound's in the default mode. The division is the step's limit
+// in L1; a reciprocal product with an exact fallback near half-integers measured slower.
+struct Codes {
+  static std::int64_t run(const float* x, std::int64_t k, float s, std::uint8_t* q) {
+    const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512i off = _mm512_set1_epi32(128);
+    const auto codes = [&](__m512 v) LINCORE_INLINE_LAMBDA {
+      v = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
+      const __m512i c = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      return _mm512_cvtepi32_epi8(_mm512_add_epi32(c, off));
+    };
+    std::int64_t p = 0;
+    for (; p + 16 <= k; p += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + p), codes(_mm512_loadu_ps(x + p)));
+    if (p < k) {
+      const __mmask16 mask = static_cast<__mmask16>((1u << (k - p)) - 1);
+      _mm_mask_storeu_epi8(q + p, mask, codes(_mm512_maskz_loadu_ps(mask, x + p)));
+    }
+    return k;
+  }
+};
+
 namespace {
 constexpr int MR = 12;
 int nv_of(int rows) { return rows <= 4 ? 4 : rows <= 8 ? 3 : 2; }
 }  // namespace
 
 const QFamily& qfamily() {
-  static const QFamily f{"avx512_vnni", MR, &qrun<QIsa, MR, 4, &nv_of>, &quantize<16, true>};
+  static const QFamily f{"avx512_vnni", MR, &qrun<QIsa, MR, 4, &nv_of>, &quantize<16, true, Codes>,
+                         128};
   return f;
 }
 

@@ -36,6 +36,7 @@ struct QIsa {
 
 }  // namespace lincore::detail::isa_qavxvnni
 
+#include "kernels/qcodes_avx2.h"
 #include "kernels/qfinish_avx2.h"
 #include "kernels/qkernel.h"
 
@@ -51,7 +52,8 @@ int nv_of(int rows) { return rows <= 2 ? 4 : 2; }
 }  // namespace
 
 const QFamily& qfamily() {
-  static const QFamily f{"avx_vnni", MR, &qrun<QIsa, MR, 4, &nv_of>, &quantize<8, true>};
+  static const QFamily f{"avx_vnni", MR, &qrun<QIsa, MR, 4, &nv_of>,
+                         &quantize<8, true, CodesYmm<true>>, 128};
   return f;
 }
 
