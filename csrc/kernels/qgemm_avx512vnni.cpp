@@ -65,21 +65,28 @@ LINCORE_INLINE void QIsa::finish(V acc, const QArgs& a, std::int64_t i, std::int
 // plays no part), the same as kQRound's in the default mode. The division is the step's limit
 // in L1; a reciprocal product with an exact fallback near half-integers measured slower.
 struct Codes {
-  static std::int64_t run(const float* x, std::int64_t k, float s, std::uint8_t* q) {
+  static std::int64_t run(const float* x, std::int64_t k, float s, std::uint8_t* q,
+                          const float* next, std::uint32_t& next_bits) {
     const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-    const __m512i off = _mm512_set1_epi32(128);
+    const __m512i off = _mm512_set1_epi32(128), mag = _mm512_set1_epi32(0x7fffffff);
     const auto codes = [&](__m512 v) LINCORE_INLINE_LAMBDA {
       v = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
       const __m512i c = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       return _mm512_cvtepi32_epi8(_mm512_add_epi32(c, off));
     };
+    __m512i nmax = _mm512_setzero_si512();
     std::int64_t p = 0;
-    for (; p + 16 <= k; p += 16)
+    for (; p + 16 <= k; p += 16) {
+      nmax = _mm512_max_epu32(nmax, _mm512_and_si512(_mm512_loadu_si512(next + p), mag));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + p), codes(_mm512_loadu_ps(x + p)));
+    }
     if (p < k) {
       const __mmask16 mask = static_cast<__mmask16>((1u << (k - p)) - 1);
+      nmax =
+          _mm512_max_epu32(nmax, _mm512_and_si512(_mm512_maskz_loadu_epi32(mask, next + p), mag));
       _mm_mask_storeu_epi8(q + p, mask, codes(_mm512_maskz_loadu_ps(mask, x + p)));
     }
+    next_bits = _mm512_reduce_max_epu32(nmax);
     return k;
   }
 };
