@@ -9,7 +9,9 @@
 //     static V load(const std::int8_t* p);     // kCols columns x 4 k steps of packed W
 //     static V bcast(const std::uint8_t* p);   // 4 codes of one row of x, in every lane
 //     static V dot(V acc, V b, V w);           // acc[c] += sum_q b[q] * w[4c + q], exactly
-//     static void finish(V acc, const QArgs& a, std::int64_t i, std::int64_t col);  // epilogue
+//     struct Cols;                              // the epilogue's per-column values ...
+//     static Cols columns(const QArgs& a, std::int64_t col);  // ... for kCols columns from col
+//     static void finish(V acc, const QArgs& a, std::int64_t i, const Cols& c);  // epilogue
 //   };
 //
 // Per-ISA like loop_nest.h: included only by a qgemm_<isa>.cpp, inside its namespace
@@ -72,10 +74,12 @@ void qtile(const QArgs& a, std::int64_t i0, std::int64_t jp) {
       unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA { acc[r][v] = QIsa::dot(acc[r][v], b, wv[v]); });
     });
   }
-  unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA {
-    unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA {
-      QIsa::finish(acc[r][v], a, i0 + r, jp * kQPanel + v * QIsa::kCols);
-    });
+  // Column by column: each vector of columns loads its column sums, scales and bias once for
+  // the R rows (a store to y may alias them as far as the compiler knows, so per row it would
+  // load them again).
+  unroll<NV>([&](auto v) LINCORE_INLINE_LAMBDA {
+    const typename QIsa::Cols cols = QIsa::columns(a, jp * kQPanel + v * QIsa::kCols);
+    unroll<R>([&](auto r) LINCORE_INLINE_LAMBDA { QIsa::finish(acc[r][v], a, i0 + r, cols); });
   });
   // Activations other than the exact ones done in registers: a separate pass over the stored
   // tile (a call while accumulators are live would make GCC keep them all in memory).
