@@ -26,6 +26,7 @@
 #include "kernels/bgemm.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "kernels/qfamily.h"
 #include "kernels/qgemm.h"
 #include "runtime/thread_pool.h"
 #include "tensor/bfloat16.h"
@@ -893,6 +894,30 @@ void run_case_i8(const Case& c, const Peak& peak, bool quick) {
   if (m <= 8) {
     const double gbps = static_cast<double>(pw.bytes()) / tm.median_s / 1e9;
     std::printf(" gbps=%.2f pct_bw=%.1f", gbps, 100.0 * gbps / peak.read_gbps);
+  }
+  if (lincore::get_num_threads() == 1) {
+    // Where a call's time goes: the level's quantizer of x, then its loop nest (kernel and
+    // epilogue) over the quantized rows, each timed alone (one thread: qgemm_run runs them one
+    // after the other on the calling thread).
+    const lincore::detail::QFamily& fam = lincore::detail::active_qfamily();
+    const std::int64_t kp = pw.kpad();
+    std::vector<std::uint8_t> q(static_cast<std::size_t>(m * kp));
+    std::vector<float> s(static_cast<std::size_t>(m));
+    const Timing tq =
+        time_calls([&] { fam.quantize(m, k, x.data(), k, q.data(), kp, s.data()); }, quick);
+    lincore::detail::QArgs a;
+    a.m = m;
+    a.kgroups = kp / lincore::kQGroup;
+    a.xq = q.data();
+    a.ldq = kp;
+    a.sx = s.data();
+    a.pw = &pw;
+    a.y = y.data();
+    a.ldy = n;
+    const Timing tl = time_calls([&] { fam.run(a, 0, m, 0, pw.npad() / lincore::kQPanel); }, quick);
+    const double loop_gops = 2.0 * static_cast<double>(m) * n * k / tl.median_s / 1e9;
+    std::printf(" quantize_us=%.3f loop_us=%.3f loop_pct_int8_peak=%.1f", tq.median_s * 1e6,
+                tl.median_s * 1e6, 100.0 * loop_gops / peak.i8);
   }
   std::printf(" pack_us=%.1f weight_bytes=%lld check_rows=%lld/%lld err_over_tol=%.3g\n",
               pack_s * 1e6, static_cast<long long>(pw.bytes()), static_cast<long long>(rows),

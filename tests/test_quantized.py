@@ -102,6 +102,35 @@ def test_codes_match_the_rule(m, k, n, rng):
     assert wq.shape == (n, k) and ws.shape == (n,)
 
 
+def hard_rows(rng) -> list[np.ndarray]:
+    """Inputs where a quantizer could round or scale differently from the rule: every row width
+    0-70 (vector bodies and tails), values at and next to half-integer codes, subnormal values
+    and scales, magnitudes from 2^-30 to 2^30, signed zeros, Inf and NaN."""
+    out = []
+    for k in list(range(71)) + [255, 781, 784, 1027]:
+        x = rng.uniform(-1, 1, (6, k)).astype(np.float32)
+        x *= np.float32(2.0) ** rng.integers(-30, 31, (6, 1)).astype(np.float32)
+        half = (rng.integers(-127, 127, k) + np.float32(0.5)).astype(np.float32)
+        x[1] = half  # amax 126.5 or so: codes at ties after the division
+        x[2] = np.nextafter(half, np.where(rng.random(k) < 0.5, np.inf, -np.inf).astype(np.float32))
+        x[3] = rng.uniform(-1, 1, k).astype(np.float32) * np.float32(1e-40)  # subnormal scale
+        x[4] = np.where(rng.random(k) < 0.5, np.float32(-0.0), np.float32(0.0))
+        if k:
+            x[5, rng.integers(k)] = rng.choice([np.inf, -np.inf, np.nan])
+        out.append(x)
+    return out
+
+
+def test_every_levels_quantizer_gives_the_rules_codes(isa8, rng):
+    """The quantizer of x each level runs (qgemm_run's, not only the portable one that
+    _quantize_rows uses by default) against the numpy rule, bit for bit."""
+    for x in hard_rows(rng):
+        q, s = lincore._core._quantize_rows(x, active=True)
+        rq, rs = ref_quantize(x)
+        np.testing.assert_array_equal(q, rq, err_msg=f"k={x.shape[1]}")
+        np.testing.assert_array_equal(s, rs, err_msg=f"k={x.shape[1]}")
+
+
 @pytest.mark.parametrize("m,k,n", SHAPES)
 def test_layer_matches_quantized_reference(isa8, m, k, n, rng):
     lin, layer = make_layer(rng, k, n)
@@ -351,10 +380,14 @@ def test_levels_follow_lincore_isa():
     fp32 = lincore.supported_cpu_capabilities()
     code = "import lincore; print(lincore.cpu_capability(), lincore.cpu_capability('int8'))"
 
+    # The forcing variables come from each call alone (not from a run of the suite that forces
+    # a level itself, e.g. LINCORE_INT8_ISA=avx2 pytest).
+    base = {k: v for k, v in os.environ.items() if k not in ("LINCORE_ISA", "LINCORE_INT8_ISA")}
+
     def run(**env):
         out = subprocess.run(
             [sys.executable, "-c", code],
-            env={**os.environ, **env},
+            env={**base, **env},
             capture_output=True,
             text=True,
             check=True,

@@ -138,15 +138,17 @@ void register_quant(py::module_& m) {
 
   m.def(
       "_quantize_rows",
-      [](const F32Array& x) {
+      [](const F32Array& x, bool active) {
         if (x.ndim() != 2) throw py::value_error("expected a 2-D array");
         const std::int64_t m = x.shape(0), k = x.shape(1);
         py::array_t<std::int8_t> q({m, k});
         py::array_t<float> s(m);
-        quantize_rows(m, k, x.data(), k, q.mutable_data(), k, s.mutable_data(), false);
+        quantize_rows(m, k, x.data(), k, q.mutable_data(), k, s.mutable_data(), false, active);
         return py::make_tuple(q, s);
       },
-      py::arg("x"), "The int8 rule on the rows of a float32 array: (codes, scales)");
+      py::arg("x"), py::arg("active") = false,
+      "The int8 rule on the rows of a float32 array: (codes, scales); active=True: by the "
+      "quantizer of the int8 level in use, else the portable one");
 
   m.def("int8_capability", &int8_capability);
   m.def("supported_int8_capabilities", &supported_int8_capabilities);

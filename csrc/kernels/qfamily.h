@@ -35,6 +35,7 @@ struct QFamily {
   int mr;  // rows per tile: the row split over threads is in multiples of it
   QRunFn run;
   QQuantizeFn quantize;
+  int code_offset;  // what quantize adds to each s8 code: 128 (u8 codes for VPDPBUSD) or 0
 };
 
 namespace isa_qscalar {

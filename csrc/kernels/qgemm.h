@@ -53,8 +53,10 @@ struct QPackedWeight {
 
 // The rule above on m rows of k values: codes q (row stride ldq >= k) and one scale per row.
 // Throws std::invalid_argument when a value is not finite and `finite_only` (weights).
+// `active_level`: by the quantizer of x that qgemm_run uses (the int8 level in use), else by the
+// portable one; the codes are the same (the tests check it).
 void quantize_rows(std::int64_t m, std::int64_t k, const float* x, std::int64_t ldx, std::int8_t* q,
-                   std::int64_t ldq, float* scale, bool finite_only);
+                   std::int64_t ldq, float* scale, bool finite_only, bool active_level = false);
 
 // Packs codes wq (n x k, row stride ldw), their scales (n) and the bias (n, or null).
 // std::invalid_argument when k > kQMaxK.

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kernels/qfamily.h"
+#include "kernels/qfinish_avx2.h"
 #include "kernels/simd.h"
 
 namespace lincore::detail::isa_qavx2 {
@@ -32,18 +33,23 @@ struct QIsa {
     const V pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(b, b), _mm256_sign_epi8(w, b));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
   }
-  static void finish(V acc, const QArgs& a, std::int64_t i, std::int64_t col);
+  using Cols = ColsYmm;
+  static Cols columns(const QArgs& a, std::int64_t col);
+  static void finish(V acc, const QArgs& a, std::int64_t i, const Cols& c);
 };
 
 }  // namespace lincore::detail::isa_qavx2
 
-#include "kernels/qfinish_avx2.h"
+#include "kernels/qcodes_avx2.h"
 #include "kernels/qkernel.h"
 
 namespace lincore::detail::isa_qavx2 {
 
-LINCORE_INLINE void QIsa::finish(V acc, const QArgs& a, std::int64_t i, std::int64_t col) {
-  finish_ymm<false>(acc, a, i, col);
+LINCORE_INLINE QIsa::Cols QIsa::columns(const QArgs& a, std::int64_t col) {
+  return columns_ymm<false>(a, col);
+}
+LINCORE_INLINE void QIsa::finish(V acc, const QArgs& a, std::int64_t i, const Cols& c) {
+  finish_ymm<false>(acc, a, i, c);
 }
 
 namespace {
@@ -52,7 +58,8 @@ int nv_of(int) { return 2; }
 }  // namespace
 
 const QFamily& qfamily() {
-  static const QFamily f{"avx2", MR, &qrun<QIsa, MR, 2, &nv_of>, &quantize<8, false>};
+  static const QFamily f{"avx2", MR, &qrun<QIsa, MR, 2, &nv_of>,
+                         &quantize<8, false, CodesYmm<false>>, 0};
   return f;
 }
 

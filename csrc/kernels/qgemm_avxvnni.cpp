@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernels/qfamily.h"
+#include "kernels/qfinish_avx2.h"
 #include "kernels/simd.h"
 
 namespace lincore::detail::isa_qavxvnni {
@@ -31,18 +32,23 @@ struct QIsa {
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(b), "x"(w));
     return acc;
   }
-  static void finish(V acc, const QArgs& a, std::int64_t i, std::int64_t col);
+  using Cols = ColsYmm;
+  static Cols columns(const QArgs& a, std::int64_t col);
+  static void finish(V acc, const QArgs& a, std::int64_t i, const Cols& c);
 };
 
 }  // namespace lincore::detail::isa_qavxvnni
 
-#include "kernels/qfinish_avx2.h"
+#include "kernels/qcodes_avx2.h"
 #include "kernels/qkernel.h"
 
 namespace lincore::detail::isa_qavxvnni {
 
-LINCORE_INLINE void QIsa::finish(V acc, const QArgs& a, std::int64_t i, std::int64_t col) {
-  finish_ymm<true>(acc, a, i, col);
+LINCORE_INLINE QIsa::Cols QIsa::columns(const QArgs& a, std::int64_t col) {
+  return columns_ymm<true>(a, col);
+}
+LINCORE_INLINE void QIsa::finish(V acc, const QArgs& a, std::int64_t i, const Cols& c) {
+  finish_ymm<true>(acc, a, i, c);
 }
 
 namespace {
@@ -51,7 +57,8 @@ int nv_of(int rows) { return rows <= 2 ? 4 : 2; }
 }  // namespace
 
 const QFamily& qfamily() {
-  static const QFamily f{"avx_vnni", MR, &qrun<QIsa, MR, 4, &nv_of>, &quantize<8, true>};
+  static const QFamily f{"avx_vnni", MR, &qrun<QIsa, MR, 4, &nv_of>,
+                         &quantize<8, true, CodesYmm<true>>, 128};
   return f;
 }
 

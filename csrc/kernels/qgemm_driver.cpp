@@ -34,17 +34,19 @@ std::int64_t QPackedWeight::bytes() const {
 }
 
 void quantize_rows(std::int64_t m, std::int64_t k, const float* x, std::int64_t ldx, std::int8_t* q,
-                   std::int64_t ldq, float* scale, bool finite_only) {
-  // The portable level's quantizer: the same rule and operations as every level's.
-  const detail::QFamily& portable = detail::isa_qscalar::qfamily();
+                   std::int64_t ldq, float* scale, bool finite_only, bool active_level) {
+  // The portable quantizer (weights), or the one qgemm_run uses on x: the same rule and codes.
+  const detail::QFamily& fam =
+      active_level ? detail::active_qfamily() : detail::isa_qscalar::qfamily();
   std::vector<std::uint8_t> row(static_cast<std::size_t>(round_up(k, kQGroup)) + 1);
   for (std::int64_t i = 0; i < m; ++i) {
-    portable.quantize(1, k, x + i * ldx, ldx, row.data(), 0, scale + i);
+    fam.quantize(1, k, x + i * ldx, ldx, row.data(), 0, scale + i);
     if (finite_only && std::isnan(scale[i])) {
       throw std::invalid_argument("row " + std::to_string(i) +
                                   " holds a NaN or infinite value, which int8 cannot represent");
     }
-    if (k > 0) std::memcpy(q + i * ldq, row.data(), static_cast<std::size_t>(k));  // q may be null
+    for (std::int64_t p = 0; p < k; ++p)  // q may be null when k == 0
+      q[i * ldq + p] = static_cast<std::int8_t>(row[static_cast<std::size_t>(p)] - fam.code_offset);
   }
 }
 

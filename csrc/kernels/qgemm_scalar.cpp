@@ -35,7 +35,7 @@ void run(const QArgs& a, std::int64_t i0, std::int64_t i1, std::int64_t jp0, std
 }  // namespace
 
 const QFamily& qfamily() {
-  static const QFamily f{"scalar", 1, &run, &quantize<1, false>};
+  static const QFamily f{"scalar", 1, &run, &quantize<1, false, ScalarCodes>, 0};
   return f;
 }
 

@@ -434,8 +434,8 @@ class QLinearWeight:
 def qlinear(x: Tensor, weight: QLinearWeight, act: int = 0, negative_slope: float = 0.01) -> Tensor:
     """(*, in_features) float32 -> (*, out_features): act(x @ W.T + b), int8 dynamic rule"""
 
-def _quantize_rows(x: Any) -> tuple[Any, Any]:
-    """The int8 rule on the rows of a float32 array: (codes, scales)"""
+def _quantize_rows(x: Any, active: bool = False) -> tuple[Any, Any]:
+    """The int8 rule on the rows of a float32 array: (codes, scales); active=True: by the quantizer of the int8 level in use, else the portable one"""
 
 def int8_capability() -> str: ...
 def supported_int8_capabilities() -> list[str]: ...
