@@ -110,6 +110,20 @@ def test_gradients_match_torch(name, dtype):
         torch.testing.assert_close(p1.grad, p2.grad, msg=n1)
 
 
+def test_deep_run_gradients_match_torch():
+    # 16 parameters: more than the recorded call's arguments on the stack (dropin.cpp)
+    torch.manual_seed(6)
+    model = tnn.Sequential(*[m for _ in range(8) for m in (tnn.Linear(6, 6), tnn.Tanh())])
+    opt = lincore.optimize(copy.deepcopy(model))
+    x = torch.randn(4, 6, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    opt(x).square().sum().backward()
+    model(x2).square().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+    for p, q in zip(opt.parameters(), model.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
+
+
 def test_input_shapes_and_strides():
     model = mlp().eval()
     opt = lincore.optimize(model)

@@ -124,7 +124,6 @@ enum Fast : Py_ssize_t {
   kFunctorch,     // torch._C._are_functorch_transforms_active
   kParams,        // the run's torch parameters, in the plan's order (those present)
   kApply,         // torch's C Function.apply bound to _RunFunction; None: inference only (int8)
-  kUnwrapIfDead,  // torch._C._functorch.unwrap_if_dead
   kFastFields
 };
 
@@ -207,8 +206,9 @@ PyObject* run_forward(PyObject* fast, PyObject* x) {
   const bool grad_on = grad == Py_True;
   Py_DECREF(grad);
   // Under grad mode, when x or a parameter requires grad, the call is recorded: apply(fast,
-  // capsule, x, *params), torch's C Function.apply of _RunFunction (whose Python wrapper would
-  // unwrap a dead functorch wrapper: only x can be one, the parameters are the model's own).
+  // capsule, x, *params), torch's C Function.apply of _RunFunction. (Its Python wrapper would
+  // also unwrap a dead functorch wrapper; such an x has no storage to export, so capsule_of
+  // refuses it and torch's modules run it.)
   PyObject* params = field_of(fast, kParams);
   PyObject* apply = field_of(fast, kApply);
   bool record = false, x_grad = false;
@@ -220,13 +220,7 @@ PyObject* run_forward(PyObject* fast, PyObject* x) {
     }
     record = record && apply != Py_None;
   }
-  py::object unwrapped = py::reinterpret_borrow<py::object>(x);
-  if (record) {
-    unwrapped = py::reinterpret_steal<py::object>(
-        PyObject_Vectorcall(field_of(fast, kUnwrapIfDead), &x, 1, nullptr));
-    if (!unwrapped) throw py::error_already_set();
-  }
-  const py::object capsule = capsule_of(fast, unwrapped.ptr());
+  const py::object capsule = capsule_of(fast, x);
   if (!capsule) Py_RETURN_NOTIMPLEMENTED;
   if (x_grad && apply == Py_None) {  // a quantized run: its int8 copies are not the parameters
     throw std::runtime_error(
@@ -236,13 +230,17 @@ PyObject* run_forward(PyObject* fast, PyObject* x) {
   }
   follow_torch_threads(fast);
   if (record) {
-    const Py_ssize_t n = PyList_GET_SIZE(params);
-    std::vector<PyObject*> args(static_cast<std::size_t>(n) + 3);
+    const std::size_t n = static_cast<std::size_t>(PyList_GET_SIZE(params)) + 3;
+    PyObject* small[16];  // no heap allocation for runs of up to 13 parameters
+    std::vector<PyObject*> large(n > 16 ? n : 0);
+    PyObject** args = n > 16 ? large.data() : small;
     args[0] = fast;
     args[1] = capsule.ptr();
-    args[2] = unwrapped.ptr();
-    for (Py_ssize_t i = 0; i < n; ++i) args[i + 3] = PyList_GET_ITEM(params, i);
-    return PyObject_Vectorcall(apply, args.data(), args.size(), nullptr);
+    args[2] = x;
+    for (std::size_t i = 3; i < n; ++i) {
+      args[i] = PyList_GET_ITEM(params, static_cast<Py_ssize_t>(i - 3));
+    }
+    return PyObject_Vectorcall(apply, args, n, nullptr);
   }
   // Nothing to record (a quantized run's output records no gradient either).
   const Tensor input = tensor_from_dlpack(capsule.ptr());
@@ -257,7 +255,8 @@ PyObject* run_forward(PyObject* fast, PyObject* x) {
 // What a recorded call keeps for its backward (in a capsule on ctx.lincore): the run's fast
 // tuple (its plan, torch's DLPack entry points), the tape, whether each of the plan's parameters
 // (None where a Linear has no bias) requires grad, and the torch tensors the tape reads (x, then
-// the parameters) with their version counters then: one written in place before backward is
+// the parameters) with their version counters then (the parameters' as the call's check just
+// read them): one written in place before backward is
 // torch's error, as for torch's own Linear, which saves its input and weight, not a wrong
 // gradient. (torch's ctx.save_for_backward would check the same for half a microsecond more.)
 struct Recorded {
@@ -265,7 +264,8 @@ struct Recorded {
   Tape tape;
   std::vector<bool> need;
   std::vector<py::object> read;
-  std::vector<long long> versions;
+  long long x_version = 0;
+  py::object param_versions;  // a copy of the run's state list of them (params_current's)
 };
 constexpr const char* kRecordedName = "lincore.dropin.Recorded";
 
@@ -302,6 +302,7 @@ PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
   if (!PyTuple_Check(needs.ptr()) || PyTuple_GET_SIZE(needs.ptr()) != nargs - 1) {
     throw py::type_error("_dropin_record: ctx.needs_input_grad does not match the arguments");
   }
+  recorded->need.reserve(plan.params.size());
   Py_ssize_t next = 4;
   for (const py::handle p : plan.params) {
     bool on = false;
@@ -312,9 +313,17 @@ PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
     recorded->need.push_back(on);
   }
   if (next != nargs) throw py::type_error("_dropin_record: too many parameters");
+  recorded->read.reserve(static_cast<std::size_t>(nargs - 3));
   for (Py_ssize_t i = 3; i < nargs; ++i) {
     recorded->read.push_back(py::reinterpret_borrow<py::object>(args[i]));
-    recorded->versions.push_back(version_of(fast, args[i]));
+  }
+  recorded->x_version = version_of(fast, args[3]);
+  PyObject* versions = item(field_of(fast, kState), 1, "state");
+  recorded->param_versions =
+      py::reinterpret_steal<py::object>(PyList_GetSlice(versions, 0, PY_SSIZE_T_MAX));
+  if (!recorded->param_versions) throw py::error_already_set();
+  if (PyList_GET_SIZE(versions) != nargs - 4) {
+    throw py::type_error("_dropin_record: the parameters are not the run's");
   }
   Tape& tape = recorded->tape;
   py::object out = consistent([&] {
@@ -341,13 +350,16 @@ PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
   const Plan& plan = plan_of(fast);
   for (std::size_t i = 0; i < rec->read.size(); ++i) {
     const long long now = version_of(fast, rec->read[i].ptr());
-    if (now != rec->versions[i]) {
+    const long long then =
+        i == 0 ? rec->x_version
+               : PyLong_AsLongLong(PyList_GET_ITEM(rec->param_versions.ptr(), i - 1));
+    if (now != then) {
       throw std::runtime_error(
           "one of the variables needed for gradient computation has been modified by an "
           "inplace operation: " +
           (i == 0 ? std::string("the input") : "parameter " + std::to_string(i - 1)) +
           " of a lincore.optimize run is at version " + std::to_string(now) +
-          "; expected version " + std::to_string(rec->versions[i]) + " instead");
+          "; expected version " + std::to_string(then) + " instead");
     }
   }
   const py::object dy_capsule = capsule_of(fast, args[1]);

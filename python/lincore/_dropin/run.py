@@ -39,7 +39,6 @@ _from_dlpack = torch._C._from_dlpack
 _torch_grad_enabled = torch.is_grad_enabled
 _torch_threads = torch.get_num_threads
 _functorch_active = torch._C._are_functorch_transforms_active
-_unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _params_current = _core._torch_params_current
 _dropin_forward = _core._dropin_forward
 _record_backward = _core._dropin_record_backward
@@ -147,7 +146,6 @@ class FusedRun:
                 _functorch_active,
                 self.params,
                 _function_apply if self.quantize is None else None,
-                _unwrap_if_dead,
             )
 
     # -- calling -------------------------------------------------------------------------------
