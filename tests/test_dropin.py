@@ -124,6 +124,30 @@ def test_deep_run_gradients_match_torch():
         torch.testing.assert_close(p.grad, q.grad)
 
 
+def test_second_derivatives_match_torch():
+    # A gradient penalty: backward(create_graph=True) through a swapped run, then backward again.
+    torch.manual_seed(7)
+    model = MODELS["every-activation"](torch.float64)
+    opt = lincore.optimize(copy.deepcopy(model))
+    x0 = torch.randn(5, 20, dtype=torch.float64)
+    for net in (opt, model):
+        x = x0.clone().requires_grad_()
+        (g,) = torch.autograd.grad(net(x).square().sum(), x, create_graph=True)
+        g.square().sum().backward()
+    for p, q in zip(opt.parameters(), model.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
+    small = tnn.Sequential(tnn.Linear(3, 4), tnn.Tanh(), tnn.Linear(4, 2)).double()
+    swapped = lincore.optimize(small)
+    names = [n for n, _ in swapped.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in swapped.parameters())
+
+    def f(x, *ps):  # as in test_gradcheck_float64
+        return torch.func.functional_call(swapped, {n: p.clone() for n, p in zip(names, ps)}, (x,))
+
+    xs = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(f, (xs, *params))
+
+
 def test_input_shapes_and_strides():
     model = mlp().eval()
     opt = lincore.optimize(model)

@@ -124,6 +124,7 @@ enum Fast : Py_ssize_t {
   kFunctorch,     // torch._C._are_functorch_transforms_active
   kParams,        // the run's torch parameters, in the plan's order (those present)
   kApply,         // torch's C Function.apply bound to _RunFunction; None: inference only (int8)
+  kModules,       // the run's torch modules (what a differentiable backward recomputes)
   kFastFields
 };
 
@@ -339,20 +340,20 @@ PyObject* record_forward(PyObject* const* args, Py_ssize_t nargs) {
   return torch_of(fast, out);
 }
 
-// _RunFunction.backward's work: the whole run's backward in one call, from ctx.lincore (the
-// Recorded) and dy (a contiguous torch tensor): (None, None, dx, *one gradient per torch
-// parameter), None where not needed, as Function.backward returns them.
-PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 3) throw py::type_error("_dropin_record_backward(recorded, dy, need_dx)");
-  auto* rec = static_cast<Recorded*>(PyCapsule_GetPointer(args[0], kRecordedName));
+Recorded& recorded_of(PyObject* capsule) {
+  auto* rec = static_cast<Recorded*>(PyCapsule_GetPointer(capsule, kRecordedName));
   if (rec == nullptr) throw py::error_already_set();
-  PyObject* fast = rec->fast.ptr();
-  const Plan& plan = plan_of(fast);
-  for (std::size_t i = 0; i < rec->read.size(); ++i) {
-    const long long now = version_of(fast, rec->read[i].ptr());
+  return *rec;
+}
+
+// torch's error when a tensor the tape read was written in place since the recorded forward.
+void check_versions(const Recorded& rec) {
+  PyObject* fast = rec.fast.ptr();
+  for (std::size_t i = 0; i < rec.read.size(); ++i) {
+    const long long now = version_of(fast, rec.read[i].ptr());
     const long long then =
-        i == 0 ? rec->x_version
-               : PyLong_AsLongLong(PyList_GET_ITEM(rec->param_versions.ptr(), i - 1));
+        i == 0 ? rec.x_version
+               : PyLong_AsLongLong(PyList_GET_ITEM(rec.param_versions.ptr(), i - 1));
     if (now != then) {
       throw std::runtime_error(
           "one of the variables needed for gradient computation has been modified by an "
@@ -362,6 +363,17 @@ PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
           "; expected version " + std::to_string(then) + " instead");
     }
   }
+}
+
+// _RunFunction.backward's work: the whole run's backward in one call, from ctx.lincore (the
+// Recorded) and dy (a contiguous torch tensor): (None, None, dx, *one gradient per torch
+// parameter), None where not needed, as Function.backward returns them.
+PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) throw py::type_error("_dropin_record_backward(recorded, dy, need_dx)");
+  const Recorded& rec = recorded_of(args[0]);
+  PyObject* fast = rec.fast.ptr();
+  const Plan& plan = plan_of(fast);
+  check_versions(rec);
   const py::object dy_capsule = capsule_of(fast, args[1]);
   if (!dy_capsule) {
     throw py::type_error("_dropin_record_backward: dy is not a CPU tensor of the run's dtype");
@@ -373,7 +385,7 @@ PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
   begin_computation();
   {
     py::gil_scoped_release nogil;
-    g = plan.stack.backward(rec->tape, dy, need_dx == 1, rec->need);
+    g = plan.stack.backward(rec.tape, dy, need_dx == 1, rec.need);
   }
   auto torch_or_none = [fast](const std::optional<Tensor>& t) -> py::object {
     if (!t) return py::none();
@@ -390,6 +402,19 @@ PyObject* record_backward(PyObject* const* args, Py_ssize_t nargs) {
     }
   }
   return py::tuple(out).release().ptr();
+}
+
+// What a differentiable backward (create_graph=True) recomputes, from ctx.lincore: (the run's
+// torch modules, x, (the parameters)), after the same version check as record_backward.
+PyObject* recorded_inputs(PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 1) throw py::type_error("_dropin_recorded_inputs(recorded)");
+  const Recorded& rec = recorded_of(args[0]);
+  check_versions(rec);
+  py::tuple params(rec.read.size() - 1);
+  for (std::size_t i = 1; i < rec.read.size(); ++i) params[i - 1] = rec.read[i];
+  return py::make_tuple(py::handle(field_of(rec.fast.ptr(), kModules)), rec.read[0], params)
+      .release()
+      .ptr();
 }
 
 // A swapped torch.nn.Sequential's call when its one run is the whole container (swap.py's
@@ -555,6 +580,11 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "_dropin_chain_forward(chain, *inputs)\nA torch.compile chain's call (dynamo.py's "
      "LincoreChain) in C; the chain's own call where the C path does not take it."},
+    {"_dropin_recorded_inputs",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<recorded_inputs>)),
+     METH_FASTCALL,
+     "_dropin_recorded_inputs(recorded)\n(modules, x, params) of a recorded run, for a "
+     "differentiable backward."},
     {"_dropin_record_backward",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(&fastcall<record_backward>)),
      METH_FASTCALL,

@@ -42,6 +42,7 @@ _functorch_active = torch._C._are_functorch_transforms_active
 _params_current = _core._torch_params_current
 _dropin_forward = _core._dropin_forward
 _record_backward = _core._dropin_record_backward
+_recorded_inputs = _core._dropin_recorded_inputs
 # torch's own descriptors, which the C check calls directly (csrc/bindings/dropin.cpp).
 _TENSOR_VERSION = torch._C.TensorBase.__dict__["_version"]
 _TENSOR_DATA_PTR = torch._C.TensorBase.__dict__["data_ptr"]
@@ -146,6 +147,7 @@ class FusedRun:
                 _functorch_active,
                 self.params,
                 _function_apply if self.quantize is None else None,
+                self.modules,
             )
 
     # -- calling -------------------------------------------------------------------------------
@@ -265,15 +267,32 @@ _fused_run.register_autograd(_backward, setup_context=_setup_context)
 
 class _RunFunction(torch.autograd.Function):
     """A FusedRun under autograd: forward (in C: dropin.cpp's record_forward) records lincore's
-    tape of the run, backward is lincore's C++ backward of the whole run (SequentialPlan.backward)
-    in one call. Applied as apply(run.fast, torch._C._to_dlpack(x), x, *run.params)."""
+    tape of the run, backward is lincore's C++ backward of the whole run in one call
+    (record_backward), or, under backward(create_graph=True), torch's differentiable one.
+    Applied as apply(run.fast, torch._C._to_dlpack(x), x, *run.params)."""
 
     forward = staticmethod(_core._dropin_record)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dy: Any) -> Any:
+        if _torch_grad_enabled():  # backward(create_graph=True): a differentiable one
+            return _differentiable_backward(ctx, dy)
         return _record_backward(ctx.lincore, dy.contiguous(), ctx.needs_input_grad[2])
+
+
+def _differentiable_backward(ctx: Any, dy: Any) -> tuple:
+    """The run's backward as a graph torch can differentiate again (a gradient penalty, a
+    Hessian-vector product): the run's torch modules recomputed on the recorded x and
+    parameters, differentiated by torch with create_graph. lincore's C++ backward gives
+    gradients, not a graph."""
+    modules, x, params = _recorded_inputs(ctx.lincore)
+    needs = ctx.needs_input_grad[2:]
+    stack = torch.nn.Sequential(*modules)
+    names = [name for name, _ in stack.named_parameters()]
+    y = torch.func.functional_call(stack, dict(zip(names, params)), (x,))
+    wanted = [t for t, need in zip((x, *params), needs) if need]
+    grads = iter(torch.autograd.grad(y, wanted, dy, create_graph=True, allow_unused=True))
+    return (None, None, *[next(grads) if need else None for need in needs])
 
 
 # torch's C entry point of Function.apply (torch._C._FunctionBase.apply), bound to the class.
