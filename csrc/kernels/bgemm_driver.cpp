@@ -3,13 +3,13 @@
 // product split over the thread pool and run by that level's loop nest (bkernel.h, compiled in
 // the level's TU).
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 
 #include "kernels/bfamily.h"
 #include "kernels/bgemm.h"
+#include "kernels/lowp_split.h"
 #include "runtime/aligned_alloc.h"
 #include "runtime/thread_pool.h"
 
@@ -129,35 +129,15 @@ void bgemm_run(std::int64_t m, const std::uint16_t* x, std::int64_t ldx, const B
     const auto prepare = [&](std::int64_t r0, std::int64_t r1) {
       fam.prepare(r1 - r0, pw.k, x + r0 * ldx, ldx, xp + r0 * ldp, ldp);
     };
-    if (nt > 1 && m > 1)
-      parallel_for(m, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(pw.k, 1)), prepare);
-    else
-      prepare(0, m);
+    detail::prepare_rows(nt, m, pw.k, prepare);
     a.xp = xp;
     a.ldxp = ldp;
   }
 
-  const std::int64_t panels = pw.npad() / kBPanel;
-  const std::int64_t mr = fam.mr;
-  // Few rows: split W's panels (each thread streams its share once); many: split row tiles.
-  const bool split_columns = m < 4 * mr * nt;
-  const std::int64_t units = split_columns ? panels : (m + mr - 1) / mr;
-  nt = static_cast<int>(std::min<std::int64_t>(nt, units));
-  if (nt <= 1) {
-    fam.run(a, 0, m, 0, panels);
-    return;
-  }
-  const std::int64_t chunks = std::min<std::int64_t>(units, 4 * nt);
-  std::atomic<std::int64_t> next{0};
-  parallel_run(nt, [&](int) {
-    for (std::int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
-      const std::int64_t u0 = units * c / chunks, u1 = units * (c + 1) / chunks;
-      if (split_columns)
-        fam.run(a, 0, m, u0, u1);
-      else
-        fam.run(a, u0 * mr, std::min(m, u1 * mr), 0, panels);
-    }
-  });
+  detail::split_product(nt, m, fam.mr, pw.npad() / kBPanel,
+                        [&](std::int64_t r0, std::int64_t r1, std::int64_t p0, std::int64_t p1) {
+                          fam.run(a, r0, r1, p0, p1);
+                        });
 }
 
 }  // namespace lincore
