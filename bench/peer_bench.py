@@ -260,14 +260,24 @@ def build_torch(case, x, layers):
     return [Engine("torch", call, to_np), Engine("torch_no_grad", call, to_np, torch.no_grad)]
 
 
-def onnx_model(case, layers) -> bytes:
-    """Gemm(transB=1) per layer with W [n, k] and b as initializers, Relu between layers."""
-    et = TensorProto.FLOAT if case.dtype == np.float32 else TensorProto.DOUBLE
+def onnx_model(case, layers, matmul=False, elem_type=None, initializer=None) -> bytes:
+    """One layer per (W, b), Relu between layers: Gemm(transB=1) with W [n, k] and b as
+    initializers, or (matmul=True) MatMul with W^T [k, n] then Add, the form onnxruntime's
+    dynamic quantizer rewrites (peer_int8.py). elem_type: x's and y's ONNX type (the case's
+    float dtype by default); initializer(array, name) makes each initializer (numpy_helper's
+    from_array by default; peer_bf16.py passes one that stores bf16)."""
+    et = elem_type or (TensorProto.FLOAT if case.dtype == np.float32 else TensorProto.DOUBLE)
+    init = initializer or numpy_helper.from_array
     inits, nodes, prev = [], [], "x"
     for i, (w, b) in enumerate(layers):
-        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
         out = "y" if i == len(layers) - 1 else f"g{i}"
-        nodes.append(helper.make_node("Gemm", [prev, f"w{i}", f"b{i}"], [out], transB=1))
+        if matmul:
+            inits += [init(np.ascontiguousarray(w.T), f"wt{i}"), init(b, f"b{i}")]
+            nodes.append(helper.make_node("MatMul", [prev, f"wt{i}"], [f"mm{i}"]))
+            nodes.append(helper.make_node("Add", [f"mm{i}", f"b{i}"], [out]))
+        else:
+            inits += [init(w, f"w{i}"), init(b, f"b{i}")]
+            nodes.append(helper.make_node("Gemm", [prev, f"w{i}", f"b{i}"], [out], transB=1))
         if out != "y":
             nodes.append(helper.make_node("Relu", [out], [f"r{i}"]))
             out = f"r{i}"

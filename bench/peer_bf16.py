@@ -104,31 +104,12 @@ def _ort(pb, case, layers, x, threads):
         bits = core._floats_to_bf16(np.ascontiguousarray(a, np.float32))
         return helper.make_tensor(name, bf, a.shape, vals=bits.tobytes(), raw=True)
 
-    inits, nodes, prev = [], [], "x"
-    for i, (w, b) in enumerate(layers):
-        inits += [init(w.T, f"wt{i}"), init(b, f"b{i}")]
-        nodes.append(helper.make_node("MatMul", [prev, f"wt{i}"], [f"mm{i}"]))
-        out = "y" if i == len(layers) - 1 else f"g{i}"
-        nodes.append(helper.make_node("Add", [f"mm{i}", f"b{i}"], [out]))
-        if out != "y":
-            nodes.append(helper.make_node("Relu", [out], [f"r{i}"]))
-            out = f"r{i}"
-        prev = out
-    graph = helper.make_graph(
-        nodes,
-        case.name,
-        [helper.make_tensor_value_info("x", bf, [case.m, case.widths[0]])],
-        [helper.make_tensor_value_info("y", bf, [case.m, case.widths[-1]])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = pb.onnx_model(case, layers, matmul=True, elem_type=bf, initializer=init)
     try:
         ort = pb.ort
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
-        sess = ort.InferenceSession(
-            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-        )
+        sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     except Exception as e:  # no bf16 kernel: say so, time nothing
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
     # Should a later onnxruntime run it: bf16 bits in, timed only (no error column: na).

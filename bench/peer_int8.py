@@ -67,41 +67,13 @@ def _torch(pb, x, layers):
     return [pb.Engine("torch_int8", call, lambda y: y.numpy(), torch.no_grad)]
 
 
-def _matmul_model(pb, case, layers) -> bytes:
-    """MatMul (W^T as an initializer) + Add per layer, Relu between: the form onnxruntime's
-    dynamic quantizer turns into MatMulInteger / DynamicQuantizeMatMul."""
-    helper, numpy_helper, TensorProto = pb.helper, pb.numpy_helper, pb.TensorProto
-    inits, nodes, prev = [], [], "x"
-    for i, (w, b) in enumerate(layers):
-        inits += [
-            numpy_helper.from_array(np.ascontiguousarray(w.T), f"wt{i}"),
-            numpy_helper.from_array(b, f"b{i}"),
-        ]
-        nodes.append(helper.make_node("MatMul", [prev, f"wt{i}"], [f"mm{i}"]))
-        out = "y" if i == len(layers) - 1 else f"g{i}"
-        nodes.append(helper.make_node("Add", [f"mm{i}", f"b{i}"], [out]))
-        if out != "y":
-            nodes.append(helper.make_node("Relu", [out], [f"r{i}"]))
-            out = f"r{i}"
-        prev = out
-    graph = helper.make_graph(
-        nodes,
-        case.name,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [case.m, case.widths[0]])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [case.m, case.widths[-1]])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return model.SerializeToString()
-
-
 def _ort(pb, case, layers, x, threads):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as d:
         src, dst = os.path.join(d, "f32.onnx"), os.path.join(d, "int8.onnx")
         with open(src, "wb") as f:
-            f.write(_matmul_model(pb, case, layers))
+            f.write(pb.onnx_model(case, layers, matmul=True))
         quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8)
         with open(dst, "rb") as f:
             qbytes = f.read()
