@@ -19,15 +19,6 @@ import sys
 import numpy as np
 
 
-def _float_ref(x, layers):
-    h = x.astype(np.float64)
-    for i, (w, b) in enumerate(layers):
-        h = h @ w.astype(np.float64).T + b
-        if i < len(layers) - 1:
-            h = np.maximum(h, 0)
-    return h
-
-
 def _widen(bits):
     """bf16 bits (uint16) -> float32, exactly."""
     return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
@@ -127,7 +118,7 @@ def main(pb, args, threads_list, cases) -> None:
     )
     for case in cases:
         x, layers = pb.make_data(case)
-        ref = _float_ref(x, layers)
+        ref, _ = pb.reference_and_bound(x, layers, np.float32)  # the float64 chain
         scale = float(np.abs(ref).max()) or 1.0
         base, held = _lincore(pb, x, layers)
         base += _torch(pb, x, layers)

@@ -16,15 +16,6 @@ import tempfile
 import numpy as np
 
 
-def _float_ref(x, layers):
-    h = x.astype(np.float64)
-    for i, (w, b) in enumerate(layers):
-        h = h @ w.astype(np.float64).T + b
-        if i < len(layers) - 1:
-            h = np.maximum(h, 0)
-    return h
-
-
 def _lincore(pb, x, layers):
     lincore, lnn = pb.lincore, pb.lnn
     mods = []
@@ -92,7 +83,7 @@ def main(pb, args, threads_list, cases) -> None:
     )
     for case in cases:
         x, layers = pb.make_data(case)
-        ref = _float_ref(x, layers)
+        ref, _ = pb.reference_and_bound(x, layers, np.float32)  # the float64 chain
         scale = float(np.abs(ref).max()) or 1.0
         base, qlayers = _lincore(pb, x, layers)
         base += _torch(pb, x, layers)
