@@ -498,6 +498,9 @@ def test_from_torch_converts_torch_dynamic_quantized_linear(rng):
 
 def test_to_torch_gives_torchs_dynamic_quantized_linear_with_the_same_codes(rng):
     torch = pytest.importorskip("torch", reason="converts to a PyTorch model")
+    # A fixed model: the 2 % agreement below is int8 error, not a bound; over unseeded models it
+    # was exceeded about once in seven (worst 3.5 %), where this one sits at 1.1 %.
+    lincore.manual_seed(0)
     model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))
     with lincore.no_grad():
         model[0].weight[3] = 0.0  # a zero row: scale 0
